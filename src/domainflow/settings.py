@@ -1,0 +1,54 @@
+"""Where state lives. Resolved once, at the start of a flow or CLI command.
+
+Everything defaults to one folder, `DOMAINFLOW_HOME` (./.domainflow): the MLflow
+SQLite store and its artifacts, Prefect's persisted task results (the cache),
+and the quarantine files. Production points MLflow at PostgreSQL and S3 with
+the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    tracking_uri: str
+    artifact_root: str
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.home / "prefect-results"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home / "checkpoints"
+
+
+def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("DOMAINFLOW_HOME", ".domainflow")).expanduser().resolve()
+    tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    artifact_root = env.get("DOMAINFLOW_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri()
+    return Settings(home=home, tracking_uri=tracking_uri, artifact_root=artifact_root)
+
+
+def quiet_environment(settings: Settings, environ: dict[str, str] | None = None) -> None:
+    """Defaults for the engines this process will start: no telemetry, local results.
+
+    Must run before prefect is imported; a value the user already set wins.
+    """
+    env = os.environ if environ is None else environ
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+    env.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(settings.results_dir))
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.setdefault("DO_NOT_TRACK", "true")
+    env.setdefault("GX_ANALYTICS_ENABLED", "false")
