@@ -60,3 +60,29 @@ def release_rate(
     noisy_positives = release_count(positives, f"{label}:numerator", epsilon / 2, ledger, rng)
     noisy_total = release_count(total, f"{label}:denominator", epsilon / 2, ledger, rng)
     return float(np.clip(noisy_positives / max(noisy_total, 1.0), 0.0, 1.0))
+
+
+def publish_statistics(
+    counts: dict[str, int],
+    rates: dict[str, tuple[int, int]],
+    epsilon: float,
+    budget: float,
+    seed: int | None = None,
+) -> tuple[dict[str, float], PrivacyLedger]:
+    """Noisy versions of `counts` and `rates` ((positives, total) pairs), under one run's budget.
+
+    Raises PrivacyBudgetExceeded before releasing anything if the whole set
+    does not fit: a partial release would waste budget for nothing.
+    """
+    needed = epsilon * (len(counts) + len(rates))
+    if needed > budget + 1e-9:
+        raise PrivacyBudgetExceeded(
+            f"publishing {len(counts) + len(rates)} statistics at epsilon {epsilon:g} each needs "
+            f"{needed:g}, above privacy.budget_per_run={budget:g}"
+        )
+    ledger = PrivacyLedger(budget)
+    rng = np.random.default_rng(seed)
+    published = {f"dp_{name}": release_count(value, name, epsilon, ledger, rng) for name, value in counts.items()}
+    for name, (positives, total) in rates.items():
+        published[f"dp_{name}"] = release_rate(positives, total, name, epsilon, ledger, rng)
+    return published, ledger

@@ -52,6 +52,13 @@ class TabularClassifier(L.LightningModule):
         )
 
 
+def network_from_weights(hparams: dict, state_dict: dict) -> TabularNet:
+    """Rebuild the trained network (in eval mode) from its hyperparameters and weights."""
+    module = TabularClassifier(**hparams)
+    module.load_state_dict(state_dict)
+    return module.net.eval()
+
+
 def _dataset(features: FeatureMatrix, labels: np.ndarray) -> TensorDataset:
     return TensorDataset(
         torch.from_numpy(features.numeric),

@@ -22,8 +22,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from domainflow.config import TrainingConfig
-from domainflow.data.features import FeatureMatrix
-from domainflow.models.lightning import TabularClassifier, TabularDataModule
+from domainflow.data.features import FeatureMatrix, FeaturePipeline
+from domainflow.models.lightning import TabularClassifier, TabularDataModule, network_from_weights, predict_proba
 from domainflow.models.network import TabularNet
 
 MONITOR = "val_auc"
@@ -40,9 +40,11 @@ class TrainedNetwork:
     history: list[dict] = field(default_factory=list)
 
     def build(self) -> TabularNet:
-        module = TabularClassifier(**self.hparams)
-        module.load_state_dict(self.state_dict)
-        return module.net.eval()
+        return network_from_weights(self.hparams, self.state_dict)
+
+    def predict(self, pipeline: FeaturePipeline, frame: pd.DataFrame) -> np.ndarray:
+        """Delay probabilities for raw rows."""
+        return predict_proba(self.build(), pipeline.transform(frame))
 
 
 def _launched_by_torchrun() -> bool:

@@ -1,0 +1,28 @@
+"""run_lifecycle: every configured domain through train_domain_model; the flow behind `domainflow run`."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from domainflow.config import PipelineConfig
+from domainflow.summary import DomainOutcome
+from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
+
+from domainflow.flows.training import train_domain_model
+
+
+@flow(name="domain-lifecycle", log_prints=True)
+def run_lifecycle(config: PipelineConfig = PipelineConfig()):
+    """One failing domain does not stop the others; the run fails at the end, naming it."""
+    fingerprint = fingerprint_data_source(config.data.source)
+    frame = load_dataset(config.data.source, fingerprint)
+    domains = choose_domains(frame, config.domains)
+    outcomes: list[DomainOutcome] = []
+    for domain in domains:
+        state = train_domain_model(domain, config, return_state=True)
+        outcomes.append(state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed"))
+    failed = [o.domain for o in outcomes if o.status == "failed"]
+    if failed:
+        return Failed(message=f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}", data=outcomes)
+    return Completed(message=f"{len(outcomes)} domains trained", data=outcomes)

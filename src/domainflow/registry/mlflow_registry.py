@@ -1,0 +1,165 @@
+"""MLflow tracking and registry: one experiment and one registered model per domain.
+
+Logging is idempotent: a run is keyed by (domain, data, config, code); when a
+finished run with that key exists it is reused instead of logging a duplicate,
+and registration reuses the version created from that run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from domainflow.data.features import FeaturePipeline
+from domainflow.models.pyfunc import MODEL_CODE, NETWORK_ARTIFACT, PIPELINE_ARTIFACT, serving_requirements
+from domainflow.training.trainer import TrainedNetwork
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG = "domainflow."
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one domain's training run sends to MLflow."""
+
+    experiment: str
+    run_name: str
+    run_key: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    network: TrainedNetwork
+    pipeline: FeaturePipeline
+    signature_sample: pd.DataFrame
+    documents: dict[str, Any] = field(default_factory=dict)  # artifact path -> JSON-able payload
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    model_uri: str
+    reused: bool
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reason: str
+    aliases: list[str]
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=f"{artifact_root.rstrip('/')}/{name}")
+
+
+def find_finished_run(client: MlflowClient, experiment_id: str, run_key: str):
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG}run_key` = '{run_key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0] if runs else None
+
+
+def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedRun:
+    """Log params, metrics, epoch history, documents and the pyfunc model; reuse an identical run."""
+    client = MlflowClient(tracking_uri)
+    experiment_id = _experiment_id(client, record.experiment, artifact_root)
+    existing = find_finished_run(client, experiment_id, record.run_key)
+    if existing is not None:
+        return LoggedRun(existing.info.run_id, existing.data.tags[f"{TAG}model_uri"], reused=True)
+
+    mlflow.set_tracking_uri(tracking_uri)
+    tags = {**record.tags, f"{TAG}run_key": record.run_key}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name, tags=tags) as run:
+        mlflow.log_params(record.params)
+        mlflow.log_metrics(record.metrics)
+        for row in record.network.history:
+            epoch = int(row["epoch"])
+            mlflow.log_metrics({f"epoch_{k}": float(v) for k, v in row.items() if k != "epoch" and pd.notna(v)}, step=epoch)
+        for path, payload in record.documents.items():
+            mlflow.log_dict(payload, path)
+        model_uri = _log_model(record)
+        mlflow.set_tag(f"{TAG}model_uri", model_uri)
+    return LoggedRun(run.info.run_id, model_uri, reused=False)
+
+
+def _log_model(record: RunRecord) -> str:
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline_path = Path(scratch) / "feature_pipeline.joblib"
+        network_path = Path(scratch) / "network.pt"
+        joblib.dump(record.pipeline, pipeline_path)
+        torch.save({"hparams": record.network.hparams, "state_dict": record.network.state_dict}, network_path)
+        artifacts = {PIPELINE_ARTIFACT: str(pipeline_path), NETWORK_ARTIFACT: str(network_path)}
+        sample = record.signature_sample
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            # Models from code, as MLflow recommends over pickling the instance.
+            python_model=str(MODEL_CODE),
+            artifacts=artifacts,
+            signature=infer_signature(sample, record.network.predict(record.pipeline, sample)),
+            input_example=sample.head(3),
+            pip_requirements=serving_requirements(),
+        )
+    return info.model_uri
+
+
+def register_model_version(
+    tracking_uri: str, name: str, logged: LoggedRun, tags: dict[str, str], description: str = ""
+) -> str:
+    """Register the run's model under `name`; the version from an earlier identical run is reused."""
+    client = MlflowClient(tracking_uri)
+    try:
+        client.create_registered_model(name, description=description)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{logged.run_id}'"):
+        return str(version.version)
+    model_id = logged.model_uri.removeprefix("models:/")
+    version = client.create_model_version(name, logged.model_uri, run_id=logged.run_id, tags=tags, model_id=model_id)
+    return str(version.version)
+
+
+def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def apply_minimal_gate(tracking_uri: str, name: str, version: str, validation_auc: float, floor: float) -> GateDecision:
+    """Validation AUC above `floor` makes a version `challenger`, and `champion` if the domain has none.
+
+    A failing version keeps no alias and is tagged with the reason.
+    """
+    client = MlflowClient(tracking_uri)
+    passed = validation_auc > floor
+    comparison = ">" if passed else "<="
+    reason = f"validation AUC {validation_auc:.4f} {comparison} floor {floor:.4f}"
+    client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
+    client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason)
+    aliases: list[str] = []
+    if passed:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        aliases.append(CHALLENGER)
+        champion = current_alias_version(client, name, CHAMPION)
+        if champion is None or champion == version:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            aliases.append(CHAMPION)
+    return GateDecision(passed=passed, reason=reason, aliases=aliases)

@@ -1,0 +1,79 @@
+"""Data-stage tasks: load, filter, validate, split, featurize. Each is cached across runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from domainflow.config import DatasetSchema, DomainSpec, SplitConfig, ValidationConfig
+from domainflow.data import domains, sources, validation
+from domainflow.data.features import FeaturePipeline
+from domainflow.data.split import TimeSplit
+from domainflow.data.split import split_by_time as split_frame_by_time
+
+from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
+
+
+@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_unless_user_error)
+def fingerprint_data_source(uri: str) -> str:
+    """Identity of the source data; it keys the load cache, so new data is always re-read."""
+    return sources.fingerprint_source(uri)
+
+
+@task(
+    cache_policy=CACHED_STAGE,
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_user_error,
+)
+def load_dataset(uri: str, fingerprint: str) -> pd.DataFrame:
+    """Read the source; `fingerprint` is only a cache key."""
+    frame = sources.load_source(uri)
+    get_run_logger().info("loaded source=%s fingerprint=%s rows=%d columns=%d", uri, fingerprint, *frame.shape)
+    return frame
+
+
+@task
+def choose_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
+    chosen = domains.select_domains(frame, spec)
+    get_run_logger().info("domains column=%s chosen=%s", spec.column, chosen)
+    return chosen
+
+
+@task(cache_policy=CACHED_STAGE)
+def filter_domain_rows(frame: pd.DataFrame, column: str, domain: str) -> pd.DataFrame:
+    rows = domains.filter_domain(frame, column, domain)
+    get_run_logger().info("domain=%s rows_before=%d rows_after=%d", domain, len(frame), len(rows))
+    return rows
+
+
+@task(cache_policy=CACHED_STAGE)
+def quarantine_invalid_rows(
+    frame: pd.DataFrame, schema: DatasetSchema, rules: ValidationConfig, domain: str, quarantine_dir: str
+) -> validation.ValidationOutcome:
+    """Gates the run: fails when the quarantined share exceeds validation.max_quarantine_share."""
+    run_folder = flow_run.root_flow_run_id or flow_run.id or "local"
+    path = Path(quarantine_dir) / str(run_folder) / f"{domain}.csv"
+    outcome = validation.quarantine_invalid_rows(frame, schema, rules, path)
+    get_run_logger().info(
+        "validation domain=%s rows_in=%d rows_kept=%d rows_quarantined=%d quarantine=%s",
+        domain, outcome.rows_in, len(outcome.valid), len(outcome.quarantined), outcome.quarantine_path,
+    )  # fmt: skip
+    return outcome
+
+
+@task(cache_policy=CACHED_STAGE)
+def split_by_time(valid_rows: pd.DataFrame, timestamp: str, bounds: SplitConfig) -> TimeSplit:
+    split = split_frame_by_time(valid_rows, timestamp, validation.LABEL_COLUMN, bounds)
+    get_run_logger().info("split %s", " ".join(f"{k}={v}" for k, v in split.sizes().items()))
+    return split
+
+
+@task(cache_policy=CACHED_STAGE)
+def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipeline:
+    """Fitted on the training rows only, so validation and test stay unseen."""
+    return FeaturePipeline.from_schema(schema).fit(split.train)
