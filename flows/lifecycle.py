@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from domainflow.flows.training import train_domain_model
+from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
 from prefect import flow
 from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
 from domainflow.summary import DomainOutcome
-from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
-
-from domainflow.flows.training import train_domain_model
 
 
 @flow(name="domain-lifecycle", log_prints=True)
@@ -21,7 +20,9 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig()):
     outcomes: list[DomainOutcome] = []
     for domain in domains:
         state = train_domain_model(domain, config, return_state=True)
-        outcomes.append(state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed"))
+        outcomes.append(
+            state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed")
+        )
     failed = [o.domain for o in outcomes if o.status == "failed"]
     if failed:
         return Failed(message=f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}", data=outcomes)

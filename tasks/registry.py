@@ -71,7 +71,14 @@ def apply_quality_gate(
         config.gate.min_validation_auc,
     )
     log = get_run_logger().info if decision.passed else get_run_logger().warning
-    log("gate domain=%s version=%s passed=%s aliases=%s (%s)", domain, version, decision.passed, decision.aliases, decision.reason)
+    log(
+        "gate domain=%s version=%s passed=%s aliases=%s (%s)",
+        domain,
+        version,
+        decision.passed,
+        decision.aliases,
+        decision.reason,
+    )
     return decision
 
 

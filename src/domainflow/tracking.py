@@ -69,7 +69,9 @@ class VersionTags:
         return {f"{TAG}{k}": v for k, v in self.__dict__.items()}
 
 
-def version_tags(domain: str, source_fingerprint: str, config: PipelineConfig, outcome: ValidationOutcome) -> VersionTags:
+def version_tags(
+    domain: str, source_fingerprint: str, config: PipelineConfig, outcome: ValidationOutcome
+) -> VersionTags:
     return VersionTags(
         data_fingerprint=fingerprint_frame(outcome.valid),
         source_fingerprint=source_fingerprint,
@@ -129,8 +131,11 @@ def log_domain_run(
         documents={
             "config.json": config.model_dump(mode="json"),
             "validation/great_expectations.json": public_gx_result(outcome.gx_result),
-            "privacy/ledger.json": {"budget": ledger.budget, "spent": ledger.spent,
-                                    "releases": [{"statistic": s, "epsilon": e} for s, e in ledger.entries]},
+            "privacy/ledger.json": {
+                "budget": ledger.budget,
+                "spent": ledger.spent,
+                "releases": [{"statistic": s, "epsilon": e} for s, e in ledger.entries],
+            },
         },  # fmt: skip
     )
     return log_training_run(tracking_uri, artifact_root, record)

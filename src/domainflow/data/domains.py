@@ -26,9 +26,7 @@ def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
         return list(spec.values)
     selected = sorted(counts[counts >= spec.min_rows].index.tolist())
     if not selected:
-        raise DomainError(
-            f"no value of {spec.column!r} has at least {spec.min_rows} rows; lower domains.min_rows"
-        )
+        raise DomainError(f"no value of {spec.column!r} has at least {spec.min_rows} rows; lower domains.min_rows")
     return selected
 
 

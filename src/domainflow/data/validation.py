@@ -120,9 +120,7 @@ def _run_expectations(typed: pd.DataFrame, rules: ValidationConfig) -> tuple[lis
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     asset = context.data_sources.add_pandas("domainflow").add_dataframe_asset("rows")
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": typed}
-    )
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": typed})
     suite = gx.ExpectationSuite(name="domainflow-rows")
     for column in rules.not_null:
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))

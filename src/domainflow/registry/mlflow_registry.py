@@ -91,7 +91,9 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
         mlflow.log_metrics(record.metrics)
         for row in record.network.history:
             epoch = int(row["epoch"])
-            mlflow.log_metrics({f"epoch_{k}": float(v) for k, v in row.items() if k != "epoch" and pd.notna(v)}, step=epoch)
+            mlflow.log_metrics(
+                {f"epoch_{k}": float(v) for k, v in row.items() if k != "epoch" and pd.notna(v)}, step=epoch
+            )
         for path, payload in record.documents.items():
             mlflow.log_dict(payload, path)
         model_uri = _log_model(record)

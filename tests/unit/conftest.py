@@ -1,0 +1,147 @@
+"""Shared fixtures for the unit tests: quiet engines, seeded synthetic flights, a trained tiny network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domainflow.config import DatasetSchema, TrainingConfig
+
+QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+CARRIERS = ["AA", "B6", "DL", "UA", "EV"]
+DESTS = ["ATL", "BOS", "LAX", "ORD", "MIA", "SFO"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_engines():
+    """No telemetry from MLflow / GX for the whole unit session; restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in QUIET_ENV.items():
+            patch.setenv(key, value)
+        yield
+
+
+def make_flights(
+    rows: int,
+    seed: int = 0,
+    start: str = "2013-01-01",
+    end: str = "2013-12-31",
+) -> pd.DataFrame:
+    """Raw rows with every column of the default schema.
+
+    arr_delay (and so the label arr_delay > 15) depends on the scheduled hour
+    and the carrier, so a model can learn it.
+    """
+    rng = np.random.default_rng(seed)
+    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    seconds = rng.integers(0, int((end_ts - start_ts).total_seconds()), size=rows)
+    scheduled = (start_ts + pd.to_timedelta(seconds, unit="s")).floor("min")
+    dep_hour = rng.uniform(5, 23, size=rows)
+    carrier = rng.choice(CARRIERS, size=rows)
+    signal = 3.0 * (dep_hour - 14) / 5 + np.where(carrier == "EV", 2.5, 0.0) + np.where(carrier == "DL", -1.5, 0.0)
+    arr_delay = 15 + 12 * signal + rng.normal(0, 8, size=rows)
+    return pd.DataFrame(
+        {
+            "distance": rng.integers(100, 2_500, size=rows),
+            "sched_dep_hour": dep_hour,
+            "sched_arr_hour": (dep_hour + rng.uniform(1, 5, size=rows)) % 24,
+            "day_of_week": scheduled.dayofweek.to_numpy(),
+            "temp": rng.uniform(10, 90, size=rows),
+            "dewp": rng.uniform(0, 70, size=rows),
+            "humid": rng.uniform(20, 100, size=rows),
+            "wind_dir": rng.uniform(0, 360, size=rows),
+            "wind_speed": rng.uniform(0, 30, size=rows),
+            "wind_gust": rng.uniform(0, 40, size=rows),
+            "precip": rng.uniform(0, 0.5, size=rows),
+            "pressure": rng.uniform(990, 1040, size=rows),
+            "visib": rng.uniform(1, 10, size=rows),
+            "carrier": carrier,
+            "dest": rng.choice(DESTS, size=rows),
+            "origin": rng.choice(["EWR", "JFK", "LGA"], size=rows),
+            "scheduled_departure": scheduled,
+            "arr_delay": arr_delay.round(0),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def flights_factory() -> Callable[..., pd.DataFrame]:
+    return make_flights
+
+
+@pytest.fixture(scope="session")
+def schema() -> DatasetSchema:
+    return DatasetSchema()
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(_label=(frame["arr_delay"] > 15).astype(np.int8))
+
+
+@pytest.fixture(scope="session")
+def learnable_split(schema):
+    """(train, validation) labelled frames and a pipeline fitted on train."""
+    from domainflow.data.features import FeaturePipeline
+
+    train = labelled(make_flights(2_000, seed=1))
+    validation = labelled(make_flights(600, seed=2))
+    pipeline = FeaturePipeline.from_schema(schema).fit(train)
+    return train, validation, pipeline
+
+
+@pytest.fixture(scope="session")
+def fast_training() -> TrainingConfig:
+    return TrainingConfig(max_epochs=3, batch_size=64, learning_rate=1e-2, hidden_sizes=[16], seed=7)
+
+
+def fit_on(split, config: TrainingConfig, work_root=None):
+    from domainflow.training.trainer import train_network
+
+    train, validation, pipeline = split
+    return train_network(
+        pipeline.transform(train),
+        train["_label"].to_numpy(),
+        pipeline.transform(validation),
+        validation["_label"].to_numpy(),
+        numeric_width=pipeline.numeric_width,
+        cardinalities=pipeline.cardinalities,
+        config=config,
+        work_root=work_root,
+    )
+
+
+@pytest.fixture(scope="session")
+def fit_network_on() -> Callable:
+    return fit_on
+
+
+@pytest.fixture(scope="session")
+def trained_network(learnable_split, fast_training, tmp_path_factory):
+    """One 3-epoch single-process run, shared by the trainer and registry tests."""
+    return fit_on(learnable_split, fast_training, tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    """A fresh SQLite MLflow store per test module: (tracking_uri, artifact_root).
+
+    `mlflow.set_tracking_uri` (called by the library) also exports
+    MLFLOW_TRACKING_URI; both are restored when the module is done.
+    """
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    root = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        patch.setattr(tracking_utils, "_tracking_uri", tracking_uri)
+        yield tracking_uri, root.joinpath("art").as_uri()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from domainflow.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG,
+    RunRecord,
+    apply_minimal_gate,
+    current_alias_version,
+    log_training_run,
+    register_model_version,
+)
+
+MODEL = "flight-delay-EWR"
+
+
+@pytest.fixture(scope="module")
+def store(mlflow_store):
+    return mlflow_store
+
+
+@pytest.fixture(scope="module")
+def make_record(trained_network, learnable_split, schema):
+    _, validation, pipeline = learnable_split
+
+    def make(run_key: str, **metrics: float) -> RunRecord:
+        return RunRecord(
+            experiment="flight-delay/EWR",
+            run_name="train-EWR",
+            run_key=run_key,
+            params={"domain": "EWR", "training.hidden_sizes": [16]},
+            metrics={"network_validation_auc": trained_network.best_val_auc, **metrics},
+            tags={f"{TAG}domain": "EWR"},
+            network=trained_network,
+            pipeline=pipeline,
+            signature_sample=validation[schema.features].head(200),
+            documents={"config.json": {"name": "flight-delay"}, "privacy/ledger.json": {"spent": 0.7}},
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def story(store, make_record):
+    """Three runs through log -> register -> gate, as three pipeline runs would do it."""
+    tracking_uri, artifact_root = store
+    steps = {}
+    for step, (key, auc) in {"first": ("key-1", 0.81), "second": ("key-2", 0.83), "failing": ("key-3", 0.55)}.items():
+        logged = log_training_run(tracking_uri, artifact_root, make_record(key))
+        version = register_model_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
+        aliases_before = _aliases(tracking_uri)
+        decision = apply_minimal_gate(tracking_uri, MODEL, version, validation_auc=auc, floor=0.6)
+        steps[step] = dict(logged=logged, version=version, decision=decision,
+                           before=aliases_before, after=_aliases(tracking_uri))  # fmt: skip
+    return steps
+
+
+def _aliases(tracking_uri: str) -> dict[str, str | None]:
+    client = MlflowClient(tracking_uri)
+    return {alias: current_alias_version(client, MODEL, alias) for alias in (CHAMPION, CHALLENGER)}
+
+
+def test_runs_are_logged_with_params_metrics_history_and_documents(store, story, trained_network):
+    tracking_uri, artifact_root = store
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(story["first"]["logged"].run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith(artifact_root)
+    assert run.data.params["domain"] == "EWR"
+    assert run.data.metrics["network_validation_auc"] == pytest.approx(trained_network.best_val_auc)
+    assert run.data.tags[f"{TAG}run_key"] == "key-1"
+    assert run.data.tags[f"{TAG}domain"] == "EWR"
+    history = client.get_metric_history(run.info.run_id, "epoch_val_auc")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+    assert mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/privacy/ledger.json") == {"spent": 0.7}
+
+
+def test_first_passing_version_becomes_challenger_and_champion(story):
+    first = story["first"]
+    assert first["version"] == "1"
+    assert first["before"] == {CHAMPION: None, CHALLENGER: None}
+    assert first["decision"].passed
+    assert set(first["decision"].aliases) == {CHALLENGER, CHAMPION}
+    assert first["after"] == {CHAMPION: "1", CHALLENGER: "1"}
+
+
+def test_second_passing_version_moves_challenger_only(story):
+    second = story["second"]
+    assert second["version"] == "2"
+    assert second["decision"].aliases == [CHALLENGER]
+    assert second["after"] == {CHAMPION: "1", CHALLENGER: "2"}
+
+
+def test_failing_version_gets_no_alias_and_a_reason(store, story):
+    failing = story["failing"]
+    assert failing["version"] == "3"
+    assert not failing["decision"].passed
+    assert failing["decision"].aliases == []
+    assert failing["after"] == failing["before"] == {CHAMPION: "1", CHALLENGER: "2"}
+    version = MlflowClient(store[0]).get_model_version(MODEL, "3")
+    assert version.tags[f"{TAG}gate"] == "failed"
+    assert version.tags[f"{TAG}gate_reason"] == "validation AUC 0.5500 <= floor 0.6000"
+    assert version.aliases == []
+    passed = MlflowClient(store[0]).get_model_version(MODEL, "1")
+    assert passed.tags[f"{TAG}gate"] == "passed"
+    assert passed.tags[f"{TAG}run_key"] == "key-1"
+
+
+def test_auc_equal_to_floor_fails(store, story):
+    name = "flight-delay-floor"
+    version = register_model_version(store[0], name, story["first"]["logged"], tags={})
+    decision = apply_minimal_gate(store[0], name, version, validation_auc=0.6, floor=0.6)
+    assert not decision.passed and decision.aliases == []
+    assert current_alias_version(MlflowClient(store[0]), name, CHAMPION) is None
+
+
+def test_same_run_key_reuses_run_and_version(store, story, make_record):
+    tracking_uri, artifact_root = store
+    again = log_training_run(tracking_uri, artifact_root, make_record("key-1"))
+    first = story["first"]["logged"]
+    assert again.reused and not first.reused
+    assert again.run_id == first.run_id and again.model_uri == first.model_uri
+    assert register_model_version(tracking_uri, MODEL, again, tags={}) == "1"
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("flight-delay/EWR")
+    assert len(client.search_runs([experiment.experiment_id])) == 3
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 3
+
+
+def test_champion_loads_as_pyfunc_and_predicts_raw_rows(store, story, flights_factory, trained_network, learnable_split):
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    raw = flights_factory(30, seed=21)
+    # Raw rows: the schema's features with their raw dtypes, plus unseen categories and missing values.
+    raw.loc[0, "carrier"] = "ZZ"
+    raw.loc[1, "temp"] = np.nan
+    scores = np.asarray(model.predict(raw[learnable_split[2].numeric + learnable_split[2].categorical]))
+    assert scores.shape == (30,)
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    expected = trained_network.predict(learnable_split[2], raw)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)

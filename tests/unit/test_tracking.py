@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from domainflow.config import BaselineConfig, PipelineConfig, build_config
+from domainflow.data.features import FeaturePipeline
+from domainflow.data.split import split_by_time
+from domainflow.data.validation import LABEL_COLUMN, validate_rows
+from domainflow.tracking import (
+    code_version,
+    log_domain_run,
+    public_gx_result,
+    training_run_key,
+    version_tags,
+)
+from domainflow.training.candidates import fit_baseline, fit_network, score_candidates
+
+GX_RESULT = {
+    "success": False,
+    "results": [
+        {
+            "success": False,
+            "expectation_config": {"type": "expect_column_values_to_be_between", "kwargs": {"column": "humid"}},
+            "result": {
+                "element_count": 40,
+                "unexpected_count": 1,
+                "unexpected_percent": 2.5,
+                "missing_count": 0,
+                "partial_unexpected_list": [150.0],
+                "partial_unexpected_counts": [{"value": 150.0, "count": 1}],
+                "partial_unexpected_index_list": [1],
+                "observed_value": 150.0,
+                "details": "kept",
+            },
+        }
+    ],
+    "statistics": {"evaluated_expectations": 30, "successful_expectations": 29, "success_percent": 96.7},
+}
+
+
+def test_public_gx_result_drops_counts_and_values():
+    public = public_gx_result(GX_RESULT)
+    text = json.dumps(public)
+    for private in ("element_count", "unexpected_count", "partial_unexpected_list", "observed_value", "150.0"):
+        assert private not in text
+    assert public["results"][0]["result"] == {"details": "kept"}
+    assert public["results"][0]["expectation_config"]["kwargs"]["column"] == "humid"
+    assert public["statistics"] == {"success_percent": 96.7}
+    assert public["success"] is False
+    # The input is left alone.
+    assert GX_RESULT["results"][0]["result"]["element_count"] == 40
+
+
+def test_code_version_is_stable_and_versioned():
+    first = code_version()
+    assert first == code_version()
+    version, digest = first.split("+")
+    assert version == "0.1.0" and len(digest) == 12
+
+
+def test_run_key_depends_on_every_input():
+    config = PipelineConfig()
+    key = training_run_key("EWR", "sha256:abc", config)
+    assert key == training_run_key("EWR", "sha256:abc", PipelineConfig())
+    assert key != training_run_key("JFK", "sha256:abc", config)
+    assert key != training_run_key("EWR", "sha256:abd", config)
+    assert key != training_run_key("EWR", "sha256:abc", build_config({"training": {"seed": 1}}))
+
+
+@pytest.fixture(scope="module")
+def domain_run(flights_factory, mlflow_store, tmp_path_factory):
+    """One domain's stages on 600 synthetic rows, logged the way the flow logs them."""
+    config = build_config({
+        "training": {"max_epochs": 1, "batch_size": 64, "hidden_sizes": [8]},
+        "baseline": {"max_iter": 20},
+        "privacy": {"seed": 0},
+    })  # fmt: skip
+    outcome = validate_rows(flights_factory(600, seed=31), config.data, config.validation)
+    split = split_by_time(outcome.valid, config.data.timestamp, LABEL_COLUMN, config.split)
+    pipeline = FeaturePipeline.from_schema(config.data).fit(split.train)
+    network = fit_network(pipeline, split, config.training, work_root=tmp_path_factory.mktemp("work"))
+    baseline = fit_baseline(pipeline, split, BaselineConfig(max_iter=20))
+    scores = score_candidates(pipeline, split, network, baseline)
+    args = (mlflow_store[0], mlflow_store[1], "EWR", config, "sha256:synthetic", outcome, split, pipeline, network, scores)
+    logged = log_domain_run(*args)
+    return dict(args=args, logged=logged, outcome=outcome, split=split, config=config)
+
+
+def test_logged_counts_are_private(domain_run, mlflow_store):
+    run = MlflowClient(mlflow_store[0]).get_run(domain_run["logged"].run_id)
+    metrics = run.data.metrics
+    exact = {"rows_in": domain_run["outcome"].rows_in, **domain_run["split"].sizes()}
+    exact.pop("holdout")
+    for name, value in exact.items():
+        name = {"train": "train_rows", "validation": "validation_rows", "test": "test_rows"}.get(name, name)
+        assert name not in metrics
+        assert f"dp_{name}" in metrics
+    assert any(metrics[f"dp_{n}"] != v for n, v in [("rows_in", exact["rows_in"]), ("train_rows", exact["train"])])
+    assert 0 <= metrics["dp_train_label_rate"] <= 1
+    assert metrics["privacy_epsilon_spent"] == pytest.approx(0.7)
+    assert "network_validation_auc" in metrics and "baseline_test_auc" in metrics
+
+
+def test_logged_documents_hold_no_row_level_counts(domain_run):
+    artifact_uri = mlflow.get_run(domain_run["logged"].run_id).info.artifact_uri
+    gx = mlflow.artifacts.load_dict(f"{artifact_uri}/validation/great_expectations.json")
+    assert gx["results"] and "element_count" not in json.dumps(gx)
+    ledger = mlflow.artifacts.load_dict(f"{artifact_uri}/privacy/ledger.json")
+    assert ledger["spent"] <= ledger["budget"] == 1.0
+    assert {r["statistic"] for r in ledger["releases"]} >= {"rows_in", "train_label_rate:numerator"}
+    config = mlflow.artifacts.load_dict(f"{artifact_uri}/config.json")
+    assert config["training"]["max_epochs"] == 1
+
+
+def test_run_carries_version_tags(domain_run, mlflow_store):
+    tags = MlflowClient(mlflow_store[0]).get_run(domain_run["logged"].run_id).data.tags
+    expected = version_tags("EWR", "sha256:synthetic", domain_run["config"], domain_run["outcome"]).as_tags()
+    assert {k: tags[k] for k in expected} == expected
+    assert tags["domainflow.code_version"] == code_version()
+
+
+def test_logging_the_same_domain_run_again_reuses_it(domain_run):
+    again = log_domain_run(*domain_run["args"])
+    assert again.reused and again.run_id == domain_run["logged"].run_id
