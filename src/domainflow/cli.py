@@ -20,9 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from domainflow.config import ConfigError, PipelineConfig, load_config
+from domainflow.data.sources import SourceError, fingerprint_source
 from domainflow.settings import Settings, quiet_environment, resolve_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__.splitlines()[0]
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -61,10 +64,19 @@ def _overrides(source: str | None, domains: str | None, max_epochs: int | None, 
     return overrides
 
 
-def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[Settings, PipelineConfig]:
+def _load(config_path: Path | None, overrides: dict) -> PipelineConfig:
     try:
-        config = load_config(config_path, overrides)
+        return load_config(config_path, overrides)
     except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[Settings, PipelineConfig]:
+    config = _load(config_path, overrides)
+    try:
+        # Fail fast, before Prefect starts, on a source that cannot be read.
+        fingerprint_source(config.data.source)
+    except SourceError as error:
         raise _fail(str(error)) from None
     settings = resolve_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -76,7 +88,9 @@ def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[
 
 def _quiet_libraries() -> None:
     """Keep the terminal to progress, warnings that matter, and the summary (--verbose shows all)."""
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Failures reach the summary with their message; their tracebacks stay in
+    # the Prefect UI and in --verbose.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     import lightning.pytorch  # noqa: F401 - both set their loggers' levels on import,
     import mlflow  # noqa: F401 - so the override must come after it.
 
@@ -201,7 +215,7 @@ def status(config: ConfigOption = None) -> None:
     """The registered models of this config, their aliases and latest versions."""
     from mlflow import MlflowClient
 
-    settings, cfg = _prepare(config, {}, verbose=False)
+    settings, cfg = resolve_settings(), _load(config, {})
     client = MlflowClient(settings.tracking_uri)
     table = Table(title=f"MLflow registry ({settings.tracking_uri})")
     for column in ("model", "versions", "aliases", "latest version", "gate"):
@@ -212,7 +226,7 @@ def status(config: ConfigOption = None) -> None:
         latest = max(versions, key=lambda v: int(v.version)) if versions else None
         aliases = ", ".join(f"{alias}=v{version}" for alias, version in sorted(model.aliases.items()))
         gate = latest.tags.get("domainflow.gate_reason", "") if latest else ""
-        table.add_row(model.name, str(len(versions)), aliases or "-", latest.version if latest else "-", gate)
+        table.add_row(model.name, str(len(versions)), aliases or "-", str(latest.version) if latest else "-", gate)
     if not models:
         console.print(f"no registered models named {cfg.name}-* yet: run `domainflow run` first")
         return
@@ -222,10 +236,7 @@ def status(config: ConfigOption = None) -> None:
 @app.command("show-config")
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as YAML (defaults overlaid with --config)."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as error:
-        raise _fail(str(error)) from None
+    cfg = _load(config, {})
     console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
 
 

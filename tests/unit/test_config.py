@@ -27,8 +27,12 @@ def test_defaults_validate_and_name_models_per_domain():
 
 def test_leaking_feature_is_rejected_with_its_name():
     with pytest.raises(ConfigError, match="dep_delay"):
-        build_config({"data": {"numeric_features": ["distance", "dep_delay"]},
-                      "validation": {"ranges": {}, "not_null": ["distance"]}})
+        build_config(
+            {
+                "data": {"numeric_features": ["distance", "dep_delay"]},
+                "validation": {"ranges": {}, "not_null": ["distance"]},
+            }
+        )
 
 
 def test_leaking_feature_rejected_by_model_directly():

@@ -41,9 +41,7 @@ def test_empty_holdout_is_allowed(frame):
     assert split.holdout.empty
 
 
-@pytest.mark.parametrize(
-    ("drop", "name"), [([0, 1, 2], "train"), ([3, 4], "validation"), ([5, 6], "test")]
-)
+@pytest.mark.parametrize(("drop", "name"), [([0, 1, 2], "train"), ([3, 4], "validation"), ([5, 6], "test")])
 def test_empty_window_names_the_setting(frame, drop, name):
     with pytest.raises(SplitError, match=rf"the {name} split is empty.*split\.train_until"):
         split_by_time(frame.drop(index=drop), "t", "_label", BOUNDS)

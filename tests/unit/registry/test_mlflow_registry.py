@@ -132,13 +132,16 @@ def test_same_run_key_reuses_run_and_version(store, story, make_record):
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 3
 
 
-def test_champion_loads_as_pyfunc_and_predicts_raw_rows(store, story, flights_factory, trained_network, learnable_split):
+def test_champion_loads_as_pyfunc_and_predicts_raw_rows(
+    store, story, flights_factory, trained_network, learnable_split
+):
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     raw = flights_factory(30, seed=21)
     # Raw rows: the schema's features with their raw dtypes, plus unseen categories and missing values.
     raw.loc[0, "carrier"] = "ZZ"
     raw.loc[1, "temp"] = np.nan
-    scores = np.asarray(model.predict(raw[learnable_split[2].numeric + learnable_split[2].categorical]))
+    # Extra columns (origin, the timestamp, the target) are ignored.
+    scores = np.asarray(model.predict(raw))
     assert scores.shape == (30,)
     assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
     expected = trained_network.predict(learnable_split[2], raw)

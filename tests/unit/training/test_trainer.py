@@ -88,7 +88,8 @@ def test_candidates_fit_and_score(learnable_split, fast_training, tmp_path):
     scores = score_candidates(pipeline, split, network, baseline)
     assert isinstance(scores, CandidateScores)
     flat = scores.flat()
-    assert {"network_validation_auc", "network_test_auc", "baseline_validation_auc", "baseline_test_log_loss"} <= set(flat)
+    expected = {"network_validation_auc", "network_test_auc", "baseline_validation_auc", "baseline_test_log_loss"}
+    assert expected <= set(flat)
     assert flat["baseline_validation_auc"] > 0.8
     assert flat["network_validation_auc"] == pytest.approx(network.best_val_auc, abs=1e-4)
 

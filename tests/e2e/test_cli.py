@@ -1,0 +1,91 @@
+"""The installed `domainflow` command, run as a user would: a fresh home, Prefect's ephemeral API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import tiny_overrides
+
+CLI = [sys.executable, "-m", "domainflow.cli"]
+
+
+def _run(args: list[str], home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DOMAINFLOW_HOME": str(home),
+        "PREFECT_HOME": str(home / "prefect-home"),
+        "COLUMNS": "160",
+    }
+    for inherited in ("PREFECT_API_URL", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "MLFLOW_TRACKING_URI"):
+        env.pop(inherited, None)
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny_config_file(flights_sample_csv, tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_overrides(flights_sample_csv)))
+    return path
+
+
+def test_run_trains_registers_and_prints_the_summary(tiny_config_file, tmp_path):
+    result = _run(["run", "--config", str(tiny_config_file)], tmp_path / "home")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    for expected in ("EWR", "JFK", "flight-delay-EWR", "champion", "challenger", "1,500"):
+        assert expected in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (tmp_path / "home" / "mlflow.db").exists()
+
+    status = _run(["status", "--config", str(tiny_config_file)], tmp_path / "home")
+    assert status.returncode == 0, status.stderr
+    assert "flight-delay-JFK" in status.stdout and "champion=v1" in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-epochs", "0"], "Invalid value for '--max-epochs'"),
+        (["--source", "/nonexistent/flights.csv"], "/nonexistent/flights.csv: no such file"),
+        (["--source", "builtin://nothing"], "unknown builtin dataset"),
+        (["--domains", ","], "--domains needs at least one value"),
+    ],
+)
+def test_bad_flags_end_in_one_clear_message(args, message, tmp_path):
+    result = _run(["run", *args], tmp_path / "home", timeout=120)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_config_file_names_the_field(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("training:\n  max_epochs: -1\ndata:\n  numeric_features: [dep_delay]\n")
+
+    result = _run(["run", "--config", str(config)], tmp_path / "home", timeout=120)
+
+    assert result.returncode == 2
+    assert "dep_delay" in result.stderr and "leaking_columns" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failing_domain_is_reported_without_a_traceback(flights_sample_csv, tmp_path):
+    import pandas as pd
+
+    data = tmp_path / "no_dest.csv"
+    pd.read_csv(flights_sample_csv).drop(columns=["dest"]).to_csv(data, index=False)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(tiny_overrides(data)))
+
+    result = _run(["run", "--config", str(config)], tmp_path / "home")
+
+    assert result.returncode == 1
+    assert "lacks the columns ['dest']" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
