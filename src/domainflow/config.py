@@ -138,7 +138,8 @@ class TrainingConfig(_Strict):
     dropout: float = Field(default=0.1, ge=0, lt=1)
     early_stopping_patience: int = Field(default=2, ge=0)
     seed: int = 42
-    # Distributed training: "auto" is one process; "ddp" needs devices*num_nodes > 1.
+    # Distributed training: one process when devices * num_nodes == 1, DDP otherwise
+    # ("ddp" says so explicitly; "auto" lets the device count decide).
     strategy: Literal["auto", "ddp"] = "auto"
     accelerator: Literal["auto", "cpu", "gpu"] = "cpu"
     devices: int = Field(default=1, ge=1)

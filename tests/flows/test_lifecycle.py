@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from domainflow.flows.lifecycle import run_lifecycle
 from mlflow import MlflowClient
 
 from domainflow.config import build_config
-from domainflow.flows.lifecycle import run_lifecycle
 from domainflow.settings import resolve_settings
 
 from ..conftest import SAMPLE_DOMAINS, tiny_overrides
@@ -31,7 +31,9 @@ def _task_states(flow_run_id) -> dict[str, str]:
         )
         ids = [flow_run_id, *(run.id for run in children)]
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
         )
     return {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
 
@@ -47,7 +49,10 @@ def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_ho
         assert outcome.rows_in == outcome.rows_kept + outcome.rows_quarantined
         assert set(outcome.aliases) == {"challenger", "champion"}
         model = client.get_registered_model(f"{tiny_config.name}-{domain}")
-        assert {a: str(v) for a, v in model.aliases.items()} == {"challenger": outcome.version, "champion": outcome.version}
+        assert {a: str(v) for a, v in model.aliases.items()} == {
+            "challenger": outcome.version,
+            "champion": outcome.version,
+        }
         version = client.get_model_version(model.name, outcome.version)
         for tag in ("data_fingerprint", "source_fingerprint", "config_hash", "code_version"):
             assert version.tags[f"domainflow.{tag}"], tag

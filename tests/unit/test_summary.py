@@ -16,5 +16,5 @@ def test_failed_outcome_markdown_lists_only_set_fields():
     assert "| domain | LGA |" in lines
     assert "| status | failed |" in lines
     assert "| error | split is empty |" in lines
-    # Unset fields, empty lists and the False default are left out or kept consistently.
+    # Unset fields and empty lists are left out.
     assert not any(line.startswith("| rows_in ") or line.startswith("| aliases ") for line in lines)

@@ -58,7 +58,9 @@ class FeaturePipeline:
         return self
 
     def _as_strings(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[self.categorical].astype(object).where(frame[self.categorical].notna(), np.nan)
+        """Categories as strings, as validation types them: served rows may send 1 for "1"."""
+        columns = frame[self.categorical]
+        return columns.astype("string").astype(object).where(columns.notna(), np.nan)
 
     def transform(self, frame: pd.DataFrame) -> FeatureMatrix:
         rows = len(frame)

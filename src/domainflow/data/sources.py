@@ -15,7 +15,7 @@ import importlib.metadata
 import importlib.util
 import io
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -99,7 +99,7 @@ def _s3_error(uri: str, error: Exception) -> SourceError:
 
 
 def _local_path(uri: str) -> Path:
-    path = Path(urlparse(uri).path if uri.startswith("file://") else uri).expanduser()
+    path = Path(unquote(urlparse(uri).path) if uri.startswith("file://") else uri).expanduser()
     if not path.is_file():
         raise SourceError(f"{uri}: no such file")
     return path

@@ -7,7 +7,9 @@ and registration reuses the version created from that run.
 
 from __future__ import annotations
 
+import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,11 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
     if existing is not None:
         return LoggedRun(existing.info.run_id, existing.data.tags[f"{TAG}model_uri"], reused=True)
 
-    mlflow.set_tracking_uri(tracking_uri)
     tags = {**record.tags, f"{TAG}run_key": record.run_key}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name, tags=tags) as run:
+    with (
+        _fluent_tracking_uri(tracking_uri),
+        mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name, tags=tags) as run,
+    ):
         mlflow.log_params(record.params)
         mlflow.log_metrics(record.metrics)
         for row in record.network.history:
@@ -99,6 +103,26 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
         model_uri = _log_model(record)
         mlflow.set_tag(f"{TAG}model_uri", model_uri)
     return LoggedRun(run.info.run_id, model_uri, reused=False)
+
+
+@contextmanager
+def _fluent_tracking_uri(tracking_uri: str):
+    """Point MLflow's fluent API (needed by log_model) at `tracking_uri`, then put it back.
+
+    mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the process
+    environment, which would silently redirect every later resolve_settings().
+    """
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def _log_model(record: RunRecord) -> str:
@@ -157,6 +181,9 @@ def apply_minimal_gate(tracking_uri: str, name: str, version: str, validation_au
     client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
     client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason)
     aliases: list[str] = []
+    if not passed and current_alias_version(client, name, CHALLENGER) == version:
+        # A re-gated version that no longer passes stops being the challenger.
+        client.delete_registered_model_alias(name, CHALLENGER)
     if passed:
         client.set_registered_model_alias(name, CHALLENGER, version)
         aliases.append(CHALLENGER)

@@ -52,7 +52,8 @@ def _launched_by_torchrun() -> bool:
 
 
 def select_strategy(config: TrainingConfig) -> str | DDPStrategy:
-    if config.strategy == "auto" or config.devices * config.num_nodes == 1:
+    """One process for one device; DDP for more, whether `strategy` says "auto" or "ddp"."""
+    if config.devices * config.num_nodes == 1:
         return "auto"
     if _launched_by_torchrun():
         return DDPStrategy()

@@ -104,3 +104,12 @@ def test_pipeline_survives_pickling(pipeline, train):
     restored = pickle.loads(pickle.dumps(pipeline))
     np.testing.assert_array_equal(restored.transform(train).numeric, pipeline.transform(train).numeric)
     np.testing.assert_array_equal(restored.transform(train).categorical, pipeline.transform(train).categorical)
+
+
+def test_categories_sent_as_numbers_match_their_string_form():
+    train = pd.DataFrame({"distance": [1.0] * 60, "gate": ["1"] * 30 + ["2"] * 30})
+    pipeline = FeaturePipeline(["distance"], ["gate"]).fit(train)
+    as_strings = pipeline.transform(pd.DataFrame({"distance": [1.0, 1.0], "gate": ["1", "2"]}))
+    as_numbers = pipeline.transform(pd.DataFrame({"distance": [1.0, 1.0], "gate": [1, 2]}))
+    assert (as_numbers.categorical == as_strings.categorical).all()
+    assert (as_numbers.categorical > 0).all()

@@ -174,3 +174,11 @@ def test_s3_missing_key_is_a_source_error(s3_bucket):
 def test_s3_uri_without_key_is_rejected():
     with pytest.raises(SourceError, match="s3://bucket/key.csv"):
         load_source("s3://only-bucket")
+
+
+def test_file_uri_with_an_escaped_space_loads(tmp_path, small_frame):
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    path = folder / "rows.csv"
+    small_frame.to_csv(path, index=False)
+    assert len(load_source(path.as_uri())) == len(small_frame)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pytest
@@ -146,3 +148,19 @@ def test_champion_loads_as_pyfunc_and_predicts_raw_rows(
     assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
     expected = trained_network.predict(learnable_split[2], raw)
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
+def test_logging_leaves_the_process_tracking_uri_alone(store, make_record, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    log_training_run(store[0], store[1], make_record("key-env"))
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_a_regated_version_that_now_fails_stops_being_challenger(store, story):
+    tracking_uri = store[0]
+    assert _aliases(tracking_uri)[CHALLENGER] == "2"
+    decision = apply_minimal_gate(tracking_uri, MODEL, "2", validation_auc=0.55, floor=0.6)
+    assert not decision.passed
+    assert _aliases(tracking_uri)[CHALLENGER] is None
+    apply_minimal_gate(tracking_uri, MODEL, "2", validation_auc=0.7, floor=0.6)  # restore for later tests
+    assert _aliases(tracking_uri)[CHALLENGER] == "2"

@@ -44,7 +44,7 @@ def test_trained_network_is_plain_values(trained_network):
     assert restored.hparams == trained_network.hparams
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in restored.state_dict.values())
     assert restored.state_dict and all(key.startswith("net.") for key in restored.state_dict)
-    # The rebuilt network predicts the same as the original.
+    # The rebuilt network carries the same weights.
     first = next(iter(trained_network.state_dict))
     assert torch.equal(restored.build().state_dict()[first.removeprefix("net.")], trained_network.state_dict[first])
 
@@ -75,6 +75,8 @@ def test_strategy_selection(monkeypatch):
     assert select_strategy(TrainingConfig(strategy="ddp", devices=1)) == "auto"
     spawned = select_strategy(TrainingConfig(strategy="ddp", devices=2))
     assert isinstance(spawned, DDPStrategy) and spawned._start_method == "spawn"
+    # "auto" lets the device count decide: two devices are never one process.
+    assert isinstance(select_strategy(TrainingConfig(strategy="auto", devices=2)), DDPStrategy)
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
     joined = select_strategy(TrainingConfig(strategy="ddp", devices=1, num_nodes=2))
     assert isinstance(joined, DDPStrategy) and joined._start_method != "spawn"
@@ -105,3 +107,4 @@ def test_two_process_ddp_on_cpu_produces_a_working_model(learnable_split, fit_ne
     assert len(network.history) == 2
     assert np.isfinite(network.best_val_auc)
     assert held_out_auc(network, pipeline, seed=123) > 0.75
+

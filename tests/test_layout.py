@@ -1,0 +1,68 @@
+"""The layout rules of STYLE.md, and that every deployment entrypoint loads."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOW_IMPORTS_ALLOWED = ("__future__", "prefect", "domainflow.config", "domainflow.settings", "domainflow.summary",
+                        "domainflow.tasks", "domainflow.flows")  # fmt: skip
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+    return names
+
+
+def test_the_library_never_imports_prefect():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "src" / "domainflow").rglob("*.py")
+        for name in _imports(path)
+        if name == "prefect" or name.startswith("prefect.")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "flows").glob("*.py")), ids=lambda p: p.name)
+def test_flows_only_wire_tasks(path):
+    disallowed = [name for name in _imports(path) if not name.startswith(FLOW_IMPORTS_ALLOWED)]
+    assert disallowed == [], f"{path.name} imports {disallowed}: move that work into a task"
+
+
+def _deployments():
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("deployment", _deployments(), ids=lambda d: d["name"])
+def test_prefect_yaml_entrypoints_load_and_take_their_parameters(deployment, monkeypatch):
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(ROOT)
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    flow.validate_parameters(deployment.get("parameters") or {})
+    assert flow.parameters.properties["config"]
+
+
+@pytest.mark.parametrize("env", ["local", "production"])
+def test_served_deployments_carry_each_environment_config(env):
+    spec = importlib.util.spec_from_file_location("serve", ROOT / "deployments" / "serve.py")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+
+    config = serve.environment_config(env)
+    deployments = serve.build_deployments(config)
+
+    assert {d.name for d in deployments} == {"weekly", "on-demand"}
+    for deployment in deployments:
+        assert deployment.parameters["config"]["training"]["max_epochs"] == config.training.max_epochs
