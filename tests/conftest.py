@@ -59,3 +59,12 @@ def domainflow_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DOMAINFLOW_ARTIFACT_ROOT", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API (SQLite) for every test that runs flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

@@ -8,12 +8,8 @@ from ..conftest import tiny_overrides
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api():
-    """One temporary Prefect API (SQLite) for every flow test."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+def _flows_talk_to_prefect(prefect_api):
+    yield
 
 
 @pytest.fixture

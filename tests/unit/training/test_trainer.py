@@ -107,4 +107,3 @@ def test_two_process_ddp_on_cpu_produces_a_working_model(learnable_split, fit_ne
     assert len(network.history) == 2
     assert np.isfinite(network.best_val_auc)
     assert held_out_auc(network, pipeline, seed=123) > 0.75
-

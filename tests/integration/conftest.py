@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES_DSN = os.environ.get("DOMAINFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for the session, dropped afterwards.
+
+    Skips with the reason where PostgreSQL is absent; in CI (CI=true) its
+    absence is a failure, so integration tests can never pass by skipping.
+    """
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES_DSN, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as error:
+        message = f"PostgreSQL is not reachable at {POSTGRES_DSN} ({str(error).strip()}); {START_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"domainflow_it_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield POSTGRES_DSN.rsplit("/", 1)[0] + f"/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
