@@ -134,14 +134,7 @@ def trained_network(learnable_split, fast_training, tmp_path_factory):
 def mlflow_store(tmp_path_factory):
     """A fresh SQLite MLflow store per test module: (tracking_uri, artifact_root).
 
-    `mlflow.set_tracking_uri` (called by the library) also exports
-    MLFLOW_TRACKING_URI; both are restored when the module is done.
+    Nothing global points at it: the library must pass the URI everywhere.
     """
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     root = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{root}/mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-        patch.setattr(tracking_utils, "_tracking_uri", tracking_uri)
-        yield tracking_uri, root.joinpath("art").as_uri()
+    yield f"sqlite:///{root}/mlflow.db", root.joinpath("art").as_uri()

@@ -119,8 +119,8 @@ def test_logged_counts_are_private(domain_run, mlflow_store):
     assert "network_validation_auc" in metrics and "baseline_test_auc" in metrics
 
 
-def test_logged_documents_hold_no_row_level_counts(domain_run):
-    artifact_uri = mlflow.get_run(domain_run["logged"].run_id).info.artifact_uri
+def test_logged_documents_hold_no_row_level_counts(domain_run, mlflow_store):
+    artifact_uri = MlflowClient(mlflow_store[0]).get_run(domain_run["logged"].run_id).info.artifact_uri
     gx = mlflow.artifacts.load_dict(f"{artifact_uri}/validation/great_expectations.json")
     assert gx["results"] and "element_count" not in json.dumps(gx)
     ledger = mlflow.artifacts.load_dict(f"{artifact_uri}/privacy/ledger.json")

@@ -112,17 +112,14 @@ def _fluent_tracking_uri(tracking_uri: str):
     mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the process
     environment, which would silently redirect every later resolve_settings().
     """
-    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
-    previous_uri = mlflow.get_tracking_uri()
+    # set_tracking_uri keeps the global URI and the variable in step, so the
+    # variable is the previous state; None unsets both.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous_uri)
-        if previous_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous_env
+        mlflow.set_tracking_uri(previous)
 
 
 def _log_model(record: RunRecord) -> str:
@@ -158,7 +155,11 @@ def register_model_version(
     for version in client.search_model_versions(f"name = '{name}' and run_id = '{logged.run_id}'"):
         return str(version.version)
     model_id = logged.model_uri.removeprefix("models:/")
-    version = client.create_model_version(name, logged.model_uri, run_id=logged.run_id, tags=tags, model_id=model_id)
+    # MLflow resolves a `models:/<id>` source through the fluent tracking URI.
+    with _fluent_tracking_uri(tracking_uri):
+        version = client.create_model_version(
+            name, logged.model_uri, run_id=logged.run_id, tags=tags, model_id=model_id
+        )
     return str(version.version)
 
 

@@ -135,8 +135,9 @@ def test_same_run_key_reuses_run_and_version(store, story, make_record):
 
 
 def test_champion_loads_as_pyfunc_and_predicts_raw_rows(
-    store, story, flights_factory, trained_network, learnable_split
+    store, story, flights_factory, trained_network, learnable_split, monkeypatch
 ):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])  # how a serving process names its registry
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     raw = flights_factory(30, seed=21)
     # Raw rows: the schema's features with their raw dtypes, plus unseen categories and missing values.
