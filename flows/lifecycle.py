@@ -15,7 +15,7 @@ from domainflow.summary import DomainOutcome
 def run_lifecycle(config: PipelineConfig = PipelineConfig()):
     """One failing domain does not stop the others; the run fails at the end, naming it."""
     fingerprint = fingerprint_data_source(config.data.source)
-    frame = load_dataset(config.data.source, fingerprint)
+    frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     domains = choose_domains(frame, config.domains)
     outcomes: list[DomainOutcome] = []
     for domain in domains:

@@ -23,7 +23,7 @@ from domainflow.summary import DomainOutcome
 def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()) -> DomainOutcome:
     settings = resolve_settings()
     fingerprint = fingerprint_data_source(config.data.source)
-    frame = load_dataset(config.data.source, fingerprint)
+    frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     rows = filter_domain_rows(frame, config.domains.column, domain)
     outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
     split = split_by_time(outcome.valid, config.data.timestamp, config.split)

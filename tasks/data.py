@@ -30,9 +30,9 @@ def fingerprint_data_source(uri: str) -> str:
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_unless_user_error,
 )
-def load_dataset(uri: str, fingerprint: str) -> pd.DataFrame:
-    """Read the source; `fingerprint` is only a cache key."""
-    frame = sources.load_source(uri)
+def load_dataset(uri: str, fingerprint: str, columns: list[str]) -> pd.DataFrame:
+    """Read the columns a run uses from the source; `fingerprint` is only a cache key."""
+    frame = sources.load_source(uri, columns)
     get_run_logger().info("loaded source=%s fingerprint=%s rows=%d columns=%d", uri, fingerprint, *frame.shape)
     return frame
 

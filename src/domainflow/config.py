@@ -188,6 +188,11 @@ class PipelineConfig(_Strict):
             raise ValueError(f"validation names columns that are not features: {unknown}; features are {sorted(known)}")
         return self
 
+    def source_columns(self) -> list[str]:
+        """The columns a run reads from the source: domain, timestamp, target and features."""
+        wanted = [self.domains.column, self.data.timestamp, self.data.target.column, *self.data.features]
+        return list(dict.fromkeys(wanted))
+
     def registered_model_name(self, domain: str) -> str:
         return f"{self.name}-{domain}"
 

