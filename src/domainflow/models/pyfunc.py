@@ -1,7 +1,8 @@
 """The registered model: feature pipeline + network behind MLflow's pyfunc interface.
 
 `mlflow.pyfunc.load_model("models:/flight-delay-EWR@champion").predict(frame)`
-takes raw rows (the schema's feature columns) and returns delay probabilities.
+takes raw rows (the schema's feature columns, numbers as doubles) and returns
+delay probabilities.
 The class must be importable where the model is loaded, so the serving
 environment installs domainflow.
 """

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 from domainflow.data.features import FeaturePipeline
 from domainflow.models.pyfunc import MODEL_CODE, NETWORK_ARTIFACT, PIPELINE_ARTIFACT, serving_requirements
@@ -105,6 +106,20 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
     return LoggedRun(run.info.run_id, model_uri, reused=False)
 
 
+def _signature(pipeline: FeaturePipeline, sample: pd.DataFrame, scores) -> ModelSignature:
+    """Every feature optional (the pipeline imputes numbers and maps unknown categories to 0).
+
+    Inferred from a sample, only the columns that happened to hold a null there
+    would accept one at serving time. Numbers are doubles: MLflow refuses to cast
+    int64 to double, so clients send 1000.0 rather than 1000.
+    """
+    inputs = Schema(
+        [ColSpec("double", name, required=False) for name in pipeline.numeric]
+        + [ColSpec("string", name, required=False) for name in pipeline.categorical]
+    )
+    return ModelSignature(inputs=inputs, outputs=infer_signature(sample, scores).outputs)
+
+
 @contextmanager
 def _fluent_tracking_uri(tracking_uri: str):
     """Point MLflow's fluent API (needed by log_model) at `tracking_uri`, then put it back.
@@ -129,13 +144,14 @@ def _log_model(record: RunRecord) -> str:
         joblib.dump(record.pipeline, pipeline_path)
         torch.save({"hparams": record.network.hparams, "state_dict": record.network.state_dict}, network_path)
         artifacts = {PIPELINE_ARTIFACT: str(pipeline_path), NETWORK_ARTIFACT: str(network_path)}
-        sample = record.signature_sample
+        # The example must match the signature: numbers as doubles.
+        sample = record.signature_sample.astype(dict.fromkeys(record.pipeline.numeric, "float64"))
         info = mlflow.pyfunc.log_model(
             name="model",
             # Models from code, as MLflow recommends over pickling the instance.
             python_model=str(MODEL_CODE),
             artifacts=artifacts,
-            signature=infer_signature(sample, record.network.predict(record.pipeline, sample)),
+            signature=_signature(record.pipeline, sample, record.network.predict(record.pipeline, sample)),
             input_example=sample.head(3),
             pip_requirements=serving_requirements(),
         )

@@ -139,8 +139,8 @@ def test_champion_loads_as_pyfunc_and_predicts_raw_rows(
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])  # how a serving process names its registry
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    raw = flights_factory(30, seed=21)
-    # Raw rows: the schema's features with their raw dtypes, plus unseen categories and missing values.
+    raw = _as_served(flights_factory(30, seed=21), model)
+    # Raw rows: the schema's features (numbers as doubles), plus unseen categories and missing values.
     raw.loc[0, "carrier"] = "ZZ"
     raw.loc[1, "temp"] = np.nan
     # Extra columns (origin, the timestamp, the target) are ignored.
@@ -165,3 +165,19 @@ def test_a_regated_version_that_now_fails_stops_being_challenger(store, story):
     assert _aliases(tracking_uri)[CHALLENGER] is None
     apply_minimal_gate(tracking_uri, MODEL, "2", validation_auc=0.7, floor=0.6)  # restore for later tests
     assert _aliases(tracking_uri)[CHALLENGER] == "2"
+
+
+def test_served_rows_may_leave_any_feature_empty(store, story, flights_factory, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    raw = _as_served(flights_factory(5, seed=3), model)
+    features = [spec.name for spec in model.metadata.get_input_schema().inputs]
+    raw.loc[0, features] = np.nan  # a row with nothing known
+    scores = np.asarray(model.predict(raw))
+    assert np.isfinite(scores).all()
+
+
+def _as_served(frame, model):
+    """Numbers as doubles, as the signature declares (MLflow will not cast int64 to double)."""
+    doubles = [spec.name for spec in model.metadata.get_input_schema().inputs if spec.type.name == "double"]
+    return frame.astype(dict.fromkeys(doubles, "float64"))
