@@ -76,4 +76,8 @@ def split_by_time(valid_rows: pd.DataFrame, timestamp: str, bounds: SplitConfig)
 @task(cache_policy=CACHED_STAGE)
 def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipeline:
     """Fitted on the training rows only, so validation and test stay unseen."""
-    return FeaturePipeline.from_schema(schema).fit(split.train)
+    pipeline = FeaturePipeline.from_schema(schema).fit(split.train)
+    get_run_logger().info(
+        "features numeric_width=%d categorical_cardinalities=%s", pipeline.numeric_width, pipeline.cardinalities
+    )
+    return pipeline

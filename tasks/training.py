@@ -33,7 +33,9 @@ def train_network(
 def train_baseline(
     pipeline: FeaturePipeline, split: TimeSplit, config: BaselineConfig, seed: int
 ) -> HistGradientBoostingClassifier:
-    return candidates.fit_baseline(pipeline, split, config, seed)
+    baseline = candidates.fit_baseline(pipeline, split, config, seed)
+    get_run_logger().info("baseline iterations=%d of max_iter=%d", baseline.n_iter_, config.max_iter)
+    return baseline
 
 
 @task

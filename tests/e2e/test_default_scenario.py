@@ -1,0 +1,27 @@
+"""The README's main job: `domainflow run` on the embedded default, all three airports."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from .test_cli import _run
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_run_trains_three_airports_and_the_network_keeps_up_with_the_baseline(tmp_path):
+    home = tmp_path / "home"
+    result = _run(["run"], home, timeout=900)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    for airport in ("EWR", "JFK", "LGA"):
+        model = client.get_registered_model(f"flight-delay-{airport}")
+        assert set(model.aliases) == {"champion", "challenger"}
+        version = client.get_model_version_by_alias(model.name, "champion")
+        metrics = client.get_run(version.run_id).data.metrics
+        # The reference scenario's promise: the network is within 0.02 test AUC of
+        # gradient boosting (seeded; measured gaps are 0.013, -0.004 and 0.006).
+        assert metrics["network_test_auc"] >= metrics["baseline_test_auc"] - 0.02, airport
+        assert metrics["network_validation_auc"] > 0.72, airport
