@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from domainflow.flows.training import train_domain_model
-from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
 from prefect import flow
 from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
+from domainflow.flows.training import train_domain_model
 from domainflow.summary import DomainOutcome
+from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
 
 
 @flow(name="domain-lifecycle", log_prints=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from prefect import flow
+
+from domainflow.config import PipelineConfig
+from domainflow.settings import resolve_settings
+from domainflow.summary import DomainOutcome
 from domainflow.tasks.data import (
     filter_domain_rows,
     fingerprint_data_source,
@@ -12,11 +17,6 @@ from domainflow.tasks.data import (
 )
 from domainflow.tasks.registry import apply_quality_gate, log_training_run, register_model_version, summarize_domain_run
 from domainflow.tasks.training import score_candidates, train_baseline, train_network
-from prefect import flow
-
-from domainflow.config import PipelineConfig
-from domainflow.settings import resolve_settings
-from domainflow.summary import DomainOutcome
 
 
 @flow(name="train-domain-model", flow_run_name="train-{domain}", log_prints=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from domainflow.flows.lifecycle import run_lifecycle
 from mlflow import MlflowClient
 
 from domainflow.config import build_config
+from domainflow.flows.lifecycle import run_lifecycle
 from domainflow.settings import resolve_settings
 
 from ..conftest import SAMPLE_DOMAINS, tiny_overrides
