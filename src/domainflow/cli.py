@@ -110,8 +110,9 @@ class _TaskProgress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("Finished in state"):
-            name = getattr(record, "task_run_name", "") or ""
-            self.progress.update(self.task_id, advance=1, description=f"{name.rsplit('-', 1)[0]} {message[18:]}")
+            task = (getattr(record, "task_run_name", "") or "").rsplit("-", 1)[0]
+            flow_run = getattr(record, "flow_run_name", "") or ""
+            self.progress.update(self.task_id, advance=1, description=f"{flow_run} {task}: {message[18:]}")
 
 
 def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
