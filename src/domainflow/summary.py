@@ -1,7 +1,7 @@
 """One line per domain: what the run kept, how the candidates scored, what the registry did.
 
-These figures are exact and stay with the operator (terminal, Prefect UI);
-MLflow gets the differentially private counts instead.
+The exact counts are for the operator's terminal; the report published as a
+Prefect artifact carries the differentially private counts instead, as MLflow does.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class DomainOutcome(BaseModel):
     gate: str | None = None
     run_id: str | None = None
     reused_run: bool = False
+    published: dict[str, float] = {}
     error: str | None = None
 
     @classmethod
@@ -43,7 +44,11 @@ class DomainOutcome(BaseModel):
         return cls(domain=domain, status="failed", error=error)
 
     def to_markdown(self) -> str:
-        rows = [(k, v) for k, v in self.model_dump().items() if v not in (None, [], "")]
+        """A report for the Prefect UI: exact counts left out, private ones (dp_*) in."""
+        exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published"}
+        rows = [(k, v) for k, v in self.model_dump(exclude=exact).items() if v not in (None, [], "")]
+        rows += [(f"{k} (differentially private)", f"{v:,.0f}" if "rate" not in k else f"{v:.3f}")
+                 for k, v in sorted(self.published.items())]  # fmt: skip
         return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
 
@@ -75,6 +80,7 @@ def summarize_domain(
         gate=decision.reason if decision.passed else f"failed: {decision.reason}",
         run_id=logged.run_id,
         reused_run=logged.reused,
+        published=logged.published,
     )
 
 

@@ -65,6 +65,14 @@ def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_ho
         artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "validation")}
         assert "validation/great_expectations.json" in artifacts
     assert client.get_experiment_by_name(f"{tiny_config.name}/EWR") is not None
+    report = _latest_artifact(f"training-{tiny_config.name}-ewr")
+    assert "dp_rows_in (differentially private)" in report and f"{outcomes['EWR'].rows_in:,}" not in report
+
+
+def _latest_artifact(key: str) -> str:
+    from prefect.artifacts import Artifact
+
+    return Artifact.get(key).data
 
 
 def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, domainflow_home):

@@ -18,3 +18,15 @@ def test_failed_outcome_markdown_lists_only_set_fields():
     assert "| error | split is empty |" in lines
     # Unset fields and empty lists are left out.
     assert not any(line.startswith("| rows_in ") or line.startswith("| aliases ") for line in lines)
+
+
+def test_the_published_report_carries_private_counts_not_exact_ones():
+    outcome = DomainOutcome(
+        domain="EWR", status="registered", rows_in=120_835, rows_kept=120_830, rows_quarantined=5, train_rows=60_714,
+        network_val_auc=0.7566, published={"dp_rows_in": 120_842.3, "dp_train_label_rate": 0.3061},
+    )  # fmt: skip
+    text = outcome.to_markdown()
+    assert "120,835" not in text and "120835" not in text and "60714" not in text
+    assert "| dp_rows_in (differentially private) | 120,842 |" in text
+    assert "| dp_train_label_rate (differentially private) | 0.306 |" in text
+    assert "| network_val_auc | 0.7566 |" in text

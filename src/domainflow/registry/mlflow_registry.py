@@ -53,6 +53,8 @@ class LoggedRun:
     run_id: str
     model_uri: str
     reused: bool
+    # The differentially private statistics the run published (`dp_*` metrics).
+    published: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,12 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
     experiment_id = _experiment_id(client, record.experiment, artifact_root)
     existing = find_finished_run(client, experiment_id, record.run_key)
     if existing is not None:
-        return LoggedRun(existing.info.run_id, existing.data.tags[f"{TAG}model_uri"], reused=True)
+        return LoggedRun(
+            existing.info.run_id,
+            existing.data.tags[f"{TAG}model_uri"],
+            reused=True,
+            published=_published(existing.data.metrics),
+        )
 
     tags = {**record.tags, f"{TAG}run_key": record.run_key}
     with (
@@ -103,7 +110,11 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
             mlflow.log_dict(payload, path)
         model_uri = _log_model(record)
         mlflow.set_tag(f"{TAG}model_uri", model_uri)
-    return LoggedRun(run.info.run_id, model_uri, reused=False)
+    return LoggedRun(run.info.run_id, model_uri, reused=False, published=_published(record.metrics))
+
+
+def _published(metrics: dict[str, float]) -> dict[str, float]:
+    return {name: value for name, value in metrics.items() if name.startswith("dp_")}
 
 
 def _signature(pipeline: FeaturePipeline, sample: pd.DataFrame, scores) -> ModelSignature:
