@@ -46,7 +46,11 @@ class DomainOutcome(BaseModel):
     def to_markdown(self) -> str:
         """A report for the Prefect UI: exact counts left out, private ones (dp_*) in."""
         exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published"}
-        rows = [(k, v) for k, v in self.model_dump(exclude=exact).items() if v not in (None, [], "")]
+        rows = [
+            (k, f"{v:.4f}" if isinstance(v, float) else v)
+            for k, v in self.model_dump(exclude=exact).items()
+            if v not in (None, [], "")
+        ]
         rows += [(f"{k} (differentially private)", f"{v:,.0f}" if "rate" not in k else f"{v:.3f}")
                  for k, v in sorted(self.published.items())]  # fmt: skip
         return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
