@@ -95,12 +95,15 @@ class _RankedScores:
         self.at_or_below = np.searchsorted(sorted_negative_scores, positive_scores, side="right")
 
     def auc(self, counts: np.ndarray) -> np.ndarray:
-        negative_counts = counts[:, self.negatives]
-        cumulative = np.zeros((counts.shape[0], negative_counts.shape[1] + 1), dtype=np.int32)
+        """AUC under each row of `counts`, given in the original row order."""
+        return self.auc_split(counts[:, self.negatives], counts[:, self.positives])
+
+    def auc_split(self, negative_counts: np.ndarray, positive_counts: np.ndarray) -> np.ndarray:
+        """AUC from counts already in (sorted negatives, positives) order: no gather needed."""
+        cumulative = np.zeros((negative_counts.shape[0], negative_counts.shape[1] + 1), dtype=np.int32)
         np.cumsum(negative_counts, axis=1, dtype=np.int32, out=cumulative[:, 1:])
         # A tie earns half a win: (below + at_or_below) / 2.
         credit = cumulative[:, self.below] + cumulative[:, self.at_or_below]
-        positive_counts = counts[:, self.positives]
         wins = 0.5 * np.einsum("ij,ij->i", positive_counts, credit, dtype=np.float64)
         return wins / (positive_counts.sum(axis=1, dtype=np.float64) * cumulative[:, -1])
 
@@ -129,8 +132,13 @@ def bootstrap_auc(
     positive = _check(labels, scores)
     ranked = _RankedScores(positive, np.asarray(scores))
     full = ranked.auc(np.ones((1, positive.size), dtype=np.int64))[0]
+    # Poisson counts are independent per row, so each resample's counts can be
+    # drawn straight into (sorted negatives, positives) order.
+    split = ranked.negatives.size
     with np.errstate(invalid="ignore", divide="ignore"):
-        samples = np.concatenate([ranked.auc(c) for c in resample_counts(positive.size, resamples, seed)])
+        samples = np.concatenate(
+            [ranked.auc_split(c[:, :split], c[:, split:]) for c in resample_counts(positive.size, resamples, seed)]
+        )
     return _interval(full, samples, confidence)
 
 
