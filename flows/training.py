@@ -35,6 +35,6 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()) -
         settings.tracking_uri, settings.artifact_root, domain, config, fingerprint,
         outcome, split, pipeline, network, scores,
     )  # fmt: skip
-    version = register_model_version(settings.tracking_uri, domain, config, fingerprint, outcome, logged)
+    version = register_model_version(settings.tracking_uri, domain, config, logged)
     decision = apply_quality_gate(settings.tracking_uri, domain, config, version, scores)
     return summarize_domain_run(domain, config, outcome, split, scores, logged, version, decision)

@@ -12,7 +12,7 @@ from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.registry import mlflow_registry
 from domainflow.summary import DomainOutcome, artifact_key, summarize_domain
-from domainflow.tracking import log_domain_run, version_tags
+from domainflow.tracking import log_domain_run
 from domainflow.training.candidates import CandidateScores
 from domainflow.training.trainer import TrainedNetwork
 
@@ -43,17 +43,12 @@ def log_training_run(
 
 @task(**_MLFLOW_RETRIES)
 def register_model_version(
-    tracking_uri: str,
-    domain: str,
-    config: PipelineConfig,
-    source_fingerprint: str,
-    outcome: ValidationOutcome,
-    logged: mlflow_registry.LoggedRun,
+    tracking_uri: str, domain: str, config: PipelineConfig, logged: mlflow_registry.LoggedRun
 ) -> str:
+    """The version carries the run's tags, so it traces back to its data, config and code."""
     name = config.registered_model_name(domain)
-    tags = version_tags(domain, source_fingerprint, config, outcome).as_tags()
     description = f"{config.name}: delay model for {config.domains.column} = {domain}, trained by domainflow."
-    version = mlflow_registry.register_model_version(tracking_uri, name, logged, tags, description)
+    version = mlflow_registry.register_model_version(tracking_uri, name, logged, logged.version_tags, description)
     get_run_logger().info("registered model=%s version=%s", name, version)
     return version
 

@@ -55,6 +55,8 @@ class LoggedRun:
     reused: bool
     # The differentially private statistics the run published (`dp_*` metrics).
     published: dict[str, float] = field(default_factory=dict)
+    # The run's domainflow.* tags (fingerprints, config hash, code version), for its model version.
+    version_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
             existing.data.tags[f"{TAG}model_uri"],
             reused=True,
             published=_published(existing.data.metrics),
+            version_tags=_version_tags(existing.data.tags),
         )
 
     tags = {**record.tags, f"{TAG}run_key": record.run_key}
@@ -110,7 +113,18 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
             mlflow.log_dict(payload, path)
         model_uri = _log_model(record)
         mlflow.set_tag(f"{TAG}model_uri", model_uri)
-    return LoggedRun(run.info.run_id, model_uri, reused=False, published=_published(record.metrics))
+    return LoggedRun(
+        run.info.run_id,
+        model_uri,
+        reused=False,
+        published=_published(record.metrics),
+        version_tags=_version_tags(record.tags),
+    )
+
+
+def _version_tags(tags: dict[str, str]) -> dict[str, str]:
+    bookkeeping = {f"{TAG}run_key", f"{TAG}model_uri"}
+    return {k: v for k, v in tags.items() if k.startswith(TAG) and k not in bookkeeping}
 
 
 def _published(metrics: dict[str, float]) -> dict[str, float]:
