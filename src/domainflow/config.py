@@ -162,8 +162,111 @@ class BaselineConfig(_Strict):
     max_leaf_nodes: int = Field(default=31, ge=2)
 
 
+class SearchSpace(_Strict):
+    """Ranges Optuna samples for the network; the rest of TrainingConfig stays as set."""
+
+    learning_rate: tuple[float, float] = (3e-4, 1e-2)  # log-uniform
+    weight_decay: tuple[float, float] = (1e-6, 1e-3)  # log-uniform
+    dropout: tuple[float, float] = (0.0, 0.3)
+    embedding_dim: list[int] = [4, 8, 16]
+    hidden_sizes: list[list[int]] = [[64, 32], [128, 64], [256, 128]]
+
+    @model_validator(mode="after")
+    def _valid_ranges(self) -> SearchSpace:
+        for name in ("learning_rate", "weight_decay", "dropout"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"{name}: the range ({low}, {high}) needs low <= high")
+        if self.learning_rate[0] <= 0 or self.weight_decay[0] <= 0:
+            raise ValueError("learning_rate and weight_decay are sampled on a log scale and need a low bound > 0")
+        if not (self.dropout[0] >= 0 and self.dropout[1] < 1):
+            raise ValueError("dropout needs 0 <= low <= high < 1")
+        if not self.embedding_dim or any(d <= 0 for d in self.embedding_dim):
+            raise ValueError("embedding_dim needs one or more positive choices")
+        if not self.hidden_sizes or any(not sizes or min(sizes) <= 0 for sizes in self.hidden_sizes):
+            raise ValueError("hidden_sizes needs one or more choices, each a list of positive widths")
+        return self
+
+
+class TuningConfig(_Strict):
+    """Optuna search before the final training. `n_trials: 0` trains with TrainingConfig as it is.
+
+    `storage` None keeps the study in memory; a database URL (sqlite:///file.db,
+    postgresql://...) makes it resumable after a crash and shareable by `workers`
+    running at once. The study is named by the run's key (domain, data, config,
+    code), so a rerun of the same inputs resumes it instead of starting over.
+    """
+
+    n_trials: int = Field(default=6, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    storage: str | None = None
+    workers: int = Field(default=1, ge=1)
+    sampler_seed: int | None = 42
+    n_startup_trials: int = Field(default=3, ge=0)
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    # Each trial trains for at most this many epochs (and this share of batches).
+    trial_max_epochs: int = Field(default=3, ge=1)
+    trial_limit_train_batches: float = Field(default=1.0, gt=0, le=1)
+    space: SearchSpace = SearchSpace()
+
+    @model_validator(mode="after")
+    def _shared_workers_need_storage(self) -> TuningConfig:
+        if self.workers > 1 and self.storage is None:
+            raise ValueError(
+                "workers > 1 share one study, which needs a database `storage` (sqlite:/// or postgresql://)"
+            )
+        return self
+
+
+class OptimizationConfig(_Strict):
+    """Which smaller, faster variants of the network are built, and how one is chosen to serve."""
+
+    variants: list[Literal["fp32", "dynamic_int8", "static_int8", "onnx_fp32", "onnx_int8"]] = [
+        "fp32", "dynamic_int8", "static_int8", "onnx_fp32", "onnx_int8",
+    ]  # fmt: skip
+    # The fastest variant at serving_batch_size whose validation AUC is at most
+    # this much below FP32's is served; FP32 when none qualifies.
+    max_auc_drop: float = Field(default=0.005, ge=0, le=1)
+    serving_batch_size: int = Field(default=256, ge=1)
+    latency_batch_sizes: list[int] = [1, 256]
+    latency_repeats: int = Field(default=200, ge=5)
+    calibration_rows: int = Field(default=2_048, ge=16)
+    # Largest allowed |p_variant - p_fp32| on validation rows before a variant is disqualified.
+    parity_tolerance: float = Field(default=0.05, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _fp32_reference(self) -> OptimizationConfig:
+        if "fp32" not in self.variants:
+            raise ValueError("variants must include fp32: it is the reference the others are measured against")
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError("variants are listed twice")
+        if self.serving_batch_size not in self.latency_batch_sizes:
+            raise ValueError("serving_batch_size must be one of latency_batch_sizes")
+        return self
+
+
 class GateConfig(_Strict):
+    """Checks a candidate passes before it becomes `challenger`, all on the test split.
+
+    The reference is the domain's champion when it has one, else the
+    HistGradientBoosting baseline trained on the same rows.
+    """
+
     min_validation_auc: float = Field(default=0.6, ge=0, le=1)
+    min_test_auc: float = Field(default=0.6, ge=0, le=1)
+    max_test_log_loss: float | None = Field(default=None, gt=0)
+    # Non-inferiority: the lower confidence bound of AUC(candidate) - AUC(reference)
+    # must be above -margin.
+    champion_margin: float = Field(default=0.01, ge=0, le=1)
+    baseline_margin: float = Field(default=0.03, ge=0, le=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(default=1_000, ge=100)
+    max_calibration_error: float = Field(default=0.05, gt=0, le=1)
+    # Largest allowed drop of a slice's AUC below the reference's on the same slice.
+    max_slice_regression: float = Field(default=0.05, ge=0, le=1)
+    slice_columns: list[str] = ["carrier"]
+    min_slice_rows: int = Field(default=300, ge=10)
+    seed: int = 0
 
 
 class PipelineConfig(_Strict):
@@ -177,6 +280,8 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
+    tuning: TuningConfig = TuningConfig()
+    optimization: OptimizationConfig = OptimizationConfig()
     gate: GateConfig = GateConfig()
 
     @model_validator(mode="after")
@@ -186,6 +291,12 @@ class PipelineConfig(_Strict):
         unknown = sorted(named - known)
         if unknown:
             raise ValueError(f"validation names columns that are not features: {unknown}; features are {sorted(known)}")
+        unknown_slices = sorted(set(self.gate.slice_columns) - set(self.data.categorical_features))
+        if unknown_slices:
+            raise ValueError(
+                f"gate.slice_columns {unknown_slices} are not categorical features; "
+                f"categorical features are {self.data.categorical_features}"
+            )
         return self
 
     def source_columns(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Hyperparameter search with Optuna: studies, trials pruned from Lightning's validation metric."""
