@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, log_loss, roc_auc_score
 
+from domainflow.evaluation.comparison import delong_test
+
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
     """Mean |observed rate - mean score| over equal-width score bins, weighted by bin size."""
@@ -42,7 +44,39 @@ def slice_metrics(slices: pd.Series, labels: np.ndarray, scores: np.ndarray, min
     frame = pd.DataFrame({"slice": np.asarray(slices), "label": np.asarray(labels), "score": np.asarray(scores)})
     rows = []
     for value, part in frame.groupby("slice", sort=True, dropna=False):
-        judged = len(part) >= min_rows and part["label"].nunique() == 2
-        metrics = binary_metrics(part["label"].to_numpy(), part["score"].to_numpy()) if judged else {}
+        metrics = binary_metrics(part["label"].to_numpy(), part["score"].to_numpy()) if _judged(part, min_rows) else {}
         rows.append({"slice": value, "rows": len(part), **metrics})
     return pd.DataFrame(rows)
+
+
+_COMPARED = ["auc", "reference_auc", "drop", "delong_p_value"]
+
+
+def slice_auc_drops(
+    slices: pd.Series, labels: np.ndarray, scores: np.ndarray, reference_scores: np.ndarray, min_rows: int = 200
+) -> pd.DataFrame:
+    """Per slice, the AUC of a model and of a reference on the same rows, and the drop (reference minus model).
+
+    Slices too small to judge (as in `slice_metrics`) are listed with NaN figures.
+    DeLong's p-value says whether a drop is more than noise.
+    """
+    frame = pd.DataFrame({"slice": np.asarray(slices), "label": np.asarray(labels), "score": np.asarray(scores)})
+    frame["reference"] = np.asarray(reference_scores)
+    rows = []
+    for value, part in frame.groupby("slice", sort=True, dropna=False):
+        row = {
+            "slice": value,
+            "rows": len(part),
+            **dict.fromkeys(["auc", "reference_auc", "drop", "delong_p_value"], np.nan),
+        }
+        if _judged(part, min_rows):
+            row["auc"] = roc_auc_score(part["label"], part["score"])
+            row["reference_auc"] = roc_auc_score(part["label"], part["reference"])
+            row["drop"] = row["reference_auc"] - row["auc"]
+            row["delong_p_value"] = delong_test(part["label"], part["reference"], part["score"]).p_value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _judged(part: pd.DataFrame, min_rows: int) -> bool:
+    return len(part) >= min_rows and part["label"].nunique() == 2

@@ -1,0 +1,128 @@
+"""Mixture sequential probability ratio test (mSPRT): always-valid p-values for continuous monitoring."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from domainflow.evaluation.experiments.inputs import check_counts, check_open_unit
+
+
+@dataclass(frozen=True)
+class SequentialDecision:
+    """State of an mSPRT after one look; ``p_value`` is always-valid (monotone across looks)."""
+
+    decision: Literal["continue", "reject"]
+    direction: Literal["b_higher", "b_lower"] | None
+    p_value: float
+    statistic: float  # log of the mixture likelihood ratio at this look
+    effect: float  # current estimate of b - a
+    looks: int
+
+
+def _msprt_log_lr(effect: NDArray[np.float64], variance: NDArray[np.float64], tau2: float) -> NDArray[np.float64]:
+    """Log mixture likelihood ratio of N(effect | theta, V) against theta=0 with theta ~ N(0, tau2).
+
+    Closed form (Johari et al. 2017): ``0.5*log(V/(V+tau2)) + tau2*effect^2 / (2V(V+tau2))``. With no
+    variance yet (no events in either arm) there is no evidence: log-LR 0.
+    """
+    safe = np.where(variance > 0, variance, 1.0)
+    log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * effect**2 / (2 * safe * (safe + tau2))
+    return np.where(variance > 0, log_lr, 0.0)
+
+
+def _proportion_effect_and_variance(
+    s_a: NDArray[np.float64], n_a: NDArray[np.float64], s_b: NDArray[np.float64], n_b: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Difference of rates and its variance with the pooled rate: exact under H0, which is what the test guards."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effect = np.where((n_a > 0) & (n_b > 0), s_b / np.maximum(n_b, 1) - s_a / np.maximum(n_a, 1), 0.0)
+        pooled = (s_a + s_b) / np.maximum(n_a + n_b, 1)
+        variance = np.where(
+            (n_a > 0) & (n_b > 0), pooled * (1 - pooled) * (1 / np.maximum(n_a, 1) + 1 / np.maximum(n_b, 1)), 0.0
+        )
+    return effect, variance
+
+
+def msprt_p_values(
+    successes_a: ArrayLike, trials_a: ArrayLike, successes_b: ArrayLike, trials_b: ArrayLike, tau2: float
+) -> NDArray[np.float64]:
+    """Always-valid p-values for cumulative two-proportion counts; looks run along the last axis.
+
+    Vectorized twin of :class:`SequentialTest` for simulation and back-testing: any leading axes are
+    independent experiments. ``p_t = min(1, min_{s<=t} 1/LR_s)``, so stopping the first time ``p_t <= alpha``
+    keeps the type-I error at or below alpha however often one looks.
+    """
+    if not tau2 > 0:
+        raise ValueError(f"tau2 must be positive, got {tau2}")
+    arrays = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (successes_a, trials_a, successes_b, trials_b))
+    )
+    s_a, n_a, s_b, n_b = arrays
+    if np.any(s_a < 0) or np.any(s_b < 0) or np.any(s_a > n_a) or np.any(s_b > n_b):
+        raise ValueError("successes_a/successes_b must be non-negative and not exceed trials_a/trials_b")
+    effect, variance = _proportion_effect_and_variance(s_a, n_a, s_b, n_b)
+    log_lr = _msprt_log_lr(effect, variance, tau2)
+    return np.minimum(1.0, np.exp(-np.maximum.accumulate(log_lr, axis=-1)))
+
+
+class SequentialTest:
+    """Mixture sequential probability ratio test (mSPRT) of ``b - a == 0`` for continuous monitoring.
+
+    Feed it cumulative counts after every batch; its p-value is always valid, so a canary can stop at the
+    first ``reject`` without inflating the false-positive rate the way repeated fixed-horizon tests do.
+    ``tau2`` is the variance of the N(0, tau2) prior over the true difference: set it near the squared effect
+    you care about (e.g. ``0.03**2`` for a 3-point rate change). Uses a normal approximation, so it needs
+    a few hundred observations per arm before its guarantee is tight.
+    """
+
+    def __init__(self, alpha: float = 0.05, tau2: float = 1e-3) -> None:
+        self.alpha = check_open_unit("alpha", alpha)
+        if not tau2 > 0 or not math.isfinite(tau2):
+            raise ValueError(f"tau2 must be positive, got {tau2}")
+        self.tau2 = float(tau2)
+        self._p_value = 1.0
+        self._looks = 0
+        self._last_trials = (0.0, 0.0)
+        self._direction: Literal["b_higher", "b_lower"] | None = None
+
+    @property
+    def p_value(self) -> float:
+        return self._p_value
+
+    def update(self, successes_a: int, trials_a: int, successes_b: int, trials_b: int) -> SequentialDecision:
+        """Record cumulative two-proportion counts (they must not shrink) and return the decision so far."""
+        s, n = check_counts([successes_a, successes_b], [trials_a, trials_b], names=("successes_a/b", "trials_a/b"))
+        effect, variance = _proportion_effect_and_variance(s[:1], n[:1], s[1:], n[1:])
+        return self._step(n[0], n[1], float(effect[0]), float(variance[0]))
+
+    def update_means(
+        self, mean_a: float, var_a: float, n_a: int, mean_b: float, var_b: float, n_b: int
+    ) -> SequentialDecision:
+        """Record cumulative means/variances of a continuous metric (e.g. latency) and return the decision."""
+        if min(var_a, var_b) < 0:
+            raise ValueError(f"var_a and var_b must be non-negative, got {var_a}, {var_b}")
+        if min(n_a, n_b) < 2:
+            raise ValueError(f"n_a and n_b need at least 2 observations each, got {n_a}, {n_b}")
+        return self._step(float(n_a), float(n_b), float(mean_b - mean_a), var_a / n_a + var_b / n_b)
+
+    def _step(self, n_a: float, n_b: float, effect: float, variance: float) -> SequentialDecision:
+        if n_a < self._last_trials[0] or n_b < self._last_trials[1]:
+            raise ValueError(
+                f"trials must be cumulative (non-decreasing): got {n_a:g}, {n_b:g} after {self._last_trials[0]:g}, "
+                f"{self._last_trials[1]:g}"
+            )
+        self._last_trials = (n_a, n_b)
+        self._looks += 1
+        log_lr = float(_msprt_log_lr(np.array(effect), np.array(variance), self.tau2))
+        already = self._p_value <= self.alpha
+        self._p_value = min(self._p_value, 1.0, math.exp(-log_lr))
+        if self._p_value <= self.alpha and not already:
+            # the direction is fixed at the look that first crossed, which is when a canary would act
+            self._direction = "b_higher" if effect > 0 else "b_lower"
+        decision: Literal["continue", "reject"] = "reject" if self._p_value <= self.alpha else "continue"
+        return SequentialDecision(decision, self._direction, self._p_value, log_lr, effect, self._looks)

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from domainflow.config import GateConfig
+from domainflow.evaluation.gates import GateReference, evaluate_gates
+
+ROWS = 8_000
+CARRIERS = ["AA", "B6", "DL", "UA", "EV"]
+CHECKS = [
+    "min_validation_auc",
+    "min_test_auc",
+    "max_test_log_loss",
+    "non_inferiority",
+    "calibration",
+    "slice_regression",
+]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    """Labels drawn from a known probability, so a model that sees the signal is calibrated."""
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=ROWS)
+    labels = (rng.random(ROWS) < _sigmoid(2.0 * signal - 1.0)).astype(int)
+    # EV flies 6% of the rows: small enough that its collapse barely moves the overall AUC.
+    carrier = rng.choice(CARRIERS, size=ROWS, p=[0.25, 0.25, 0.22, 0.22, 0.06])
+    return labels, signal, pd.DataFrame({"carrier": carrier})
+
+
+def _model(signal: np.ndarray, rng: np.random.Generator, noise: float = 0.2) -> np.ndarray:
+    return _sigmoid(2.0 * (signal + rng.normal(scale=noise, size=signal.size)) - 1.0)
+
+
+def _champion(signal: np.ndarray) -> GateReference:
+    return GateReference("champion v3", "champion", _model(signal, np.random.default_rng(1)))
+
+
+def _candidate(signal: np.ndarray) -> np.ndarray:
+    """The champion's signal with independent noise: the same quality."""
+    return _model(signal, np.random.default_rng(2))
+
+
+def test_a_random_challenger_is_rejected_with_the_failing_checks_named(test_rows):
+    labels, signal, slices = test_rows
+    random_scores = np.random.default_rng(7).random(ROWS)
+
+    verdict = evaluate_gates(labels, random_scores, 0.71, _champion(signal), slices, GateConfig())
+
+    assert not verdict.passed
+    assert {"min_test_auc", "non_inferiority", "calibration"} <= set(verdict.failed_checks)
+    assert "min_validation_auc" not in verdict.failed_checks  # it was fine on validation: only the test catches it
+    assert verdict.reason.startswith("failed min_test_auc (test_auc 0.")
+    assert "non_inferiority (non_inferiority_lower -0." in verdict.reason
+
+
+def test_a_candidate_of_the_same_quality_passes_non_inferiority(test_rows):
+    labels, signal, slices = test_rows
+    candidate = _candidate(signal)
+
+    verdict = evaluate_gates(labels, candidate, 0.8, _champion(signal), slices, GateConfig())
+
+    assert verdict.passed, verdict.reason
+    check = {c.name: c for c in verdict.checks}["non_inferiority"]
+    assert check.passed and check.threshold == -GateConfig().champion_margin
+    assert "DeLong p" in check.detail and "McNemar p" in check.detail
+    assert verdict.reason == "passed 5 checks against champion v3; skipped max_test_log_loss"
+
+
+@pytest.mark.parametrize(("kind", "margin"), [("champion", 0.01), ("baseline", 0.03)])
+def test_the_reference_kind_picks_the_margin(test_rows, kind, margin):
+    labels, signal, _ = test_rows
+    reference = GateReference(kind, kind, _model(signal, np.random.default_rng(1)))
+    config = GateConfig(champion_margin=0.01, baseline_margin=0.03)
+
+    verdict = evaluate_gates(labels, _candidate(signal), 0.8, reference, None, config)
+
+    assert {c.name: c for c in verdict.checks}["non_inferiority"].threshold == -margin
+
+
+def test_without_a_reference_the_comparisons_are_skipped_not_passed(test_rows):
+    labels, signal, slices = test_rows
+
+    verdict = evaluate_gates(labels, _candidate(signal), 0.8, None, slices, GateConfig())
+
+    skipped = {c.name for c in verdict.checks if c.passed is None}
+    assert skipped == {"max_test_log_loss", "non_inferiority", "slice_regression"}
+    assert verdict.passed and "skipped max_test_log_loss, non_inferiority, slice_regression" in verdict.reason
+    assert "gate_non_inferiority_passed" not in verdict.metrics()
+    assert "| non_inferiority |  |  | skipped | skipped: no champion or baseline" in verdict.to_markdown()
+
+
+def test_a_slice_where_the_candidate_collapsed_fails_while_the_overall_auc_barely_moves(test_rows):
+    labels, signal, slices = test_rows
+    baseline = GateReference("baseline", "baseline", _model(signal, np.random.default_rng(1)))
+    candidate = _candidate(signal)
+    on_ev = (slices["carrier"] == "EV").to_numpy()
+    candidate[on_ev] = np.random.default_rng(5).permutation(candidate[on_ev])  # no signal left on EV
+
+    verdict = evaluate_gates(labels, candidate, 0.8, baseline, slices, GateConfig())
+
+    assert roc_auc_score(labels, baseline.scores) - roc_auc_score(labels, candidate) < 0.03
+    assert verdict.failed_checks == ["slice_regression"]  # non-inferiority within the baseline's margin passed
+    check = {c.name: c for c in verdict.checks}["slice_regression"]
+    assert check.figure > 0.2 and check.detail.startswith("worst carrier=EV: AUC 0.")
+    assert "5 of 5 slices judged" in check.detail
+
+
+def test_small_slices_are_not_judged(test_rows):
+    labels, signal, slices = test_rows
+    config = GateConfig(min_slice_rows=ROWS)
+
+    verdict = evaluate_gates(labels, _candidate(signal), 0.8, _champion(signal), slices, config)
+
+    check = {c.name: c for c in verdict.checks}["slice_regression"]
+    assert check.passed is None and f"none of 5 slices has {ROWS} rows" in check.detail
+
+
+def test_the_verdict_reads_as_markdown_json_and_mlflow_metrics(test_rows):
+    labels, signal, slices = test_rows
+    config = GateConfig(max_test_log_loss=0.2)  # far below what any model reaches here
+
+    verdict = evaluate_gates(labels, _candidate(signal), 0.8, _champion(signal), slices, config)
+
+    markdown = verdict.to_markdown()
+    assert markdown.startswith("**Gate failed**: failed max_test_log_loss (test_log_loss 0.")
+    for name in CHECKS:
+        assert f"| {name} | 0." in markdown or f"| {name} | -0." in markdown
+    assert json.loads(json.dumps(verdict.to_dict(), allow_nan=False))["failed_checks"] == ["max_test_log_loss"]
+    metrics = verdict.metrics()
+    assert metrics["gate_passed"] == 0.0 and metrics["gate_max_test_log_loss_passed"] == 0.0
+    assert (
+        metrics["gate_non_inferiority_lower"] < metrics["gate_auc_difference"] < metrics["gate_non_inferiority_upper"]
+    )
+    assert all(isinstance(value, float) for value in metrics.values())
+    assert pickle.loads(pickle.dumps(verdict)) == verdict  # Prefect caches task results by pickling
+
+
+def test_bad_inputs_name_the_argument_and_the_fix(test_rows):
+    labels, signal, slices = test_rows
+    scores = _candidate(signal)
+    with pytest.raises(ValueError, match=r"slices lacks the gate.slice_columns \['dest'\]"):
+        evaluate_gates(labels, scores, 0.8, None, slices, GateConfig(slice_columns=["dest"]))
+    with pytest.raises(ValueError, match="'champion v3' have shape \\(10,\\)"):
+        evaluate_gates(labels, scores, 0.8, GateReference("champion v3", "champion", scores[:10]), None, GateConfig())
+    with pytest.raises(ValueError, match="candidate_scores must be probabilities"):
+        evaluate_gates(labels, scores * 2, 0.8, None, None, GateConfig())
