@@ -13,7 +13,10 @@ from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_
 
 @flow(name="domain-lifecycle", log_prints=True)
 def run_lifecycle(config: PipelineConfig = PipelineConfig()):
-    """One failing domain does not stop the others; the run fails at the end, naming it."""
+    """One failing domain does not stop the others; the run fails at the end, naming it.
+
+    A version the gates reject is an outcome, not a failure: the run completes and its message names it.
+    """
     fingerprint = fingerprint_data_source(config.data.source)
     frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     domains = choose_domains(frame, config.domains)
@@ -23,7 +26,16 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig()):
         outcomes.append(
             state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed")
         )
+    return lifecycle_state(outcomes)
+
+
+def lifecycle_state(outcomes: list[DomainOutcome]):
+    """Failed when a domain failed; Completed otherwise, naming the domains whose version the gates rejected."""
     failed = [o.domain for o in outcomes if o.status == "failed"]
+    rejected = [f"{o.domain} ({', '.join(o.failed_checks)})" for o in outcomes if o.status == "rejected"]
+    note = f"; rejected by the gates: {', '.join(rejected)}" if rejected else ""
     if failed:
-        return Failed(message=f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}", data=outcomes)
-    return Completed(message=f"{len(outcomes)} domains trained", data=outcomes)
+        message = f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}{note}"
+        return Failed(message=message, data=outcomes)
+    return Completed(message=f"{len(outcomes) - len(rejected)} of {len(outcomes)} domains passed the gates{note}",
+                     data=outcomes)  # fmt: skip

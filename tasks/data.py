@@ -9,11 +9,12 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from domainflow.config import DatasetSchema, DomainSpec, SplitConfig, ValidationConfig
+from domainflow.config import DatasetSchema, DomainSpec, PipelineConfig, SplitConfig, ValidationConfig
 from domainflow.data import domains, sources, validation
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
 from domainflow.data.split import split_by_time as split_frame_by_time
+from domainflow.tracking import tuning_study_name
 
 from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
 
@@ -81,3 +82,9 @@ def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipe
         "features numeric_width=%d categorical_cardinalities=%s", pipeline.numeric_width, pipeline.cardinalities
     )
     return pipeline
+
+
+@task
+def name_tuning_study(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
+    """Named by the run's inputs, so a rerun after a crash resumes the same study."""
+    return tuning_study_name(domain, source_fingerprint, config)

@@ -10,11 +10,14 @@ from domainflow.config import PipelineConfig
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
+from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.optimization.report import OptimizationResult
 from domainflow.registry import mlflow_registry
 from domainflow.summary import DomainOutcome, artifact_key, summarize_domain
 from domainflow.tracking import log_domain_run
 from domainflow.training.candidates import CandidateScores
 from domainflow.training.trainer import TrainedNetwork
+from domainflow.tuning.study import TuningResult
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error
 
@@ -31,12 +34,17 @@ def log_training_run(
     outcome: ValidationOutcome,
     split: TimeSplit,
     pipeline: FeaturePipeline,
+    tuning: TuningResult,
     network: TrainedNetwork,
+    optimized: OptimizationResult,
     scores: CandidateScores,
+    evaluation: CandidateEvaluation,
 ) -> mlflow_registry.LoggedRun:
+    """Trials become child runs; the served variant is the run's model."""
     logged = log_domain_run(
-        tracking_uri, artifact_root, domain, config, source_fingerprint, outcome, split, pipeline, network, scores
-    )
+        tracking_uri, artifact_root, domain, config, source_fingerprint, outcome, split, pipeline,
+        tuning, network, optimized, scores, evaluation,
+    )  # fmt: skip
     get_run_logger().info("mlflow run_id=%s reused=%s model=%s", logged.run_id, logged.reused, logged.model_uri)
     return logged
 
@@ -55,25 +63,17 @@ def register_model_version(
 
 @task(**_MLFLOW_RETRIES)
 def apply_quality_gate(
-    tracking_uri: str, domain: str, config: PipelineConfig, version: str, scores: CandidateScores
+    tracking_uri: str, domain: str, config: PipelineConfig, version: str, evaluation: CandidateEvaluation
 ) -> mlflow_registry.GateDecision:
-    """Gates the alias: only a version above the validation-AUC floor becomes `challenger`."""
-    decision = mlflow_registry.apply_minimal_gate(
-        tracking_uri,
-        config.registered_model_name(domain),
-        version,
-        scores.network["validation"]["auc"],
-        config.gate.min_validation_auc,
-    )
+    """Gates the alias: only a version that passed every check becomes `challenger`."""
+    verdict = evaluation.verdict
+    decision = mlflow_registry.apply_gate_verdict(
+        tracking_uri, config.registered_model_name(domain), version, verdict.passed, verdict.reason,
+        verdict.failed_checks,
+    )  # fmt: skip
     log = get_run_logger().info if decision.passed else get_run_logger().warning
-    log(
-        "gate domain=%s version=%s passed=%s aliases=%s (%s)",
-        domain,
-        version,
-        decision.passed,
-        decision.aliases,
-        decision.reason,
-    )
+    log("gate domain=%s version=%s passed=%s aliases=%s (%s)",
+        domain, version, decision.passed, decision.aliases, decision.reason)  # fmt: skip
     return decision
 
 
@@ -83,12 +83,17 @@ def summarize_domain_run(
     config: PipelineConfig,
     outcome: ValidationOutcome,
     split: TimeSplit,
+    tuning: TuningResult,
+    optimized: OptimizationResult,
     scores: CandidateScores,
+    evaluation: CandidateEvaluation,
     logged: mlflow_registry.LoggedRun,
     version: str,
     decision: mlflow_registry.GateDecision,
 ) -> DomainOutcome:
-    summary = summarize_domain(domain, config, outcome, split, scores, logged, version, decision)
+    summary = summarize_domain(
+        domain, config, outcome, split, tuning, optimized, scores, evaluation, logged, version, decision
+    )
     create_markdown_artifact(
         summary.to_markdown(), key=artifact_key("training", config.name, domain), description=f"{domain} training run"
     )

@@ -1,4 +1,4 @@
-"""Training tasks: the network, the baseline, and their scores. Training is cached like the data stages."""
+"""Training tasks: tune, train, build the serving variants, score. Cached like the data stages."""
 
 from __future__ import annotations
 
@@ -8,23 +8,54 @@ from prefect import task
 from prefect.logging import get_run_logger
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from domainflow.config import BaselineConfig, TrainingConfig
+from domainflow.config import BaselineConfig, OptimizationConfig, TrainingConfig, TuningConfig
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
+from domainflow.optimization.report import OptimizationResult
 from domainflow.training import candidates
 from domainflow.training.trainer import TrainedNetwork
+from domainflow.tuning.study import TuningResult, summarize_study
 
 from .policies import CACHED_STAGE
 
 
 @task(cache_policy=CACHED_STAGE, timeout_seconds=6 * 3600)
-def train_network(
-    pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, work_root: str
-) -> TrainedNetwork:
-    network = candidates.fit_network(pipeline, split, config, work_root=Path(work_root))
+def tune_hyperparameters(
+    pipeline: FeaturePipeline,
+    split: TimeSplit,
+    training: TrainingConfig,
+    tuning: TuningConfig,
+    study_name: str,
+    work_root: str,
+    worker: int = 0,
+) -> TuningResult:
+    """One worker's share of the study; several task runs share a database-backed study."""
+    result = candidates.tune_hyperparameters(pipeline, split, training, tuning, study_name, Path(work_root), worker)
     get_run_logger().info(
-        "network epochs=%d best_val_auc=%.4f strategy=%s devices=%d nodes=%d",
+        "tuning study=%s worker=%d trials=%d complete=%d pruned=%d best_val_auc=%s best=%s",
+        study_name, worker, result.n_trials, result.n_complete, result.n_pruned,
+        "n/a" if result.best_value is None else f"{result.best_value:.4f}", result.best_params,
+    )  # fmt: skip
+    return result
+
+
+@task
+def summarize_tuning(worker_results: list[TuningResult], tuning: TuningConfig) -> TuningResult:
+    """The whole study once every worker finished: read back from the storage the workers shared."""
+    if len(worker_results) == 1 or tuning.n_trials == 0:
+        return worker_results[0]
+    return summarize_study(tuning.storage, worker_results[0].study_name)
+
+
+@task(cache_policy=CACHED_STAGE, timeout_seconds=6 * 3600)
+def train_network(
+    pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, tuning: TuningResult, work_root: str
+) -> TrainedNetwork:
+    network = candidates.fit_network(pipeline, split, config, work_root=Path(work_root), tuning=tuning)
+    get_run_logger().info(
+        "network epochs=%d best_val_auc=%.4f strategy=%s devices=%d nodes=%d tuned=%s",
         network.epochs_run, network.best_val_auc, config.strategy, config.devices, config.num_nodes,
+        bool(tuning.best_params),
     )  # fmt: skip
     return network
 
@@ -38,11 +69,26 @@ def train_baseline(
     return baseline
 
 
+@task(cache_policy=CACHED_STAGE)
+def optimize_for_serving(
+    pipeline: FeaturePipeline, split: TimeSplit, network: TrainedNetwork, config: OptimizationConfig
+) -> OptimizationResult:
+    """FP32, INT8 and ONNX variants measured side by side; the fastest within the AUC budget serves."""
+    result = candidates.optimize_for_serving(pipeline, split, network, config)
+    chosen = result.chosen_report
+    get_run_logger().info(
+        "optimization chosen=%s size_bytes=%d auc_drop=%.4f %s (%s)",
+        result.chosen, chosen.size_bytes, chosen.auc_drop,
+        " ".join(f"{k}={v:.2f}" for k, v in result.ratios().items()), result.reason,
+    )  # fmt: skip
+    return result
+
+
 @task
 def score_candidates(
-    pipeline: FeaturePipeline, split: TimeSplit, network: TrainedNetwork, baseline: HistGradientBoostingClassifier
+    pipeline: FeaturePipeline, split: TimeSplit, optimized: OptimizationResult, baseline: HistGradientBoostingClassifier
 ) -> candidates.CandidateScores:
-    scores = candidates.score_candidates(pipeline, split, network, baseline)
+    scores = candidates.score_candidates(pipeline, split, optimized, baseline)
     get_run_logger().info(
         "scores network_val_auc=%.4f baseline_val_auc=%.4f network_test_auc=%.4f baseline_test_auc=%.4f",
         scores.network["validation"]["auc"], scores.baseline["validation"]["auc"],

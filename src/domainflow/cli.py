@@ -91,10 +91,11 @@ def _quiet_libraries() -> None:
     # Failures reach the summary with their message; their tracebacks stay in
     # the Prefect UI and in --verbose.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    import lightning.pytorch  # noqa: F401 - both set their loggers' levels on import,
-    import mlflow  # noqa: F401 - so the override must come after it.
+    import lightning.pytorch  # noqa: F401 - these set their loggers' levels on import,
+    import mlflow  # noqa: F401 - so the override must come after them.
+    import optuna  # noqa: F401
 
-    for name in ("lightning.pytorch", "lightning.fabric", "mlflow"):
+    for name in ("lightning.pytorch", "lightning.fabric", "mlflow", "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module=r"lightning\..*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
@@ -115,6 +116,11 @@ class _TaskProgress(logging.Handler):
             self.progress.update(self.task_id, advance=1, description=f"{flow_run} {task}: {message[18:]}")
 
 
+def _tasks_per_domain(config: PipelineConfig) -> int:
+    """Task runs of one train_domain_model run, for the progress bar: 17 stages plus a run per tuning worker."""
+    return 17 + config.tuning.workers
+
+
 def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -133,27 +139,33 @@ def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
 def _summary_table(outcomes, settings: Settings) -> Table:
     table = Table(title="domainflow run", caption=f"models registered in MLflow at {settings.tracking_uri}")
     table.add_column("domain")
-    for column in ("rows in", "kept", "quarantined"):
-        table.add_column(column, justify="right")
-    # AUC on validation / test: network vs the gradient-boosting baseline.
-    for column in ("val AUC\nnet | base", "test AUC\nnet | base"):
-        table.add_column(column, justify="center")
+    table.add_column("rows in\nkept\nquarantined", justify="right")
+    # Test AUC: the served network variant vs the gradient-boosting baseline.
+    table.add_column("test AUC\nnet\nbaseline", justify="center")
+    table.add_column("tuning\ntrials\n(pruned)", justify="center")
+    table.add_column("served\nsize x\nspeed x")
     table.add_column("model")
-    table.add_column("aliases")
+    table.add_column("gate")
 
     def auc(value):
         return "-" if value is None else f"{value:.4f}"
 
     for o in outcomes:
         if o.status == "failed":
-            table.add_row(o.domain, "-", "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80])
+            table.add_row(o.domain, "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80])
             continue
+        if o.status == "rejected":
+            gate = f"[yellow]rejected[/] vs {o.gate_reference}: {', '.join(o.failed_checks)}"
+        else:
+            gate = f"[green]passed[/] vs {o.gate_reference}\n{', '.join(o.aliases)}"
+        served = "\n".join([o.served_variant or "-", *(f"{r:.1f}x" for r in (o.size_ratio, o.speedup) if r)])
         table.add_row(
-            o.domain, f"{o.rows_in:,}", f"{o.rows_kept:,}", f"{o.rows_quarantined:,}",
-            f"{auc(o.network_val_auc)} | {auc(o.baseline_val_auc)}",
-            f"{auc(o.network_test_auc)} | {auc(o.baseline_test_auc)}",
+            o.domain, f"{o.rows_in:,}\n{o.rows_kept:,}\n{o.rows_quarantined:,}",
+            f"{auc(o.network_test_auc)}\n{auc(o.baseline_test_auc)}",
+            "-" if not o.tuning_trials else f"{o.tuning_trials}\n({o.tuning_pruned})",
+            served,
             f"{o.model_name}\nv{o.version}" + (" (reused)" if o.reused_run else ""),
-            ", ".join(o.aliases) or f"[yellow]none[/] ({o.gate})",
+            gate,
         )  # fmt: skip
     return table
 
@@ -169,6 +181,8 @@ def _report(state, settings: Settings, started: float) -> None:
             console.print(f"quarantined rows of {o.domain}: {o.quarantine_path}")
         if o.status == "failed":
             err_console.print(f"[red]{o.domain} failed:[/] {o.error}")
+        if o.status == "rejected":
+            err_console.print(f"[yellow]{o.domain} v{o.version} rejected by the gates:[/] {o.gate}")
     console.print(f"finished in {time.perf_counter() - started:.1f}s: {state.message or state.name}")
     if not state.is_completed():
         raise typer.Exit(1)
@@ -188,7 +202,7 @@ def run(
     settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices), verbose)
     from domainflow.flows.lifecycle import run_lifecycle
 
-    expected = 3 + 13 * len(cfg.domains.values) if cfg.domains.values else None
+    expected = 3 + _tasks_per_domain(cfg) * len(cfg.domains.values) if cfg.domains.values else None
     state = _run_with_progress(run_lifecycle, expected, config=cfg)
     _report(state, settings, started)
 
@@ -207,7 +221,7 @@ def train(
     settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices), verbose)
     from domainflow.flows.training import train_domain_model
 
-    state = _run_with_progress(train_domain_model, 13, domain=domain, config=cfg)
+    state = _run_with_progress(train_domain_model, _tasks_per_domain(cfg), domain=domain, config=cfg)
     _report(state, settings, started)
 
 

@@ -2,7 +2,7 @@
 
 Everything defaults to one folder, `DOMAINFLOW_HOME` (./.domainflow): the MLflow
 SQLite store and its artifacts, Prefect's persisted task results (the cache),
-and the quarantine files. Production points MLflow at PostgreSQL and S3 with
+the quarantine files and the evaluation reports. Production points MLflow at PostgreSQL and S3 with
 the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`).
 """
 
@@ -30,6 +30,10 @@ class Settings:
     @property
     def checkpoint_dir(self) -> Path:
         return self.home / "checkpoints"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
 
 
 def resolve_settings(environ: dict[str, str] | None = None) -> Settings:

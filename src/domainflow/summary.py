@@ -14,13 +14,20 @@ from pydantic import BaseModel
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
+from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.optimization.report import OptimizationResult
 from domainflow.registry.mlflow_registry import GateDecision, LoggedRun
 from domainflow.training.candidates import CandidateScores
+from domainflow.tuning.study import TuningResult
 
 
 class DomainOutcome(BaseModel):
+    """`registered`: the version passed the gates and holds `challenger`; `rejected`: it is in the
+    registry without an alias, tagged with the checks it failed; `failed`: the run stopped with an error.
+    """
+
     domain: str
-    status: Literal["registered", "failed"]
+    status: Literal["registered", "rejected", "failed"]
     rows_in: int | None = None
     rows_kept: int | None = None
     rows_quarantined: int | None = None
@@ -30,10 +37,19 @@ class DomainOutcome(BaseModel):
     baseline_val_auc: float | None = None
     network_test_auc: float | None = None
     baseline_test_auc: float | None = None
+    tuning_trials: int | None = None
+    tuning_pruned: int | None = None
+    tuning_best_val_auc: float | None = None
+    served_variant: str | None = None
+    size_ratio: float | None = None  # FP32 size over the served variant's
+    speedup: float | None = None  # FP32 p50 latency over the served variant's, at the serving batch size
+    served_auc_drop: float | None = None
     model_name: str | None = None
     version: str | None = None
     aliases: list[str] = []
     gate: str | None = None
+    gate_reference: str | None = None
+    failed_checks: list[str] = []
     run_id: str | None = None
     reused_run: bool = False
     published: dict[str, float] = {}
@@ -61,14 +77,18 @@ def summarize_domain(
     config: PipelineConfig,
     outcome: ValidationOutcome,
     split: TimeSplit,
+    tuning: TuningResult,
+    optimized: OptimizationResult,
     scores: CandidateScores,
+    evaluation: CandidateEvaluation,
     logged: LoggedRun,
     version: str,
     decision: GateDecision,
 ) -> DomainOutcome:
+    ratios = optimized.ratios()
     return DomainOutcome(
         domain=domain,
-        status="registered",
+        status="registered" if decision.passed else "rejected",
         rows_in=outcome.rows_in,
         rows_kept=len(outcome.valid),
         rows_quarantined=len(outcome.quarantined),
@@ -78,10 +98,19 @@ def summarize_domain(
         baseline_val_auc=scores.baseline["validation"]["auc"],
         network_test_auc=scores.network["test"]["auc"],
         baseline_test_auc=scores.baseline["test"]["auc"],
+        tuning_trials=tuning.n_trials,
+        tuning_pruned=tuning.n_pruned,
+        tuning_best_val_auc=tuning.best_value,
+        served_variant=optimized.chosen,
+        size_ratio=ratios["size_ratio"],
+        speedup=ratios.get(f"speedup_p50_b{config.optimization.serving_batch_size}"),
+        served_auc_drop=optimized.chosen_report.auc_drop,
         model_name=config.registered_model_name(domain),
         version=version,
         aliases=decision.aliases,
-        gate=decision.reason if decision.passed else f"failed: {decision.reason}",
+        gate=decision.reason,
+        gate_reference=evaluation.verdict.reference,
+        failed_checks=evaluation.verdict.failed_checks,
         run_id=logged.run_id,
         reused_run=logged.reused,
         published=logged.published,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from domainflow.config import PipelineConfig
@@ -19,9 +20,14 @@ from domainflow.data.privacy import publish_statistics
 from domainflow.data.sources import fingerprint_frame
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import LABEL_COLUMN, ValidationOutcome
+from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.optimization.optimize import save_variant
+from domainflow.optimization.report import OptimizationResult
 from domainflow.registry.mlflow_registry import TAG, LoggedRun, RunRecord, log_training_run
-from domainflow.training.candidates import CandidateScores
+from domainflow.training.candidates import CandidateScores, served_predictor
 from domainflow.training.trainer import TrainedNetwork
+from domainflow.tuning.mlflow_trials import log_trials_as_child_runs, tuning_metrics, tuning_params
+from domainflow.tuning.study import TuningResult
 
 _GX_PRIVATE_KEYS = ("element_count", "unexpected_count", "missing_count", "unexpected_percent",
                     "unexpected_percent_total", "unexpected_percent_nonmissing", "missing_percent",
@@ -43,6 +49,11 @@ def code_version() -> str:
 def training_run_key(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
     payload = "|".join([domain, source_fingerprint, config.config_hash(), code_version()])
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def tuning_study_name(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
+    """Same inputs, same study: with a database storage a rerun resumes it instead of starting over."""
+    return f"{config.name}-{domain}-{training_run_key(domain, source_fingerprint, config)}"
 
 
 def public_gx_result(gx_result: dict) -> dict:
@@ -81,6 +92,22 @@ def version_tags(
     )
 
 
+def _params(domain: str, config: PipelineConfig, network: TrainedNetwork, tuning: TuningResult) -> dict:
+    sections = {
+        "training": config.training.model_dump(),
+        "baseline": config.baseline.model_dump(),
+        "split": config.split.model_dump(mode="json"),
+        "tuning": config.tuning.model_dump(mode="json", exclude={"storage"}),  # a URL may hold a password
+        "optimization": config.optimization.model_dump(mode="json"),
+        "gate": config.gate.model_dump(mode="json"),
+    }
+    params = {f"{section}.{k}": v for section, values in sections.items() for k, v in values.items()}
+    # What the final training actually used, after tuning.
+    params |= {f"final.{k}": v for k, v in network.hparams.items() if k not in ("numeric_width", "cardinalities")}
+    return {"domain": domain, **params, **tuning_params(tuning),
+            "privacy.epsilon_per_statistic": config.privacy.epsilon_per_statistic}  # fmt: skip
+
+
 def log_domain_run(
     tracking_uri: str,
     artifact_root: str,
@@ -90,9 +117,17 @@ def log_domain_run(
     outcome: ValidationOutcome,
     split: TimeSplit,
     pipeline: FeaturePipeline,
+    tuning: TuningResult,
     network: TrainedNetwork,
+    optimized: OptimizationResult,
     scores: CandidateScores,
+    evaluation: CandidateEvaluation,
 ) -> LoggedRun:
+    """The run with its trials as child runs, every variant's figures, the gate verdict and its report.
+
+    The model logged is the variant optimization chose; the others are recorded
+    by their figures only.
+    """
     published, ledger = publish_statistics(
         counts={
             "rows_in": outcome.rows_in,
@@ -108,34 +143,45 @@ def log_domain_run(
         seed=config.privacy.seed,
     )
     tags = version_tags(domain, source_fingerprint, config, outcome).as_tags()
-    params = {
-        "domain": domain,
-        **{f"training.{k}": v for k, v in config.training.model_dump().items()},
-        **{f"baseline.{k}": v for k, v in config.baseline.model_dump().items()},
-        **{f"split.{k}": v for k, v in config.split.model_dump(mode="json").items()},
-        "gate.min_validation_auc": config.gate.min_validation_auc,
-        "privacy.epsilon_per_statistic": config.privacy.epsilon_per_statistic,
+    tags |= {
+        f"{TAG}served_variant": optimized.chosen,
+        f"{TAG}gate": "passed" if evaluation.verdict.passed else "failed",
     }
-    metrics = {**scores.flat(), **published, "network_epochs": network.epochs_run,
+    metrics = {**scores.flat(), **published, **tuning_metrics(tuning), **optimized.metrics(),
+               **evaluation.verdict.metrics(), "network_epochs": network.epochs_run,
                "network_best_val_auc": network.best_val_auc, "privacy_epsilon_spent": ledger.spent}  # fmt: skip
-    record = RunRecord(
-        experiment=config.experiment_name(domain),
-        run_name=f"train-{domain}",
-        run_key=training_run_key(domain, source_fingerprint, config),
-        params=params,
-        metrics=metrics,
-        tags=tags,
-        network=network,
-        pipeline=pipeline,
-        signature_sample=split.validation[config.data.features].head(200),
-        documents={
-            "config.json": config.model_dump(mode="json"),
-            "validation/great_expectations.json": public_gx_result(outcome.gx_result),
-            "privacy/ledger.json": {
-                "budget": ledger.budget,
-                "spent": ledger.spent,
-                "releases": [{"statistic": s, "epsilon": e} for s, e in ledger.entries],
-            },
-        },  # fmt: skip
-    )
-    return log_training_run(tracking_uri, artifact_root, record)
+    sample = split.validation[config.data.features].head(200)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_file = save_variant(optimized, optimized.chosen, Path(scratch))
+        record = RunRecord(
+            experiment=config.experiment_name(domain),
+            run_name=f"train-{domain}",
+            run_key=training_run_key(domain, source_fingerprint, config),
+            params=_params(domain, config, network, tuning),
+            metrics=metrics,
+            tags=tags,
+            pipeline=pipeline,
+            model_file=model_file,
+            signature_sample=sample,
+            signature_scores=served_predictor(optimized).predict(pipeline.transform(sample)),
+            history=network.history,
+            documents={
+                "config.json": config.model_dump(mode="json"),
+                "validation/great_expectations.json": public_gx_result(outcome.gx_result),
+                "privacy/ledger.json": {
+                    "budget": ledger.budget,
+                    "spent": ledger.spent,
+                    "releases": [{"statistic": s, "epsilon": e} for s, e in ledger.entries],
+                },
+                "evaluation/gate_verdict.json": evaluation.verdict.to_dict(),
+                "optimization/variants.json": {
+                    "chosen": optimized.chosen,
+                    "reason": optimized.reason,
+                    "variants": [asdict(r) for r in optimized.variants],
+                },
+            },  # fmt: skip
+            files={"evaluation": Path(evaluation.report_path)} if evaluation.report_path else {},
+        )
+        logged = log_training_run(tracking_uri, artifact_root, record)
+    log_trials_as_child_runs(tracking_uri, logged.run_id, tuning)
+    return logged

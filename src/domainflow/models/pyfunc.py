@@ -1,8 +1,9 @@
-"""The registered model: feature pipeline + network behind MLflow's pyfunc interface.
+"""The registered model: feature pipeline + the chosen network variant behind MLflow's pyfunc interface.
 
 `mlflow.pyfunc.load_model("models:/flight-delay-EWR@champion").predict(frame)`
 takes raw rows (the schema's feature columns, numbers as doubles) and returns
-delay probabilities.
+delay probabilities. The network is whichever variant optimization chose to
+serve (FP32 or INT8 torch, ONNX run by onnxruntime); the file's extension says which.
 The class must be importable where the model is loaded, so the serving
 environment installs domainflow.
 """
@@ -16,26 +17,40 @@ import joblib
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import torch
 
-from domainflow.models.lightning import network_from_weights, predict_proba
+from domainflow.optimization.predictors import ONNX_FORMAT, SUFFIXES, TorchPredictor, load_variant
 
 MODEL_CODE = Path(__file__).with_name("delay_model_code.py")
 PIPELINE_ARTIFACT = "feature_pipeline"
-NETWORK_ARTIFACT = "network"
+MODEL_ARTIFACT = "network_variant"
+# Versions registered before optimization existed hold the FP32 weights under this name.
+LEGACY_NETWORK_ARTIFACT = "network"
 
 
 class DelayModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.pipeline = joblib.load(context.artifacts[PIPELINE_ARTIFACT])
-        bundle = torch.load(context.artifacts[NETWORK_ARTIFACT], map_location="cpu", weights_only=True)
-        self.net = network_from_weights(bundle["hparams"], bundle["state_dict"])
+        if MODEL_ARTIFACT in context.artifacts:
+            self.predictor = load_variant(Path(context.artifacts[MODEL_ARTIFACT]))
+        else:
+            self.predictor = _legacy_predictor(Path(context.artifacts[LEGACY_NETWORK_ARTIFACT]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        return predict_proba(self.net, self.pipeline.transform(model_input))
+        return self.predictor.predict(self.pipeline.transform(model_input))
 
 
-def serving_requirements() -> list[str]:
-    """Pinned from this environment: inferring them costs ~10 s per model."""
-    packages = ["mlflow", "torch", "lightning", "scikit-learn", "pandas", "numpy", "joblib"]
+def _legacy_predictor(path: Path) -> TorchPredictor:
+    import torch
+
+    from domainflow.models.lightning import network_from_weights
+
+    bundle = torch.load(path, map_location="cpu", weights_only=True)
+    return TorchPredictor(network_from_weights(bundle["hparams"], bundle["state_dict"]))
+
+
+def serving_requirements(model_file: Path) -> list[str]:
+    """Pinned from this environment (inferring them costs ~10 s per model); onnxruntime only for ONNX variants."""
+    packages = ["mlflow", "torch", "scikit-learn", "pandas", "numpy", "joblib"]
+    if Path(model_file).suffix == SUFFIXES[ONNX_FORMAT]:
+        packages.append("onnxruntime")
     return [f"{name}=={importlib.metadata.version(name)}" for name in packages]

@@ -16,16 +16,15 @@ from typing import Any
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
-import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 from domainflow.data.features import FeaturePipeline
-from domainflow.models.pyfunc import MODEL_CODE, NETWORK_ARTIFACT, PIPELINE_ARTIFACT, serving_requirements
-from domainflow.training.trainer import TrainedNetwork
+from domainflow.models.pyfunc import MODEL_ARTIFACT, MODEL_CODE, PIPELINE_ARTIFACT, serving_requirements
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -42,10 +41,14 @@ class RunRecord:
     params: dict[str, Any]
     metrics: dict[str, float]
     tags: dict[str, str]
-    network: TrainedNetwork
     pipeline: FeaturePipeline
+    # The variant that serves (see domainflow.optimization), as save_variant wrote it.
+    model_file: Path
     signature_sample: pd.DataFrame
+    signature_scores: np.ndarray  # the served model's scores for signature_sample
+    history: list[dict] = field(default_factory=list)  # per-epoch metrics of the final training
     documents: dict[str, Any] = field(default_factory=dict)  # artifact path -> JSON-able payload
+    files: dict[str, Path] = field(default_factory=dict)  # artifact folder -> local file (reports)
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,15 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
     ):
         mlflow.log_params(record.params)
         mlflow.log_metrics(record.metrics)
-        for row in record.network.history:
+        for row in record.history:
             epoch = int(row["epoch"])
             mlflow.log_metrics(
                 {f"epoch_{k}": float(v) for k, v in row.items() if k != "epoch" and pd.notna(v)}, step=epoch
             )
         for path, payload in record.documents.items():
             mlflow.log_dict(payload, path)
+        for folder, local in record.files.items():
+            mlflow.log_artifact(str(local), artifact_path=folder)
         model_uri = _log_model(record)
         mlflow.set_tag(f"{TAG}model_uri", model_uri)
     return LoggedRun(
@@ -165,10 +170,8 @@ def _fluent_tracking_uri(tracking_uri: str):
 def _log_model(record: RunRecord) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         pipeline_path = Path(scratch) / "feature_pipeline.joblib"
-        network_path = Path(scratch) / "network.pt"
         joblib.dump(record.pipeline, pipeline_path)
-        torch.save({"hparams": record.network.hparams, "state_dict": record.network.state_dict}, network_path)
-        artifacts = {PIPELINE_ARTIFACT: str(pipeline_path), NETWORK_ARTIFACT: str(network_path)}
+        artifacts = {PIPELINE_ARTIFACT: str(pipeline_path), MODEL_ARTIFACT: str(record.model_file)}
         # The example must match the signature: numbers as doubles.
         sample = record.signature_sample.astype(dict.fromkeys(record.pipeline.numeric, "float64"))
         info = mlflow.pyfunc.log_model(
@@ -176,9 +179,9 @@ def _log_model(record: RunRecord) -> str:
             # Models from code, as MLflow recommends over pickling the instance.
             python_model=str(MODEL_CODE),
             artifacts=artifacts,
-            signature=_signature(record.pipeline, sample, record.network.predict(record.pipeline, sample)),
+            signature=_signature(record.pipeline, sample, record.signature_scores),
             input_example=sample.head(3),
-            pip_requirements=serving_requirements(),
+            pip_requirements=serving_requirements(record.model_file),
         )
     return info.model_uri
 
@@ -211,17 +214,18 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         return None
 
 
-def apply_minimal_gate(tracking_uri: str, name: str, version: str, validation_auc: float, floor: float) -> GateDecision:
-    """Validation AUC above `floor` makes a version `challenger`, and `champion` if the domain has none.
+def apply_gate_verdict(
+    tracking_uri: str, name: str, version: str, passed: bool, reason: str, failed_checks: list[str] | tuple = ()
+) -> GateDecision:
+    """A passing version becomes `challenger`, and `champion` if the domain has none.
 
-    A failing version keeps no alias and is tagged with the reason.
+    Every version is tagged with the verdict; a failing one keeps no alias and
+    names its failed checks, so the registry UI shows why it stopped there.
     """
     client = MlflowClient(tracking_uri)
-    passed = validation_auc > floor
-    comparison = ">" if passed else "<="
-    reason = f"validation AUC {validation_auc:.4f} {comparison} floor {floor:.4f}"
     client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
-    client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason)
+    client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason[:4_000])
+    client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
     aliases: list[str] = []
     if not passed and current_alias_version(client, name, CHALLENGER) == version:
         # A re-gated version that no longer passes stops being the challenger.

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     TAG,
     RunRecord,
-    apply_minimal_gate,
+    apply_gate_verdict,
     current_alias_version,
     log_training_run,
     register_model_version,
@@ -27,8 +28,12 @@ def store(mlflow_store):
 
 
 @pytest.fixture(scope="module")
-def make_record(trained_network, learnable_split, schema):
+def make_record(trained_network, learnable_split, schema, tmp_path_factory):
     _, validation, pipeline = learnable_split
+    # The served variant: here the FP32 network, as optimization writes it.
+    model_file = tmp_path_factory.mktemp("variant") / "fp32.pt"
+    model_file.write_bytes(build_fp32(trained_network, pipeline.transform(validation)))
+    sample = validation[schema.features].head(200)
 
     def make(run_key: str, **metrics: float) -> RunRecord:
         return RunRecord(
@@ -38,9 +43,11 @@ def make_record(trained_network, learnable_split, schema):
             params={"domain": "EWR", "training.hidden_sizes": [16]},
             metrics={"network_validation_auc": trained_network.best_val_auc, **metrics},
             tags={f"{TAG}domain": "EWR"},
-            network=trained_network,
             pipeline=pipeline,
-            signature_sample=validation[schema.features].head(200),
+            model_file=model_file,
+            signature_sample=sample,
+            signature_scores=trained_network.predict(pipeline, sample),
+            history=trained_network.history,
             documents={"config.json": {"name": "flight-delay"}, "privacy/ledger.json": {"spent": 0.7}},
         )
 
@@ -56,10 +63,17 @@ def story(store, make_record):
         logged = log_training_run(tracking_uri, artifact_root, make_record(key))
         version = register_model_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
         aliases_before = _aliases(tracking_uri)
-        decision = apply_minimal_gate(tracking_uri, MODEL, version, validation_auc=auc, floor=0.6)
+        decision = _gate(tracking_uri, MODEL, version, auc)
         steps[step] = dict(logged=logged, version=version, decision=decision,
                            before=aliases_before, after=_aliases(tracking_uri))  # fmt: skip
     return steps
+
+
+def _gate(tracking_uri: str, name: str, version: str, auc: float):
+    """A one-check verdict, as the evaluation gates would hand it over."""
+    passed = auc > 0.6
+    reason = f"min_test_auc: {auc:.4f} {'>' if passed else '<='} 0.6000"
+    return apply_gate_verdict(tracking_uri, name, version, passed, reason, [] if passed else ["min_test_auc"])
 
 
 def _aliases(tracking_uri: str) -> dict[str, str | None]:
@@ -106,18 +120,20 @@ def test_failing_version_gets_no_alias_and_a_reason(store, story):
     assert failing["after"] == failing["before"] == {CHAMPION: "1", CHALLENGER: "2"}
     version = MlflowClient(store[0]).get_model_version(MODEL, "3")
     assert version.tags[f"{TAG}gate"] == "failed"
-    assert version.tags[f"{TAG}gate_reason"] == "validation AUC 0.5500 <= floor 0.6000"
+    assert version.tags[f"{TAG}gate_reason"] == "min_test_auc: 0.5500 <= 0.6000"
+    assert version.tags[f"{TAG}gate_failed_checks"] == "min_test_auc"
     assert version.aliases == []
     passed = MlflowClient(store[0]).get_model_version(MODEL, "1")
     assert passed.tags[f"{TAG}gate"] == "passed"
     assert passed.tags[f"{TAG}run_key"] == "key-1"
 
 
-def test_auc_equal_to_floor_fails(store, story):
+def test_a_failing_first_version_leaves_the_domain_without_aliases(store, story):
     name = "flight-delay-floor"
     version = register_model_version(store[0], name, story["first"]["logged"], tags={})
-    decision = apply_minimal_gate(store[0], name, version, validation_auc=0.6, floor=0.6)
+    decision = _gate(store[0], name, version, 0.6)
     assert not decision.passed and decision.aliases == []
+    assert MlflowClient(store[0]).get_registered_model(name).aliases == {}
     assert current_alias_version(MlflowClient(store[0]), name, CHAMPION) is None
 
 
@@ -160,10 +176,10 @@ def test_logging_leaves_the_process_tracking_uri_alone(store, make_record, monke
 def test_a_regated_version_that_now_fails_stops_being_challenger(store, story):
     tracking_uri = store[0]
     assert _aliases(tracking_uri)[CHALLENGER] == "2"
-    decision = apply_minimal_gate(tracking_uri, MODEL, "2", validation_auc=0.55, floor=0.6)
+    decision = _gate(tracking_uri, MODEL, "2", 0.55)
     assert not decision.passed
     assert _aliases(tracking_uri)[CHALLENGER] is None
-    apply_minimal_gate(tracking_uri, MODEL, "2", validation_auc=0.7, floor=0.6)  # restore for later tests
+    _gate(tracking_uri, MODEL, "2", 0.7)  # restore for later tests
     assert _aliases(tracking_uri)[CHALLENGER] == "2"
 
 

@@ -1,0 +1,44 @@
+"""The domain's current champion, scored on the candidate's rows: the reference the gates compare against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from domainflow.registry.mlflow_registry import CHAMPION, _fluent_tracking_uri, current_alias_version
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    version: str
+    run_id: str
+    scores: np.ndarray
+
+
+def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> ChampionScores | None:
+    """The champion's delay probabilities for `rows`, or None when the domain has no champion yet.
+
+    Loaded through the registry alias and pyfunc, exactly as a serving process
+    would load it, so the comparison is with what production serves.
+    """
+    client = MlflowClient(tracking_uri)
+    version = current_alias_version(client, name, CHAMPION)
+    if version is None:
+        return None
+    run_id = client.get_model_version(name, version).run_id
+    with _fluent_tracking_uri(tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    # The champion's own input schema: it may have been trained on other features than the candidate.
+    inputs = model.metadata.get_input_schema().inputs
+    missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
+    if missing:
+        raise ValueError(f"champion {name} v{version} needs columns the candidate's rows lack: {missing}")
+    present = [spec for spec in inputs if spec.name in rows.columns]
+    served = rows[[spec.name for spec in present]].astype(
+        {spec.name: "float64" for spec in present if spec.type.name == "double"}
+    )
+    return ChampionScores(version=version, run_id=run_id, scores=np.asarray(model.predict(served), dtype=float))
