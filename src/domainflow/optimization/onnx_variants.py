@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -31,7 +32,9 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from domainflow.data.features import FeatureMatrix
-from domainflow.training.trainer import TrainedNetwork
+
+if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
+    from domainflow.training.trainer import TrainedNetwork
 
 INPUT_NAMES = ["numeric", "categorical"]
 OUTPUT_NAME = "probability"
@@ -50,7 +53,7 @@ class _Probability(nn.Module):
 
 
 @contextmanager
-def _quiet_export() -> Iterator[None]:
+def _quiet_converters() -> Iterator[None]:
     """The exporter warns about torchvision and onnxruntime's quantizer advises pre-processing: noise here."""
     exporters = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
     levels = [exporter.level for exporter in exporters]
@@ -77,7 +80,7 @@ def export_network(network: TrainedNetwork, sample: FeatureMatrix) -> onnx.Model
     rows = np.resize(np.arange(len(sample.numeric)), 2)  # two rows, so the batch size is not specialized to 1
     example = (torch.from_numpy(sample.numeric[rows]), torch.from_numpy(sample.categorical[rows]))
     batch = torch.export.Dim("batch")
-    with _quiet_export():
+    with _quiet_converters():
         program = torch.onnx.export(
             _Probability(network.build()).eval(),
             example,
@@ -125,7 +128,7 @@ def compact_model(model: onnx.ModelProto) -> bytes:
 
 
 def _weight_only_int8(model: onnx.ModelProto, node: onnx.NodeProto) -> None:
-    """Store `node`'s weight as INT8; a DequantizeLinear restores it when the session loads.
+    """Store `node`'s weight as INT8; a DequantizeLinear restores it (onnx_predictor folds it at load).
 
     One symmetric scale per tensor, as onnxruntime's quantizer gives the hidden
     layers: per output channel cut max |p - p_fp32| from 0.016 to 0.013 on the
@@ -150,7 +153,7 @@ def quantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     linears = [node.name for node in model.graph.node if node.op_type in LINEAR_OPS]
     # The quantizer rewrites a Gemm as MatMul + Add under derived names; the end layers stay float there.
     excluded = [f"{name}{suffix}" for name in {linears[0], linears[-1]} for suffix in ("", "_MatMul", "_Add")]
-    with tempfile.TemporaryDirectory(prefix="onnx-int8-") as scratch, _quiet_export():
+    with tempfile.TemporaryDirectory(prefix="onnx-int8-") as scratch, _quiet_converters():
         target = Path(scratch) / "int8.onnx"
         quantize_dynamic(
             model, target, op_types_to_quantize=["Gemm", "MatMul", "Gather"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +17,9 @@ from domainflow.optimization.onnx_variants import build_onnx_fp32, build_onnx_in
 from domainflow.optimization.predictors import ONNX_FORMAT, SUFFIXES, TORCH_FORMAT, Predictor, load_predictor
 from domainflow.optimization.report import REFERENCE, OptimizationResult, VariantReport, select_variant
 from domainflow.optimization.torch_variants import build_dynamic_int8, build_fp32, build_static_int8
-from domainflow.training.trainer import TrainedNetwork
+
+if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
+    from domainflow.training.trainer import TrainedNetwork
 
 logger = logging.getLogger(__name__)
 

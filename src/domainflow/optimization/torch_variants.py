@@ -22,8 +22,8 @@ The hidden Linears quantize activations too.
 
 from __future__ import annotations
 
-import copy
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,7 +31,9 @@ from torch import nn
 from domainflow.data.features import FeatureMatrix
 from domainflow.models.network import TabularNet
 from domainflow.optimization.predictors import import_torchao, serialize_network
-from domainflow.training.trainer import TrainedNetwork
+
+if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
+    from domainflow.training.trainer import TrainedNetwork
 
 ARCHITECTURE_KEYS = tuple(inspect.signature(TabularNet.__init__).parameters)[1:]
 
@@ -65,7 +67,7 @@ def _quantize_ends_weight_only(net: nn.Module) -> list[str]:
 def build_dynamic_int8(network: TrainedNetwork, calibration: FeatureMatrix) -> bytes:
     """Hidden layers: per-row (per-token) activation scales computed at run time, per-channel weights."""
     ao = _torchao()
-    net = copy.deepcopy(network.build())
+    net = network.build()  # a fresh module: quantize_ changes it in place
     hidden = set(_quantize_ends_weight_only(net))
     config = ao.Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)
     ao.quantize_(net, config, filter_fn=lambda _, name: name in hidden)
@@ -93,7 +95,7 @@ def build_static_int8(network: TrainedNetwork, calibration: FeatureMatrix) -> by
     ao = _torchao()
     from torchao.quantization.quant_primitives import choose_qparams_affine
 
-    net = copy.deepcopy(network.build())
+    net = network.build()  # a fresh module: quantize_ changes it in place
     hidden = _quantize_ends_weight_only(net)
     for name, inputs in _hidden_inputs(net, hidden, calibration).items():
         # Asymmetric: hidden inputs are ReLU outputs (>= 0), so a symmetric range would waste half the codes.

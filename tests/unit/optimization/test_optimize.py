@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import subprocess
 import sys
 
 import numpy as np
@@ -122,3 +123,9 @@ def test_calibration_sample_keeps_each_columns_extremes(split_features):
 
 def test_config_default_lists_every_buildable_variant():
     assert set(OptimizationConfig().variants) == set(optimize_module.VARIANT_BUILDERS)
+
+
+def test_loading_a_variant_does_not_import_the_training_stack():
+    probe = "import sys, domainflow.optimization; print(sorted({'lightning', 'prefect'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
