@@ -82,16 +82,18 @@ def serialize_network(net: TabularNet, architecture: dict) -> bytes:
 
 
 def import_torchao(purpose: str):
-    """torchao.quantization, without the warnings torchao logs on import about its CUDA-only kernels."""
-    quiet = logging.getLogger("torchao")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    """torchao.quantization, without the warnings logged on its import (CUDA-only kernels, pytree deprecations)."""
+    quiet = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         import torchao.quantization
     except ImportError:
         raise ImportError(f"torchao is not installed: pip install 'torchao>=0.18' to {purpose}") from None
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     return torchao.quantization
 
 
