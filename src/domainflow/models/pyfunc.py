@@ -49,8 +49,12 @@ def _legacy_predictor(path: Path) -> TorchPredictor:
 
 
 def serving_requirements(model_file: Path) -> list[str]:
-    """Pinned from this environment (inferring them costs ~10 s per model); onnxruntime only for ONNX variants."""
+    """Pinned from this environment (inferring them costs ~10 s per model), plus what the variant's format needs."""
+    import torch
+
     packages = ["mlflow", "torch", "scikit-learn", "pandas", "numpy", "joblib"]
     if Path(model_file).suffix == SUFFIXES[ONNX_FORMAT]:
         packages.append("onnxruntime")
+    elif any(name.startswith("torchao.") for name in torch.serialization.get_unsafe_globals_in_checkpoint(model_file)):
+        packages.append("torchao")  # INT8 tensors of the torch variants
     return [f"{name}=={importlib.metadata.version(name)}" for name in packages]
