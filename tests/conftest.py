@@ -41,15 +41,25 @@ def flights_sample_csv(tmp_path_factory) -> Path:
 
 
 def tiny_overrides(source: Path | str) -> dict:
-    """The real default config, shrunk: two domains, small network, two epochs."""
+    """The real default config, shrunk: two domains, small network, two epochs, two tuning trials.
+
+    About 125 test rows per domain cannot show non-inferiority at the default
+    margins, so the gates are loosened here; tests/flows/test_gates.py holds
+    the default gates to account on a full airport.
+    """
     return {
         "data": {"source": str(source)},
         "domains": {"values": list(SAMPLE_DOMAINS)},
         "training": {"max_epochs": 2, "batch_size": 128, "hidden_sizes": [16], "embedding_dim": 4},
+        "tuning": {"n_trials": 2, "n_startup_trials": 1, "trial_max_epochs": 1,
+                   "space": {"hidden_sizes": [[16], [8]], "embedding_dim": [4]}},
+        "optimization": {"latency_repeats": 5, "calibration_rows": 128},
         "baseline": {"max_iter": 20},
-        "gate": {"min_validation_auc": 0.5},
+        "gate": {"min_validation_auc": 0.5, "min_test_auc": 0.5, "champion_margin": 0.3, "baseline_margin": 0.3,
+                 "max_calibration_error": 0.3, "max_slice_regression": 0.5, "min_slice_rows": 30,
+                 "bootstrap_resamples": 200},
         "privacy": {"seed": 0},
-    }
+    }  # fmt: skip
 
 
 @pytest.fixture

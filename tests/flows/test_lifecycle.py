@@ -57,16 +57,32 @@ def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_ho
         for tag in ("data_fingerprint", "source_fingerprint", "config_hash", "code_version"):
             assert version.tags[f"domainflow.{tag}"], tag
         assert version.tags["domainflow.gate"] == "passed"
+        assert version.tags["domainflow.served_variant"] == outcome.served_variant
         run = client.get_run(outcome.run_id)
         assert run.data.metrics["network_validation_auc"] == pytest.approx(outcome.network_val_auc)
         assert "baseline_test_auc" in run.data.metrics
         # Published counts are noisy, never the exact ones.
         assert "dp_rows_in" in run.data.metrics and "rows_in" not in run.data.metrics
-        artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "validation")}
-        assert "validation/great_expectations.json" in artifacts
+        artifacts = {a.path for path in ("validation", "evaluation", "optimization")
+                     for a in client.list_artifacts(outcome.run_id, path)}  # fmt: skip
+        assert {"validation/great_expectations.json", "evaluation/gate_verdict.json",
+                "evaluation/classification.html", "optimization/variants.json"} <= artifacts  # fmt: skip
+        # Tuning: every trial is a child run; the study's summary is on the parent.
+        trials = client.search_runs(
+            [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.run_id}'"
+        )
+        assert len(trials) == outcome.tuning_trials == run.data.metrics["tuning_trials"] == 2
+        assert {t.data.tags["domainflow.trial_state"] for t in trials} <= {"COMPLETE", "PRUNED"}
+        # Every variant is measured; the served one is logged as the model.
+        for variant in tiny_config.optimization.variants:
+            assert run.data.metrics[f"variant_{variant}_available"] == 1.0, variant
+        assert run.data.metrics["gate_passed"] == 1.0
+        assert outcome.gate_reference == "baseline (HistGradientBoosting)"
     assert client.get_experiment_by_name(f"{tiny_config.name}/EWR") is not None
     report = _latest_artifact(f"training-{tiny_config.name}-ewr")
     assert "dp_rows_in (differentially private)" in report and f"{outcomes['EWR'].rows_in:,}" not in report
+    gate = _latest_artifact(f"gate-{tiny_config.name}-ewr")
+    assert "| non_inferiority |" in gate and "| slice_regression |" in gate and "Gate passed" in gate
 
 
 def _latest_artifact(key: str) -> str:
@@ -84,7 +100,8 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, doma
     assert all(o.reused_run for o in second.values())
     task_states = _task_states(state.state_details.flow_run_id)
     for stage in ("load_dataset", "filter_domain_rows", "quarantine_invalid_rows", "split_by_time",
-                  "fit_feature_pipeline", "train_network", "train_baseline"):  # fmt: skip
+                  "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
+                  "optimize_for_serving"):  # fmt: skip
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
         assert states and set(states.values()) == {"Cached"}, (stage, states)
 
@@ -98,21 +115,27 @@ def test_changed_config_trains_a_new_version(tiny_config, domainflow_home):
     for domain in SAMPLE_DOMAINS:
         assert int(second[domain].version) == int(first[domain].version) + 1
         assert not second[domain].reused_run
-        # The first passing version stays champion; the new one is the challenger.
+        # The first passing version stays champion; the new one is the challenger, gated against it.
         assert "champion" not in second[domain].aliases and "challenger" in second[domain].aliases
+        assert second[domain].gate_reference == f"champion v{first[domain].version}"
 
 
 def test_a_model_below_the_floor_is_registered_without_an_alias(tiny_config, domainflow_home):
     first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
-    strict = build_config({**tiny_overrides(tiny_config.data.source), "gate": {"min_validation_auc": 0.99}})
-    second = _outcomes(run_lifecycle(config=strict, return_state=True))
+    overrides = tiny_overrides(tiny_config.data.source)
+    strict = build_config({**overrides, "gate": {**overrides["gate"], "min_test_auc": 0.99}})
+    state = run_lifecycle(config=strict, return_state=True)
+    second = _outcomes(state)
 
+    # A rejection is an outcome, not an error: the run completes and says which checks failed.
+    assert state.is_completed() and "rejected by the gates: EWR (min_test_auc)" in state.message
     client = MlflowClient(resolve_settings().tracking_uri)
     for domain, outcome in second.items():
-        assert outcome.aliases == [] and outcome.gate.startswith("failed: validation AUC")
+        assert outcome.status == "rejected" and outcome.aliases == [] and outcome.failed_checks == ["min_test_auc"]
         version = client.get_model_version(outcome.model_name, outcome.version)
         assert version.tags["domainflow.gate"] == "failed"
-        assert "floor 0.9900" in version.tags["domainflow.gate_reason"]
+        assert version.tags["domainflow.gate_failed_checks"] == "min_test_auc"
+        assert "needs >= 0.9900" in version.tags["domainflow.gate_reason"]
         assert version.aliases == []
         model = client.get_registered_model(outcome.model_name)
         assert str(model.aliases["champion"]) == str(model.aliases["challenger"]) == first[domain].version
