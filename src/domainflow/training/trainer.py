@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pandas as pd
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -60,7 +61,8 @@ def select_strategy(config: TrainingConfig) -> str | DDPStrategy:
     return DDPStrategy(start_method="spawn")
 
 
-def build_trainer(config: TrainingConfig, work_dir: Path) -> L.Trainer:
+def build_trainer(config: TrainingConfig, work_dir: Path, extra_callbacks: Sequence[Callback] = ()) -> L.Trainer:
+    """`extra_callbacks` run beside early stopping and checkpointing (the tuner's pruning callback)."""
     return L.Trainer(
         max_epochs=config.max_epochs,
         accelerator=config.accelerator,
@@ -74,6 +76,7 @@ def build_trainer(config: TrainingConfig, work_dir: Path) -> L.Trainer:
         callbacks=[
             EarlyStopping(monitor=MONITOR, mode="max", patience=config.early_stopping_patience),
             ModelCheckpoint(dirpath=work_dir / "checkpoints", monitor=MONITOR, mode="max", save_top_k=1),
+            *extra_callbacks,
         ],
         logger=CSVLogger(save_dir=work_dir, name="", version=""),
         default_root_dir=work_dir,
@@ -101,6 +104,7 @@ def train_network(
     cardinalities: list[int],
     config: TrainingConfig,
     work_root: Path | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> TrainedNetwork:
     """Fit TabularClassifier with early stopping on validation AUC; return the best epoch's weights."""
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -117,7 +121,7 @@ def train_network(
         work_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_root, prefix="train-") as scratch:
         work_dir = Path(scratch)
-        trainer = build_trainer(config, work_dir)
+        trainer = build_trainer(config, work_dir, extra_callbacks)
         data = TabularDataModule(train, train_labels, validation, validation_labels, config.batch_size)
         module = TabularClassifier(**hparams)
         trainer.fit(module, datamodule=data)
