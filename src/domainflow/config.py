@@ -261,7 +261,10 @@ class GateConfig(_Strict):
     baseline_margin: float = Field(default=0.03, ge=0, le=1)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     bootstrap_resamples: int = Field(default=1_000, ge=100)
-    max_calibration_error: float = Field(default=0.05, gt=0, le=1)
+    # Expected calibration error on the test month. The month's delay rate differs
+    # from the training months' by a few points, which alone shows as ECE 0.03-0.05
+    # on the default data; a model that learned nothing of it lands well above 0.075.
+    max_calibration_error: float = Field(default=0.075, gt=0, le=1)
     # Largest allowed drop of a slice's AUC below the reference's on the same slice.
     max_slice_regression: float = Field(default=0.05, ge=0, le=1)
     slice_columns: list[str] = ["carrier"]

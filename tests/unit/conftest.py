@@ -138,3 +138,39 @@ def mlflow_store(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("mlflow")
     yield f"sqlite:///{root}/mlflow.db", root.joinpath("art").as_uri()
+
+
+@pytest.fixture(scope="session")
+def domain_candidates(tmp_path_factory):
+    """One domain's stages on 600 synthetic rows, as the flow runs them, up to the scores.
+
+    Tuning runs two one-epoch trials; optimization builds every variant with few latency repeats.
+    """
+    from types import SimpleNamespace
+
+    from domainflow.config import build_config
+    from domainflow.data.features import FeaturePipeline
+    from domainflow.data.split import split_by_time
+    from domainflow.data.validation import LABEL_COLUMN, validate_rows
+    from domainflow.training import candidates
+
+    config = build_config({
+        "training": {"max_epochs": 1, "batch_size": 64, "hidden_sizes": [8]},
+        "tuning": {"n_trials": 2, "n_startup_trials": 1, "trial_max_epochs": 1,
+                   "space": {"hidden_sizes": [[8], [16]], "embedding_dim": [4]}},
+        "optimization": {"latency_repeats": 5, "calibration_rows": 64},
+        "baseline": {"max_iter": 20},
+        "gate": {"min_slice_rows": 10, "bootstrap_resamples": 200},
+        "privacy": {"seed": 0},
+    })  # fmt: skip
+    work = tmp_path_factory.mktemp("candidates")
+    outcome = validate_rows(make_flights(600, seed=31), config.data, config.validation)
+    split = split_by_time(outcome.valid, config.data.timestamp, LABEL_COLUMN, config.split)
+    pipeline = FeaturePipeline.from_schema(config.data).fit(split.train)
+    tuning = candidates.tune_hyperparameters(pipeline, split, config.training, config.tuning, "unit-study", work)
+    network = candidates.fit_network(pipeline, split, config.training, work_root=work, tuning=tuning)
+    optimized = candidates.optimize_for_serving(pipeline, split, network, config.optimization)
+    baseline = candidates.fit_baseline(pipeline, split, config.baseline)
+    scores = candidates.score_candidates(pipeline, split, optimized, baseline)
+    return SimpleNamespace(config=config, outcome=outcome, split=split, pipeline=pipeline, tuning=tuning,
+                           network=network, optimized=optimized, baseline=baseline, scores=scores)  # fmt: skip

@@ -3,13 +3,11 @@ from __future__ import annotations
 import json
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.config import BaselineConfig, PipelineConfig, build_config
-from domainflow.data.features import FeaturePipeline
-from domainflow.data.split import split_by_time
-from domainflow.data.validation import LABEL_COLUMN, validate_rows
+from domainflow.config import PipelineConfig, build_config
 from domainflow.tracking import (
     code_version,
     log_domain_run,
@@ -17,7 +15,7 @@ from domainflow.tracking import (
     training_run_key,
     version_tags,
 )
-from domainflow.training.candidates import fit_baseline, fit_network, score_candidates
+from domainflow.training.candidates import gate_candidate
 
 GX_RESULT = {
     "success": False,
@@ -72,33 +70,19 @@ def test_run_key_depends_on_every_input():
 
 
 @pytest.fixture(scope="module")
-def domain_run(flights_factory, mlflow_store, tmp_path_factory):
-    """One domain's stages on 600 synthetic rows, logged the way the flow logs them."""
-    config = build_config({
-        "training": {"max_epochs": 1, "batch_size": 64, "hidden_sizes": [8]},
-        "baseline": {"max_iter": 20},
-        "privacy": {"seed": 0},
-    })  # fmt: skip
-    outcome = validate_rows(flights_factory(600, seed=31), config.data, config.validation)
-    split = split_by_time(outcome.valid, config.data.timestamp, LABEL_COLUMN, config.split)
-    pipeline = FeaturePipeline.from_schema(config.data).fit(split.train)
-    network = fit_network(pipeline, split, config.training, work_root=tmp_path_factory.mktemp("work"))
-    baseline = fit_baseline(pipeline, split, BaselineConfig(max_iter=20))
-    scores = score_candidates(pipeline, split, network, baseline)
-    args = (
-        mlflow_store[0],
-        mlflow_store[1],
-        "EWR",
-        config,
-        "sha256:synthetic",
-        outcome,
-        split,
-        pipeline,
-        network,
-        scores,
+def domain_run(domain_candidates, mlflow_store, tmp_path_factory):
+    """One domain's stages on synthetic rows, gated and logged the way the flow does it."""
+    c = domain_candidates
+    report = tmp_path_factory.mktemp("reports") / "classification.html"
+    evaluation = gate_candidate(
+        mlflow_store[0], "flight-delay-EWR", c.pipeline, c.split, c.optimized, c.baseline, c.config, report
     )
+    args = (
+        mlflow_store[0], mlflow_store[1], "EWR", c.config, "sha256:synthetic", c.outcome, c.split, c.pipeline,
+        c.tuning, c.network, c.optimized, c.scores, evaluation,
+    )  # fmt: skip
     logged = log_domain_run(*args)
-    return dict(args=args, logged=logged, outcome=outcome, split=split, config=config)
+    return dict(args=args, logged=logged, outcome=c.outcome, split=c.split, config=c.config, evaluation=evaluation)
 
 
 def test_logged_counts_are_private(domain_run, mlflow_store):
@@ -128,6 +112,38 @@ def test_logged_documents_hold_no_row_level_counts(domain_run, mlflow_store):
     assert {r["statistic"] for r in ledger["releases"]} >= {"rows_in", "train_label_rate:numerator"}
     config = mlflow.artifacts.load_dict(f"{artifact_uri}/config.json")
     assert config["training"]["max_epochs"] == 1
+
+
+def test_the_run_holds_the_study_the_variants_and_the_verdict(domain_run, domain_candidates, mlflow_store):
+    client = MlflowClient(mlflow_store[0])
+    run = client.get_run(domain_run["logged"].run_id)
+    optimized = domain_candidates.optimized
+    assert run.data.tags["domainflow.served_variant"] == optimized.chosen
+    assert run.data.metrics["tuning_trials"] == 2
+    assert run.data.params["final.hidden_sizes"] == str(domain_candidates.network.hparams["hidden_sizes"])
+    for name in domain_candidates.config.optimization.variants:
+        assert f"variant_{name}_size_bytes" in run.data.metrics
+    verdict = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation/gate_verdict.json")
+    assert verdict["reference"] == "baseline (HistGradientBoosting)"
+    assert [c["name"] for c in verdict["checks"]][:2] == ["min_validation_auc", "min_test_auc"]
+    assert run.data.metrics["gate_passed"] == float(domain_run["evaluation"].verdict.passed)
+    html = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/classification.html" in html
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
+
+
+def test_the_registered_model_serves_the_chosen_variant(domain_run, domain_candidates, mlflow_store, monkeypatch):
+    from domainflow.training.candidates import served_predictor
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store[0])
+    c = domain_candidates
+    model = mlflow.pyfunc.load_model(domain_run["logged"].model_uri)
+    rows = c.split.test[c.config.data.features].astype(dict.fromkeys(c.config.data.numeric_features, "float64"))
+    expected = served_predictor(c.optimized).predict(c.pipeline.transform(rows))
+    np.testing.assert_allclose(np.asarray(model.predict(rows)), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_run_carries_version_tags(domain_run, mlflow_store):

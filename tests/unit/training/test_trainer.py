@@ -6,9 +6,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from sklearn.metrics import roc_auc_score
 
-from domainflow.config import BaselineConfig, TrainingConfig
-from domainflow.data.split import TimeSplit
-from domainflow.training.candidates import CandidateScores, fit_baseline, fit_network, score_candidates
+from domainflow.config import TrainingConfig
 from domainflow.training.trainer import TrainedNetwork, select_strategy
 
 
@@ -80,20 +78,6 @@ def test_strategy_selection(monkeypatch):
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
     joined = select_strategy(TrainingConfig(strategy="ddp", devices=1, num_nodes=2))
     assert isinstance(joined, DDPStrategy) and joined._start_method != "spawn"
-
-
-def test_candidates_fit_and_score(learnable_split, fast_training, tmp_path):
-    train, validation, pipeline = learnable_split
-    split = TimeSplit(train=train, validation=validation, test=validation.iloc[:300], holdout=validation.iloc[:0])
-    network = fit_network(pipeline, split, fast_training.model_copy(update={"max_epochs": 1}), work_root=tmp_path)
-    baseline = fit_baseline(pipeline, split, BaselineConfig(max_iter=30), seed=0)
-    scores = score_candidates(pipeline, split, network, baseline)
-    assert isinstance(scores, CandidateScores)
-    flat = scores.flat()
-    expected = {"network_validation_auc", "network_test_auc", "baseline_validation_auc", "baseline_test_log_loss"}
-    assert expected <= set(flat)
-    assert flat["baseline_validation_auc"] > 0.8
-    assert flat["network_validation_auc"] == pytest.approx(network.best_val_auc, abs=1e-4)
 
 
 def test_two_process_ddp_on_cpu_produces_a_working_model(learnable_split, fit_network_on, held_out_auc, tmp_path):
