@@ -66,3 +66,15 @@ def test_served_deployments_carry_each_environment_config(env):
     assert {d.name for d in deployments} == {"weekly", "on-demand"}
     for deployment in deployments:
         assert deployment.parameters["config"]["training"]["max_epochs"] == config.training.max_epochs
+
+
+def test_every_library_package_is_installed():
+    """pyproject lists packages by name; a new subpackage left out is missing from the wheel and the image."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    source = ROOT / "src"
+    on_disk = {
+        ".".join(init.parent.relative_to(source).parts) for init in (source / "domainflow").rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
