@@ -84,6 +84,7 @@ def run_worker(
 ):
     """One worker process: wait for the others, run its share; return (start, end, trials it ran)."""
     import logging
+    import warnings
 
     import optuna
 
@@ -93,6 +94,7 @@ def run_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning\..*")  # a small --train-rows trips its batch-count hints
     barrier.wait()
     started = time.time()
     result = tune_network(**features, training=training, tuning=tuning, study_name=study, worker=worker)
