@@ -138,3 +138,28 @@ def test_config_hash_is_stable_and_tracks_settings():
 def test_invalid_name_rejected():
     with pytest.raises(ConfigError, match="name"):
         build_config({"name": "bad name/with spaces"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tuning": {"workers": 2}}, r"tuning: .*workers > 1 share one study, which needs a database `storage`"),
+        ({"tuning": {"n_trials": -1}}, r"tuning\.n_trials"),
+        ({"tuning": {"space": {"dropout": [0.5, 0.2]}}}, r"tuning\.space: .*dropout: the range \(0\.5, 0\.2\)"),
+        ({"tuning": {"space": {"learning_rate": [0, 0.1]}}}, r"log scale and need a low bound > 0"),
+        ({"tuning": {"space": {"hidden_sizes": [[64, 0]]}}}, r"hidden_sizes needs one or more choices"),
+        ({"optimization": {"variants": ["onnx_int8"]}}, r"variants must include fp32"),
+        ({"optimization": {"variants": ["fp32", "int4"]}}, r"optimization\.variants\.1"),
+        ({"optimization": {"serving_batch_size": 64}}, r"serving_batch_size must be one of latency_batch_sizes"),
+        ({"gate": {"slice_columns": ["tailnum"]}}, r"gate\.slice_columns \['tailnum'\] are not categorical features"),
+        ({"gate": {"confidence": 1.5}}, r"gate\.confidence"),
+    ],
+)
+def test_tuning_optimization_and_gate_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(overrides)
+
+
+def test_a_shared_study_with_a_database_is_accepted():
+    config = build_config({"tuning": {"workers": 2, "storage": "sqlite:///studies.db"}})
+    assert config.tuning.workers == 2
