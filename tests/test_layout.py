@@ -74,7 +74,5 @@ def test_every_library_package_is_installed():
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     source = ROOT / "src"
-    on_disk = {
-        ".".join(init.parent.relative_to(source).parts) for init in (source / "domainflow").rglob("__init__.py")
-    }
+    on_disk = {".".join(init.parent.relative_to(source).parts) for init in (source / "domainflow").rglob("__init__.py")}
     assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
