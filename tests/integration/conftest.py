@@ -9,9 +9,13 @@ POSTGRES_DSN = os.environ.get("DOMAINFLOW_TEST_POSTGRES", "postgresql://postgres
 START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def postgres_database():
-    """A fresh PostgreSQL database for the session, dropped afterwards.
+    """A fresh PostgreSQL database for one test, dropped afterwards.
+
+    One per test, not per session: MLflow and Optuna both keep their schema
+    version in an `alembic_version` table, so they cannot share a database
+    (each then refuses the other's revision).
 
     Skips with the reason where PostgreSQL is absent; in CI (CI=true) its
     absence is a failure, so integration tests can never pass by skipping.
