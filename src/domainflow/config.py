@@ -206,7 +206,7 @@ class TuningConfig(_Strict):
     pruner: Literal["median", "hyperband", "none"] = "median"
     # Each trial trains for at most this many epochs (and this share of batches).
     trial_max_epochs: int = Field(default=3, ge=1)
-    trial_limit_train_batches: float = Field(default=0.5, gt=0, le=1)
+    trial_limit_train_batches: float = Field(default=1.0, gt=0, le=1)
     space: SearchSpace = SearchSpace()
 
     @model_validator(mode="after")
