@@ -197,3 +197,31 @@ def _as_served(frame, model):
     """Numbers as doubles, as the signature declares (MLflow will not cast int64 to double)."""
     doubles = [spec.name for spec in model.metadata.get_input_schema().inputs if spec.type.name == "double"]
     return frame.astype(dict.fromkeys(doubles, "float64"))
+
+
+def test_the_champion_scores_the_candidates_rows_through_its_alias(store, story, flights_factory, trained_network,
+                                                                   learnable_split):  # fmt: skip
+    from domainflow.registry.champion import score_champion
+
+    rows = flights_factory(40, seed=8)  # raw rows as the split holds them: ints, extra columns
+    champion = score_champion(store[0], MODEL, rows)
+
+    assert champion.version == "1" and champion.run_id == story["first"]["logged"].run_id
+    np.testing.assert_allclose(champion.scores, trained_network.predict(learnable_split[2], rows), rtol=1e-5)
+    assert score_champion(store[0], "flight-delay-nobody", rows) is None
+
+
+def test_serving_requirements_follow_the_variant_format(tmp_path, trained_network, learnable_split):
+    from domainflow.models.pyfunc import serving_requirements
+    from domainflow.optimization.onnx_variants import build_onnx_fp32
+
+    features = learnable_split[2].transform(learnable_split[1])
+    torch_file = tmp_path / "fp32.pt"
+    torch_file.write_bytes(build_fp32(trained_network, features))
+    onnx_file = tmp_path / "onnx_fp32.onnx"
+    onnx_file.write_bytes(build_onnx_fp32(trained_network, features))
+
+    names = {path: {r.split("==")[0] for r in serving_requirements(path)} for path in (torch_file, onnx_file)}
+    assert {"mlflow", "torch", "scikit-learn"} <= names[torch_file]
+    assert "onnxruntime" not in names[torch_file] and "torchao" not in names[torch_file]
+    assert "onnxruntime" in names[onnx_file]
