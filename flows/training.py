@@ -55,7 +55,7 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
     optimized = optimize_for_serving(pipeline, split, network, config.optimization)
     scores = score_candidates(pipeline, split, optimized, baseline)
     evaluation = evaluate_candidate(
-        settings.tracking_uri, domain, config, pipeline, split, optimized, baseline, str(settings.reports_dir)
+        settings.tracking_uri, domain, config, pipeline, split, optimized, baseline, scores, str(settings.reports_dir)
     )
 
     logged = log_training_run(

@@ -29,12 +29,13 @@ def evaluate_candidate(
     split: TimeSplit,
     optimized: OptimizationResult,
     baseline: HistGradientBoostingClassifier,
+    scores: candidates.CandidateScores,
     reports_dir: str,
 ) -> CandidateEvaluation:
     """Retried: it reads the champion from the registry. The verdict is a Prefect artifact either way."""
     report = Path(reports_dir) / config.name / domain / "classification.html"
     evaluation = candidates.gate_candidate(
-        tracking_uri, config.registered_model_name(domain), pipeline, split, optimized, baseline, config, report
+        tracking_uri, config.registered_model_name(domain), pipeline, split, optimized, baseline, scores, config, report
     )
     verdict = evaluation.verdict
     create_markdown_artifact(

@@ -75,7 +75,7 @@ def domain_run(domain_candidates, mlflow_store, tmp_path_factory):
     c = domain_candidates
     report = tmp_path_factory.mktemp("reports") / "classification.html"
     evaluation = gate_candidate(
-        mlflow_store[0], "flight-delay-EWR", c.pipeline, c.split, c.optimized, c.baseline, c.config, report
+        mlflow_store[0], "flight-delay-EWR", c.pipeline, c.split, c.optimized, c.baseline, c.scores, c.config, report
     )
     args = (
         mlflow_store[0], mlflow_store[1], "EWR", c.config, "sha256:synthetic", c.outcome, c.split, c.pipeline,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from domainflow.registry.mlflow_registry import CHAMPION, _fluent_tracking_uri, current_alias_version
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> Champion
     if version is None:
         return None
     run_id = client.get_model_version(name, version).run_id
-    with _fluent_tracking_uri(tracking_uri):
+    with fluent_tracking_uri(tracking_uri):
         model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     # The champion's own input schema: it may have been trained on other features than the candidate.
     inputs = model.metadata.get_input_schema().inputs

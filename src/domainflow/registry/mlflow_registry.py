@@ -102,7 +102,7 @@ def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -
 
     tags = {**record.tags, f"{TAG}run_key": record.run_key}
     with (
-        _fluent_tracking_uri(tracking_uri),
+        fluent_tracking_uri(tracking_uri),
         mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name, tags=tags) as run,
     ):
         mlflow.log_params(record.params)
@@ -151,7 +151,7 @@ def _signature(pipeline: FeaturePipeline, sample: pd.DataFrame, scores) -> Model
 
 
 @contextmanager
-def _fluent_tracking_uri(tracking_uri: str):
+def fluent_tracking_uri(tracking_uri: str):
     """Point MLflow's fluent API (needed by log_model) at `tracking_uri`, then put it back.
 
     mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the process
@@ -200,7 +200,7 @@ def register_model_version(
         return str(version.version)
     model_id = logged.model_uri.removeprefix("models:/")
     # MLflow resolves a `models:/<id>` source through the fluent tracking URI.
-    with _fluent_tracking_uri(tracking_uri):
+    with fluent_tracking_uri(tracking_uri):
         version = client.create_model_version(
             name, logged.model_uri, run_id=logged.run_id, tags=tags, model_id=model_id
         )

@@ -134,20 +134,22 @@ def gate_candidate(
     split: TimeSplit,
     optimized: OptimizationResult,
     baseline: HistGradientBoostingClassifier,
+    scores: CandidateScores,
     config: PipelineConfig,
     report_path: Path | None = None,
 ) -> CandidateEvaluation:
-    """The served variant on the test rows, against the champion in the registry (else the baseline)."""
+    """The served variant on the test rows, against the champion in the registry (else the baseline).
+
+    `scores` are score_candidates' figures for the same variant; its validation AUC is taken from them.
+    """
     served = served_predictor(optimized)
     test, labels = split.test, _labels(split, "test")
     features = pipeline.transform(test)
-    validation_auc = binary_metrics(_labels(split, "validation"), served.predict(pipeline.transform(split.validation)))
     champion = score_champion(tracking_uri, model_name, test)
     reference = choose_reference(
         champion.version if champion else None,
         champion.scores if champion else None,
         baseline_proba(baseline, features),
     )
-    return evaluate_candidate(
-        test, labels, served.predict(features), validation_auc["auc"], reference, config, report_path
-    )
+    validation_auc = scores.network["validation"]["auc"]
+    return evaluate_candidate(test, labels, served.predict(features), validation_auc, reference, config, report_path)

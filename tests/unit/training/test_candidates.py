@@ -30,7 +30,7 @@ def test_without_a_champion_the_gates_compare_with_the_baseline(domain_candidate
 
     c = domain_candidates
     evaluation = gate_candidate(
-        mlflow_store[0], "no-such-model", c.pipeline, c.split, c.optimized, c.baseline, c.config
+        mlflow_store[0], "no-such-model", c.pipeline, c.split, c.optimized, c.baseline, c.scores, c.config
     )
     verdict = evaluation.verdict
     assert verdict.reference == "baseline (HistGradientBoosting)"
