@@ -21,7 +21,12 @@ from domainflow.evaluation.experiments.frequentist import (
     welch_t_test,
 )
 from domainflow.evaluation.experiments.power import SampleSize, power_two_proportions, sample_size_two_proportions
-from domainflow.evaluation.experiments.sequential import SequentialDecision, SequentialTest, msprt_p_values
+from domainflow.evaluation.experiments.sequential import (
+    SequentialDecision,
+    SequentialTest,
+    always_valid_interval,
+    msprt_p_values,
+)
 from domainflow.evaluation.experiments.verdict import VariantComparison, Verdict, compare_variants
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "TestResult",
     "VariantComparison",
     "Verdict",
+    "always_valid_interval",
     "beta_binomial_comparison",
     "chi_square_test",
     "compare_variants",

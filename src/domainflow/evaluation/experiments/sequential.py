@@ -14,7 +14,12 @@ from domainflow.evaluation.experiments.inputs import check_counts, check_open_un
 
 @dataclass(frozen=True)
 class SequentialDecision:
-    """State of an mSPRT after one look; ``p_value`` is always-valid (monotone across looks)."""
+    """State of an mSPRT after one look; ``p_value`` and ``[ci_low, ci_high]`` are always-valid.
+
+    The interval is the running intersection of the per-look confidence sequence, so it never widens and
+    excludes 0 exactly when the test has rejected. It only comes out empty (``ci_low > ci_high``) on the
+    alpha-probability event that coverage failed, or when the true effect drifted between looks.
+    """
 
     decision: Literal["continue", "reject"]
     direction: Literal["b_higher", "b_lower"] | None
@@ -22,6 +27,8 @@ class SequentialDecision:
     statistic: float  # log of the mixture likelihood ratio at this look
     effect: float  # current estimate of b - a
     looks: int
+    ci_low: float = -math.inf
+    ci_high: float = math.inf
 
 
 def _msprt_log_lr(effect: NDArray[np.float64], variance: NDArray[np.float64], tau2: float) -> NDArray[np.float64]:
@@ -33,6 +40,33 @@ def _msprt_log_lr(effect: NDArray[np.float64], variance: NDArray[np.float64], ta
     safe = np.where(variance > 0, variance, 1.0)
     log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * effect**2 / (2 * safe * (safe + tau2))
     return np.where(variance > 0, log_lr, 0.0)
+
+
+def _mixture_radius(variance: float, tau2: float, alpha: float) -> float:
+    """Half-width of ``{theta : mixture LR against theta < 1/alpha}``; infinite with no variance yet."""
+    if variance == 0:
+        return math.inf
+    return math.sqrt(
+        2 * variance * (variance + tau2) / tau2 * (math.log(1 / alpha) + 0.5 * math.log1p(tau2 / variance))
+    )
+
+
+def always_valid_interval(effect: float, variance: float, tau2: float, alpha: float) -> tuple[float, float]:
+    """Confidence sequence dual to the mSPRT's N(0, tau2) mixture (Johari, Pekelis & Walsh 2017).
+
+    ``effect ± sqrt(2V(V+tau2)/tau2 * (log(1/alpha) + 0.5*log((V+tau2)/V)))`` covers the true effect at every
+    look simultaneously with probability >= 1 - alpha, so, unlike a fixed-horizon CI, it may be read (and
+    acted on) after each batch; intervals from successive looks may be intersected. ``variance`` is the
+    variance of ``effect``; 0 (no data yet) gives the whole line.
+    """
+    if not math.isfinite(effect):
+        raise ValueError(f"effect must be finite, got {effect}")
+    if not variance >= 0 or not math.isfinite(variance):
+        raise ValueError(f"variance must be non-negative and finite, got {variance}")
+    if not tau2 > 0 or not math.isfinite(tau2):
+        raise ValueError(f"tau2 must be positive, got {tau2}")
+    radius = _mixture_radius(float(variance), float(tau2), check_open_unit("alpha", alpha))
+    return effect - radius, effect + radius
 
 
 def _proportion_effect_and_variance(
@@ -77,7 +111,9 @@ class SequentialTest:
     first ``reject`` without inflating the false-positive rate the way repeated fixed-horizon tests do.
     ``tau2`` is the variance of the N(0, tau2) prior over the true difference: set it near the squared effect
     you care about (e.g. ``0.03**2`` for a 3-point rate change). Uses a normal approximation, so it needs
-    a few hundred observations per arm before its guarantee is tight.
+    a few hundred observations per arm before its guarantee is tight. Each decision also carries the
+    always-valid interval of ``b - a`` built from the same variance as the test (the pooled one for counts),
+    which is what makes "rejected" and "interval excludes 0" the same event.
     """
 
     def __init__(self, alpha: float = 0.05, tau2: float = 1e-3) -> None:
@@ -89,6 +125,7 @@ class SequentialTest:
         self._looks = 0
         self._last_trials = (0.0, 0.0)
         self._direction: Literal["b_higher", "b_lower"] | None = None
+        self._ci = (-math.inf, math.inf)
 
     @property
     def p_value(self) -> float:
@@ -124,5 +161,7 @@ class SequentialTest:
         if self._p_value <= self.alpha and not already:
             # the direction is fixed at the look that first crossed, which is when a canary would act
             self._direction = "b_higher" if effect > 0 else "b_lower"
+        radius = _mixture_radius(variance, self.tau2, self.alpha)
+        self._ci = (max(self._ci[0], effect - radius), min(self._ci[1], effect + radius))
         decision: Literal["continue", "reject"] = "reject" if self._p_value <= self.alpha else "continue"
-        return SequentialDecision(decision, self._direction, self._p_value, log_lr, effect, self._looks)
+        return SequentialDecision(decision, self._direction, self._p_value, log_lr, effect, self._looks, *self._ci)
