@@ -12,7 +12,7 @@ from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.evaluation.candidate import CandidateEvaluation
 from domainflow.optimization.report import OptimizationResult
-from domainflow.registry import mlflow_registry
+from domainflow.registry import integrity, mlflow_registry
 from domainflow.summary import DomainOutcome, artifact_key, summarize_domain
 from domainflow.tracking import log_domain_run
 from domainflow.training.candidates import CandidateScores
@@ -53,10 +53,10 @@ def log_training_run(
 def register_model_version(
     tracking_uri: str, domain: str, config: PipelineConfig, logged: mlflow_registry.LoggedRun
 ) -> str:
-    """The version carries the run's tags, so it traces back to its data, config and code."""
+    """The version carries the run's tags (data, config, code) and the digest of its files, checked before serving."""
     name = config.registered_model_name(domain)
     description = f"{config.name}: delay model for {config.domains.column} = {domain}, trained by domainflow."
-    version = mlflow_registry.register_model_version(tracking_uri, name, logged, logged.version_tags, description)
+    version = integrity.register_verified_version(tracking_uri, name, logged, logged.version_tags, description)
     get_run_logger().info("registered model=%s version=%s", name, version)
     return version
 

@@ -272,6 +272,111 @@ class GateConfig(_Strict):
     seed: int = 0
 
 
+class ServingConfig(_Strict):
+    """The prediction server. The admin token is a secret, so it comes from the environment, not from here."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    max_batch_size: int = Field(default=1_024, ge=1)
+    # How often the server re-reads rollout weights and the registry's aliases (no restart needed).
+    refresh_seconds: float = Field(default=1.0, gt=0)
+    # Keep each request's features in the prediction log: monitoring compares them with the training data.
+    log_features: bool = True
+
+
+class RolloutStep(_Strict):
+    """One step of a canary: the canary's share of traffic and what must be seen before leaving it."""
+
+    weight: float = Field(gt=0, le=1)
+    min_bake_seconds: float = Field(default=0.0, ge=0)
+    # Canary predictions during this step before it may advance.
+    min_samples: int = Field(default=100, ge=0)
+    # Leaving this step needs label-based evidence that the canary is not worse than the champion.
+    require_quality: bool = False
+
+
+class CanaryConfig(_Strict):
+    """Gradual promotion of a domain's `challenger`, judged against the `champion` on live traffic.
+
+    Guardrails roll back at once; label quality (log loss of each prediction with feedback) is compared
+    with an always-valid sequential test: significantly worse rolls back, non-inferior within
+    `quality_margin` may advance, anything else holds until `max_step_seconds`/`max_step_samples`.
+    """
+
+    steps: list[RolloutStep] = [
+        RolloutStep(weight=0.01, min_bake_seconds=30, min_samples=50),
+        RolloutStep(weight=0.10, min_bake_seconds=60, min_samples=500, require_quality=True),
+        RolloutStep(weight=0.50, min_bake_seconds=60, min_samples=1_000, require_quality=True),
+        RolloutStep(weight=1.00, min_bake_seconds=0, min_samples=0),
+    ]
+    # A step still undecided after this long, or after this many canary predictions, is rolled back.
+    max_step_seconds: float = Field(default=1_800, gt=0)
+    max_step_samples: int = Field(default=50_000, ge=1)
+    poll_seconds: float = Field(default=2.0, gt=0)
+    # Hard guardrails, checked at every look once the step has min_samples.
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_p95_latency_ms: float = Field(default=250.0, gt=0)
+    max_latency_ratio: float = Field(default=2.0, ge=1)
+    # Label quality: per-prediction log loss, canary minus champion.
+    quality_margin: float = Field(default=0.03, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Scale of the mixture prior over the log-loss difference (tau^2 is the mSPRT's prior variance).
+    tau: float = Field(default=0.02, gt=0)
+    min_labelled: int = Field(default=200, ge=2)
+    # A controller that stops heartbeating for this long loses its claim; another may resume the promotion.
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _steps_ramp_to_full(self) -> CanaryConfig:
+        weights = [step.weight for step in self.steps]
+        if not weights:
+            raise ValueError("steps must list at least one step")
+        if any(b <= a for a, b in zip(weights, weights[1:], strict=False)):
+            raise ValueError(f"steps must raise the canary's weight at every step, got {weights}")
+        if weights[-1] != 1.0:
+            raise ValueError(f"the last step must send all traffic (weight 1.0) to the canary, got {weights[-1]}")
+        return self
+
+
+class ReplayConfig(_Strict):
+    """Live traffic for the canary and the demo: held-out rows (after split.test_until) sent to the server."""
+
+    batch_size: int = Field(default=256, ge=1)
+    # Labels arrive this many seconds after the prediction (a flight's arrival is known later).
+    feedback_delay_seconds: float = Field(default=1.0, ge=0)
+    # Requests per second per domain; None sends as fast as the server answers.
+    rate_limit: float | None = Field(default=None, gt=0)
+    # Sending stops after this many rows per domain (the held-out rows are cycled with fresh ids).
+    max_rows: int = Field(default=60_000, ge=1)
+    seed: int = 0
+
+
+class ExperimentConfig(_Strict):
+    """A multi-variant experiment: several registered versions of a domain sharing its traffic."""
+
+    # variant name -> share of traffic; the shares must sum to 1.
+    split: dict[str, float] = {}
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Smallest log-loss difference worth detecting; sets how many samples "cannot tell yet" asks for.
+    min_detectable_effect: float = Field(default=0.01, gt=0)
+    power: float = Field(default=0.8, gt=0, lt=1)
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, split: dict[str, float]) -> dict[str, float]:
+        if not split:
+            return split
+        if len(split) < 2:
+            raise ValueError(f"an experiment needs at least two variants, got {sorted(split)}")
+        negative = sorted(name for name, share in split.items() if not 0 <= share <= 1)
+        if negative:
+            raise ValueError(f"traffic shares must lie in [0, 1]; {negative} do not")
+        total = sum(split.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"traffic shares must sum to 1, got {total:.6g} from {split}")
+        return split
+
+
 class PipelineConfig(_Strict):
     """Everything one `domainflow run` needs; this is the flows' typed parameter."""
 
@@ -286,6 +391,10 @@ class PipelineConfig(_Strict):
     tuning: TuningConfig = TuningConfig()
     optimization: OptimizationConfig = OptimizationConfig()
     gate: GateConfig = GateConfig()
+    serving: ServingConfig = ServingConfig()
+    canary: CanaryConfig = CanaryConfig()
+    replay: ReplayConfig = ReplayConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
 
     @model_validator(mode="after")
     def _validation_names_features(self) -> PipelineConfig:

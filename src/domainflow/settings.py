@@ -3,13 +3,14 @@
 Everything defaults to one folder, `DOMAINFLOW_HOME` (./.domainflow): the MLflow
 SQLite store and its artifacts, Prefect's persisted task results (the cache),
 the quarantine files and the evaluation reports. Production points MLflow at PostgreSQL and S3 with
-the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`).
+the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`) and the serving state
+(prediction log, rollouts, audit) at `DOMAINFLOW_DATABASE_URL`; the admin token is `DOMAINFLOW_ADMIN_TOKEN`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -18,6 +19,10 @@ class Settings:
     home: Path
     tracking_uri: str
     artifact_root: str
+    # The prediction log, rollout weights, promotion state and audit log (SQLAlchemy URL).
+    database_url: str = ""
+    # Bearer token of the serving app's admin routes; None disables them.
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def quarantine_dir(self) -> Path:
@@ -41,7 +46,14 @@ def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
     home = Path(env.get("DOMAINFLOW_HOME", ".domainflow")).expanduser().resolve()
     tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     artifact_root = env.get("DOMAINFLOW_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri()
-    return Settings(home=home, tracking_uri=tracking_uri, artifact_root=artifact_root)
+    database_url = env.get("DOMAINFLOW_DATABASE_URL") or f"sqlite:///{home / 'domainflow.db'}"
+    return Settings(
+        home=home,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        database_url=database_url,
+        admin_token=env.get("DOMAINFLOW_ADMIN_TOKEN") or None,
+    )
 
 
 def quiet_environment(settings: Settings, environ: dict[str, str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Canary promotion: a rollout plan, live analysis against the champion, a resumable controller."""

@@ -1,0 +1,73 @@
+"""Alias moves that promotion and rollback make, each audited and shown on the version's MLflow tags.
+
+`champion` serves, `challenger` waits for (or is in) its canary, `canary` marks the version
+receiving canary traffic, `previous-champion` keeps the version a promotion replaced so a
+rollback knows where to go.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mlflow import MlflowClient
+from sqlalchemy import Engine
+
+from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
+from domainflow.serving.audit import record_audit
+
+CANARY = "canary"
+PREVIOUS_CHAMPION = "previous-champion"
+
+
+def move_alias(
+    tracking_uri: str,
+    engine: Engine,
+    domain: str,
+    name: str,
+    alias: str,
+    version: str | None,
+    reason: str,
+    actor: str,
+) -> bool:
+    """Point `alias` at `version` (None deletes it); audit and tag the change. False when nothing changed."""
+    client = MlflowClient(tracking_uri)
+    before = current_alias_version(client, name, alias)
+    if before == version:
+        return False
+    if version is None:
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+    record_audit(engine, domain, "alias", alias, before, version, reason, actor)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    change = {"alias": alias, "from": before, "to": version, "reason": reason[:500], "actor": actor, "at": stamp}
+    client.set_registered_model_tag(name, f"{TAG}last_alias_change", json.dumps(change))
+    for touched, verb in ((version, "set"), (before, "removed")):
+        if touched is not None:
+            note = f"{verb} {stamp} by {actor}: {reason}"
+            client.set_model_version_tag(name, touched, f"{TAG}alias.{alias}", note[:4_000])
+    return True
+
+
+def promote(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
+    """`champion` moves to `version`; `previous-champion` keeps the old one; canary/challenger aliases are cleared."""
+    client = MlflowClient(tracking_uri)
+    old = current_alias_version(client, name, CHAMPION)
+    if old is not None and old != version:
+        move_alias(tracking_uri, engine, domain, name, PREVIOUS_CHAMPION, old, reason, actor)
+    move_alias(tracking_uri, engine, domain, name, CHAMPION, version, reason, actor)
+    for alias in (CANARY, CHALLENGER):
+        if current_alias_version(client, name, alias) == version:
+            move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
+    client.set_model_version_tag(name, version, f"{TAG}rollout", "promoted")
+
+
+def roll_back(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
+    """The version loses `canary` and `challenger` (the champion keeps serving); the reason stays on its tags."""
+    client = MlflowClient(tracking_uri)
+    for alias in (CANARY, CHALLENGER):
+        if current_alias_version(client, name, alias) == version:
+            move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
+    client.set_model_version_tag(name, version, f"{TAG}rollout", "rolled_back")
+    client.set_model_version_tag(name, version, f"{TAG}rollout_reason", reason[:4_000])

@@ -1,0 +1,123 @@
+"""The serving state's tables: rollouts, prediction log, feedback, audit log, promotions.
+
+One SQLAlchemy schema for SQLite (the default, in DOMAINFLOW_HOME) and PostgreSQL
+(production, `DOMAINFLOW_DATABASE_URL`). The server writes predictions and reads
+rollouts; the canary controller reads the log and writes rollouts, promotions and
+the audit; they share nothing but this database, so either can restart alone.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    make_url,
+)
+
+metadata = MetaData()
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("domain", String(200), primary_key=True),
+    Column("model_name", String(400), nullable=False),
+    # [{"variant": "champion", "version": "3", "weight": 0.9}, ...]; the weights sum to 1.
+    Column("arms", JSON, nullable=False),
+    # Bumped on every change: writers compare-and-set on it, readers notice a change by it.
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(200), primary_key=True),
+    Column("domain", String(200), nullable=False),
+    Column("variant", String(100), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("score", Float),  # null when the model failed (see error)
+    Column("latency_ms", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("error", Text),
+    Column("features", JSON),
+    Index("ix_predictions_domain_time", "domain", "created_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(200), primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    # Log loss of the logged score against the label, computed once when the label arrives.
+    Column("loss", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain", String(200), nullable=False),
+    Column("action", String(100), nullable=False),  # weights | alias | promotion | rollback | ...
+    Column("subject", String(400), nullable=False),  # what changed: an alias name, "weights", a version
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(400), nullable=False),  # who: a flow run id, "admin-api", "cli"
+    Column("at", Float, nullable=False),
+    Index("ix_audit_domain", "domain", "id"),
+)
+
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("domain", String(200), primary_key=True),
+    Column("version", String(50), nullable=False),
+    Column("champion_version", String(50)),
+    Column("status", String(30), nullable=False),  # running | promoted | rolled_back | aborted
+    Column("holder", String(400), nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    # The controller's persisted state: current step, step start, decisions with their figures.
+    Column("state", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    # WAL lets the server write the log while the controller reads it; the busy timeout
+    # makes a writer wait for another instead of failing with "database is locked".
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@cache
+def open_database(url: str) -> Engine:
+    """The engine for `url`, with the tables created; one engine (and pool) per URL in a process."""
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    metadata.create_all(engine, checkfirst=True)
+    return engine

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from domainflow.serving.database import open_database
+from domainflow.serving.prediction_log import PredictionRecord, arm_stats, record_feedback, record_predictions
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return open_database(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def _records(variant, version, scores, start, latency):
+    return [
+        PredictionRecord(f"{variant}-{i}", "EWR", variant, version, s, latency + i % 10, start + i)
+        for i, s in enumerate(scores)
+    ]
+
+
+def test_feedback_joins_by_id_and_the_stats_carry_the_log_loss(engine):
+    record_predictions(engine, _records("champion", "1", [0.2, 0.8, 0.5, 0.9], 0, 5.0))
+    record_predictions(engine, [PredictionRecord("bad", "EWR", "canary", "2", None, 3.0, 1, error="boom")])
+    result = record_feedback(engine, "EWR", [("champion-0", 0), ("champion-1", 1), ("champion-1", 0), ("nope", 1)])
+    assert result.accepted == 2 and result.duplicates == ["champion-1"] and result.unknown == ["nope"]
+    again = record_feedback(engine, "EWR", [("champion-0", 1), ("bad", 1)])
+    assert again.accepted == 0 and again.duplicates == ["champion-0"] and again.unknown == ["bad"]
+
+    stats = arm_stats(engine, "EWR", since=0)
+    champion, canary = stats["champion"], stats["canary"]
+    losses = [-math.log(0.8), -math.log(0.8)]
+    assert (champion.predictions, champion.labelled, champion.errors) == (4, 2, 0)
+    assert champion.loss_mean == pytest.approx(np.mean(losses))
+    assert champion.loss_var == pytest.approx(np.var(losses, ddof=1), abs=1e-12)
+    assert canary.error_rate == 1.0 and canary.labelled == 0 and canary.loss_mean is None
+
+
+def test_stats_cover_only_the_window(engine):
+    record_predictions(engine, _records("champion", "1", np.linspace(0.1, 0.9, 100), 0, 10.0))
+    stats = arm_stats(engine, "EWR", since=50, until=80)["champion"]
+    assert stats.predictions == 30
+    assert stats.p95_latency_ms == pytest.approx(np.percentile([10.0 + i % 10 for i in range(50, 80)], 95))
+    assert arm_stats(engine, "JFK", since=0) == {}
