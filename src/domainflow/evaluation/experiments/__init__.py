@@ -20,7 +20,13 @@ from domainflow.evaluation.experiments.frequentist import (
     two_proportion_z_test,
     welch_t_test,
 )
-from domainflow.evaluation.experiments.power import SampleSize, power_two_proportions, sample_size_two_proportions
+from domainflow.evaluation.experiments.means import MeansComparison, MeansVerdict, compare_variant_means
+from domainflow.evaluation.experiments.power import (
+    SampleSize,
+    power_two_proportions,
+    sample_size_two_means,
+    sample_size_two_proportions,
+)
 from domainflow.evaluation.experiments.sequential import (
     SequentialDecision,
     SequentialTest,
@@ -33,6 +39,8 @@ __all__ = [
     "BayesianResult",
     "ChiSquareResult",
     "HolmResult",
+    "MeansComparison",
+    "MeansVerdict",
     "SampleSize",
     "SequentialDecision",
     "SequentialTest",
@@ -42,10 +50,12 @@ __all__ = [
     "always_valid_interval",
     "beta_binomial_comparison",
     "chi_square_test",
+    "compare_variant_means",
     "compare_variants",
     "holm_correction",
     "msprt_p_values",
     "power_two_proportions",
+    "sample_size_two_means",
     "sample_size_two_proportions",
     "two_proportion_z_test",
     "welch_t_test",

@@ -1,4 +1,4 @@
-"""Sample size and power of the two-sided two-proportion z-test."""
+"""Sample size and power of the two-sided two-proportion z-test and the two-sample t-test."""
 
 from __future__ import annotations
 
@@ -79,3 +79,39 @@ def power_two_proportions(
     crit = stats.norm.isf(alpha / 2) * std_null / std_alt
     shift = minimum_detectable_effect * math.sqrt(n_control) / std_alt
     return float(stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift))
+
+
+def _t_test_power(effect_size: float, n_control: float, alpha: float, ratio: float) -> float:
+    """Power of the two-sided pooled two-sample t-test, both tails counted (statsmodels' ``TTestIndPower``)."""
+    n_treatment = ratio * n_control
+    dof = n_control + n_treatment - 2
+    noncentrality = effect_size * math.sqrt(n_control * n_treatment / (n_control + n_treatment))
+    crit = stats.t.isf(alpha / 2, dof)
+    return float(stats.nct.sf(crit, dof, noncentrality) + stats.nct.cdf(-crit, dof, noncentrality))
+
+
+def sample_size_two_means(
+    variance: float, minimum_detectable_effect: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+) -> SampleSize:
+    """Per-arm sample size for a two-sided two-sample t-test to detect an absolute difference of means.
+
+    Starts from the textbook normal formula ``(z_{alpha/2} + z_power)^2 * variance * (1 + 1/ratio) / mde^2``
+    and settles on the smallest ``n_control`` whose noncentral-t power reaches ``power``, which is what
+    statsmodels' ``tt_ind_solve_power`` solves (the t tails add a few observations at small n). ``variance``
+    is the common per-observation variance; ``ratio = n_treatment / n_control``.
+    """
+    alpha, power = check_open_unit("alpha", alpha), check_open_unit("power", power)
+    if not variance > 0 or not math.isfinite(variance):
+        raise ValueError(f"variance must be positive and finite, got {variance}")
+    if minimum_detectable_effect == 0 or not math.isfinite(minimum_detectable_effect):
+        raise ValueError(f"minimum_detectable_effect must be a non-zero difference, got {minimum_detectable_effect}")
+    if not ratio > 0 or not math.isfinite(ratio):
+        raise ValueError(f"ratio (n_treatment / n_control) must be positive, got {ratio}")
+    effect_size = abs(minimum_detectable_effect) / math.sqrt(variance)
+    z = stats.norm.isf(alpha / 2) + stats.norm.isf(1 - power)
+    n_control = max(2, math.ceil(max(z, 0.0) ** 2 * (1 + 1 / ratio) / effect_size**2 - 1e-9))
+    while _t_test_power(effect_size, n_control, alpha, ratio) < power:
+        n_control += 1
+    while n_control > 2 and _t_test_power(effect_size, n_control - 1, alpha, ratio) >= power:
+        n_control -= 1
+    return SampleSize(n_control, math.ceil(n_control * ratio - 1e-9))
