@@ -42,6 +42,12 @@ def _msprt_log_lr(effect: NDArray[np.float64], variance: NDArray[np.float64], ta
     return np.where(variance > 0, log_lr, 0.0)
 
 
+def _check_tau2(tau2: float) -> float:
+    if not tau2 > 0 or not math.isfinite(tau2):
+        raise ValueError(f"tau2 must be positive and finite, got {tau2}")
+    return float(tau2)
+
+
 def _mixture_radius(variance: float, tau2: float, alpha: float) -> float:
     """Half-width of ``{theta : mixture LR against theta < 1/alpha}``; infinite with no variance yet."""
     if variance == 0:
@@ -63,9 +69,7 @@ def always_valid_interval(effect: float, variance: float, tau2: float, alpha: fl
         raise ValueError(f"effect must be finite, got {effect}")
     if not variance >= 0 or not math.isfinite(variance):
         raise ValueError(f"variance must be non-negative and finite, got {variance}")
-    if not tau2 > 0 or not math.isfinite(tau2):
-        raise ValueError(f"tau2 must be positive, got {tau2}")
-    radius = _mixture_radius(float(variance), float(tau2), check_open_unit("alpha", alpha))
+    radius = _mixture_radius(float(variance), _check_tau2(tau2), check_open_unit("alpha", alpha))
     return effect - radius, effect + radius
 
 
@@ -91,8 +95,7 @@ def msprt_p_values(
     independent experiments. ``p_t = min(1, min_{s<=t} 1/LR_s)``, so stopping the first time ``p_t <= alpha``
     keeps the type-I error at or below alpha however often one looks.
     """
-    if not tau2 > 0:
-        raise ValueError(f"tau2 must be positive, got {tau2}")
+    tau2 = _check_tau2(tau2)
     arrays = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (successes_a, trials_a, successes_b, trials_b))
     )
@@ -118,9 +121,7 @@ class SequentialTest:
 
     def __init__(self, alpha: float = 0.05, tau2: float = 1e-3) -> None:
         self.alpha = check_open_unit("alpha", alpha)
-        if not tau2 > 0 or not math.isfinite(tau2):
-            raise ValueError(f"tau2 must be positive, got {tau2}")
-        self.tau2 = float(tau2)
+        self.tau2 = _check_tau2(tau2)
         self._p_value = 1.0
         self._looks = 0
         self._last_trials = (0.0, 0.0)
