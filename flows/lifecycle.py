@@ -1,4 +1,8 @@
-"""run_lifecycle: every configured domain through train_domain_model; the flow behind `domainflow run`."""
+"""run_lifecycle: every configured domain through training, then its challenger through the canary.
+
+The flow behind `domainflow run`: with `serving_url` (the CLI starts a server for the run),
+each domain's challenger is canary-promoted under replayed held-out traffic.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
+from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.training import train_domain_model
 from domainflow.summary import DomainOutcome
 from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
 
 
 @flow(name="domain-lifecycle", log_prints=True)
-def run_lifecycle(config: PipelineConfig = PipelineConfig()):
+def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | None = None):
     """One failing domain does not stop the others; the run fails at the end, naming it.
 
-    A version the gates reject is an outcome, not a failure: the run completes and its message names it.
+    A version the gates reject, or a canary rolled back, is an outcome, not a failure: the run
+    completes and its message names it.
     """
     fingerprint = fingerprint_data_source(config.data.source)
     frame = load_dataset(config.data.source, fingerprint, config.source_columns())
@@ -26,7 +32,19 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig()):
         outcomes.append(
             state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed")
         )
+    if serving_url:
+        outcomes = [promote(outcome, config, serving_url) for outcome in outcomes]
     return lifecycle_state(outcomes)
+
+
+def promote(outcome: DomainOutcome, config: PipelineConfig, serving_url: str) -> DomainOutcome:
+    """The domain's outcome with its promotion's; a domain whose training failed is not promoted."""
+    if outcome.status == "failed":
+        return outcome
+    state = promote_challenger(outcome.domain, config, serving_url, return_state=True)
+    if not state.is_completed():
+        return outcome.model_copy(update={"status": "failed", "error": f"promotion: {state.message}"})
+    return outcome.model_copy(update={"promotion": state.result()})
 
 
 def lifecycle_state(outcomes: list[DomainOutcome]):
@@ -34,6 +52,9 @@ def lifecycle_state(outcomes: list[DomainOutcome]):
     failed = [o.domain for o in outcomes if o.status == "failed"]
     rejected = [f"{o.domain} ({', '.join(o.failed_checks)})" for o in outcomes if o.status == "rejected"]
     note = f"; rejected by the gates: {', '.join(rejected)}" if rejected else ""
+    canaries = [f"{o.domain} v{o.promotion.version} {o.promotion.status.replace('_', ' ')}"
+                for o in outcomes if o.promotion is not None and o.promotion.version]  # fmt: skip
+    note += f"; canary: {', '.join(canaries)}" if canaries else ""
     if failed:
         message = f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}{note}"
         return Failed(message=message, data=outcomes)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from domainflow.canary.report import PromotionSummary
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
@@ -54,6 +55,8 @@ class DomainOutcome(BaseModel):
     reused_run: bool = False
     published: dict[str, float] = {}
     error: str | None = None
+    # The canary promotion of the domain's challenger, when the run served and promoted.
+    promotion: PromotionSummary | None = None
 
     @classmethod
     def failed(cls, domain: str, error: str) -> DomainOutcome:
@@ -61,7 +64,7 @@ class DomainOutcome(BaseModel):
 
     def to_markdown(self) -> str:
         """A report for the Prefect UI: exact counts left out, private ones (dp_*) in."""
-        exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published"}
+        exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published", "promotion"}
         rows = [
             (k, f"{v:.4f}" if isinstance(v, float) else v)
             for k, v in self.model_dump(exclude=exact).items()

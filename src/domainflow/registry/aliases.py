@@ -11,6 +11,7 @@ import json
 import time
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
@@ -71,3 +72,17 @@ def roll_back(tracking_uri: str, engine: Engine, domain: str, name: str, version
             move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
     client.set_model_version_tag(name, version, f"{TAG}rollout", "rolled_back")
     client.set_model_version_tag(name, version, f"{TAG}rollout_reason", reason[:4_000])
+
+
+def pending_challenger(tracking_uri: str, name: str) -> tuple[str, str] | None:
+    """(challenger, champion) versions when the domain has a challenger that is not already its champion."""
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return None
+    challenger = current_alias_version(client, name, CHALLENGER)
+    champion = current_alias_version(client, name, CHAMPION)
+    if challenger is None or champion is None or challenger == champion:
+        return None
+    return challenger, champion

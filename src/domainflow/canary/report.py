@@ -1,0 +1,65 @@
+"""What a promotion did, for the terminal, the Prefect UI and the flow's return value."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from domainflow.config import CanaryConfig
+
+
+class PromotionStep(BaseModel):
+    weight: float
+    action: str
+    reason: str
+
+
+class PromotionSummary(BaseModel):
+    """`promoted`: the challenger is champion; `rolled_back`: the champion kept its traffic;
+    `nothing_to_promote`: no challenger distinct from the champion; `failed`: the promotion stopped on an error.
+    """
+
+    domain: str
+    status: Literal["promoted", "rolled_back", "aborted", "nothing_to_promote", "failed"]
+    model_name: str
+    version: str | None = None
+    champion_version: str | None = None
+    reason: str = ""
+    # The largest share of traffic the canary reached.
+    max_weight: float = 0.0
+    steps: list[PromotionStep] = []
+    replayed: int | None = None
+    labelled: int | None = None
+
+    def to_markdown(self) -> str:
+        head = f"**{self.model_name} v{self.version or '-'}: {self.status}** (champion was v{self.champion_version or '-'})"
+        rows = [f"| {s.weight:.0%} | {s.action} | {s.reason} |" for s in self.steps]
+        table = ["| canary weight | decision | why |", "|---|---|---|", *rows] if rows else []
+        traffic = [] if self.replayed is None else [f"replayed {self.replayed:,} requests, {self.labelled:,} labelled"]
+        return "\n\n".join([head, self.reason, *traffic, "\n".join(table)])
+
+
+def summarize_promotion(state, plan: CanaryConfig, model_name: str, replayed=None) -> PromotionSummary:
+    """From the controller's persisted state (and the replay's report when traffic was replayed)."""
+    steps = [
+        PromotionStep(weight=plan.steps[min(d["step"], len(plan.steps) - 1)].weight, action=d["action"],
+                      reason=d["reason"])
+        for d in state.decisions
+        if d["action"] != "hold"
+    ]  # fmt: skip
+    reached = [plan.steps[min(d["step"], len(plan.steps) - 1)].weight for d in state.decisions]
+    final = [d["reason"] for d in state.decisions if d["action"] in ("rollback", "abort")]
+    reason = final[-1] if final else (steps[-1].reason if steps else "")
+    return PromotionSummary(
+        domain=state.domain,
+        status=state.status if state.status in ("promoted", "rolled_back", "aborted") else "failed",
+        model_name=model_name,
+        version=state.version,
+        champion_version=state.champion_version,
+        reason=reason,
+        max_weight=max(reached, default=0.0),
+        steps=steps,
+        replayed=None if replayed is None else replayed.sent,
+        labelled=None if replayed is None else replayed.labelled,
+    )

@@ -1,0 +1,136 @@
+"""Live traffic from held-out rows: predictions over HTTP now, their labels as feedback later.
+
+The default data's months after `split.test_until` were seen by no model, so sending them
+in time order is what production would have looked like. A label is a flight's arrival,
+known only after the prediction: feedback is held back `feedback_delay_seconds`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from domainflow.config import ReplayConfig
+
+
+class ReplayError(RuntimeError):
+    """The server refused the replayed traffic; the message carries its answer."""
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    domain: str
+    sent: int
+    labelled: int
+    seconds: float
+    by_variant: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+def encode_records(rows: pd.DataFrame, numeric: list[str], categorical: list[str]) -> list[dict]:
+    """Rows as the API takes them: numbers as floats, categories as strings, missing as null."""
+    columns = {}
+    for name in numeric:
+        values = rows[name].to_numpy(dtype=float)
+        columns[name] = [None if math.isnan(v) else float(v) for v in values]
+    for name in categorical:
+        columns[name] = [None if pd.isna(v) else str(v) for v in rows[name].to_numpy()]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _batches(
+    rows: pd.DataFrame, labels: np.ndarray, size: int, limit: int
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Held-out rows in order, cycled (with fresh ids) until `limit` rows are sent."""
+    sent = 0
+    while sent < limit:
+        for start in range(0, len(rows), size):
+            take = min(size, limit - sent)
+            if take <= 0:
+                return
+            yield rows.iloc[start : start + take], labels[start : start + take]
+            sent += take
+
+
+def wait_until_ready(client: httpx.Client, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    answer = None
+    while time.monotonic() < deadline:
+        answer = client.get("/ready")
+        if answer.status_code == 200:
+            return
+        time.sleep(0.5)
+    raise ReplayError(f"the server did not become ready within {timeout:.0f}s: {answer.text if answer else ''}")
+
+
+def replay_traffic(
+    base_url: str,
+    domain: str,
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    config: ReplayConfig,
+    stop: Callable[[], bool] | None = None,
+    id_prefix: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> ReplayReport:
+    """Send `rows` as /predict batches and `labels` as /feedback after the delay, until `stop()` or max_rows.
+
+    Request ids are `<prefix>-<n>`: unique per replay (the log is keyed by them) and, for a
+    fixed prefix, the same ids each time, so a seeded replay routes the same way.
+    """
+    if len(rows) == 0:
+        raise ReplayError(f"no held-out rows to replay for {domain}: move split.test_until before the data's end")
+    prefix = id_prefix or f"{domain}-{uuid.uuid4().hex[:10]}"
+    pending: deque[tuple[float, list[dict]]] = deque()
+    variants: Counter[str] = Counter()
+    sent = labelled = 0
+    started = time.monotonic()
+    stopped = False
+    with httpx.Client(base_url=base_url, timeout=60.0, transport=transport) as client:
+        wait_until_ready(client)
+
+        def deliver(until: float) -> None:
+            nonlocal labelled
+            while pending and pending[0][0] <= until:
+                _, items = pending.popleft()
+                answer = client.post("/feedback", json={"domain": domain, "labels": items})
+                if answer.status_code != 200:
+                    raise ReplayError(f"/feedback answered {answer.status_code}: {answer.text[:500]}")
+                labelled += answer.json()["accepted"]
+
+        for batch, batch_labels in _batches(rows, np.asarray(labels), config.batch_size, config.max_rows):
+            if stop is not None and stop():
+                stopped = True
+                break
+            ids = [f"{prefix}-{sent + i}" for i in range(len(batch))]
+            records = [
+                {"request_id": rid, "features": features}
+                for rid, features in zip(ids, encode_records(batch, numeric, categorical), strict=True)
+            ]
+            answer = client.post("/predict", json={"domain": domain, "records": records})
+            if answer.status_code != 200:
+                raise ReplayError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
+            variants.update(p["variant"] for p in answer.json()["predictions"])
+            sent += len(ids)
+            now = time.monotonic()
+            items = [{"request_id": rid, "label": int(y)} for rid, y in zip(ids, batch_labels, strict=True)]
+            pending.append((now + config.feedback_delay_seconds, items))
+            deliver(now)
+            if config.rate_limit:
+                time.sleep(max(0.0, len(ids) / config.rate_limit - (time.monotonic() - now)))
+        deliver(math.inf)  # what is still owed: the labels exist, they just arrived late
+    return ReplayReport(domain, sent, labelled, time.monotonic() - started, dict(variants), stopped)
