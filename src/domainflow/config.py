@@ -344,7 +344,7 @@ class ReplayConfig(_Strict):
     batch_size: int = Field(default=256, ge=1)
     # Labels arrive this many seconds after the prediction (a flight's arrival is known later).
     feedback_delay_seconds: float = Field(default=1.0, ge=0)
-    # Requests per second per domain; None sends as fast as the server answers.
+    # Rows per second per domain; None sends as fast as the server answers.
     rate_limit: float | None = Field(default=None, gt=0)
     # Sending stops after this many rows per domain (the held-out rows are cycled with fresh ids).
     max_rows: int = Field(default=60_000, ge=1)

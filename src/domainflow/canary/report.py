@@ -33,7 +33,8 @@ class PromotionSummary(BaseModel):
     labelled: int | None = None
 
     def to_markdown(self) -> str:
-        head = f"**{self.model_name} v{self.version or '-'}: {self.status}** (champion was v{self.champion_version or '-'})"
+        version, champion = self.version or "-", self.champion_version or "-"
+        head = f"**{self.model_name} v{version}: {self.status}** (champion was v{champion})"
         rows = [f"| {s.weight:.0%} | {s.action} | {s.reason} |" for s in self.steps]
         table = ["| canary weight | decision | why |", "|---|---|---|", *rows] if rows else []
         traffic = [] if self.replayed is None else [f"replayed {self.replayed:,} requests, {self.labelled:,} labelled"]
