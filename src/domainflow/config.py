@@ -303,10 +303,11 @@ class CanaryConfig(_Strict):
     `quality_margin` may advance, anything else holds until `max_step_seconds`/`max_step_samples`.
     """
 
+    # Bake times suit the replayed demo traffic; deployments/production.yaml sets hours-scale ones.
     steps: list[RolloutStep] = [
-        RolloutStep(weight=0.01, min_bake_seconds=30, min_samples=50),
-        RolloutStep(weight=0.10, min_bake_seconds=60, min_samples=500, require_quality=True),
-        RolloutStep(weight=0.50, min_bake_seconds=60, min_samples=1_000, require_quality=True),
+        RolloutStep(weight=0.01, min_bake_seconds=5, min_samples=50),
+        RolloutStep(weight=0.10, min_bake_seconds=10, min_samples=500, require_quality=True),
+        RolloutStep(weight=0.50, min_bake_seconds=10, min_samples=1_000, require_quality=True),
         RolloutStep(weight=1.00, min_bake_seconds=0, min_samples=0),
     ]
     # A step still undecided after this long, or after this many canary predictions, is rolled back.
