@@ -248,6 +248,32 @@ def status(config: ConfigOption = None) -> None:
     console.print(table)
 
 
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind; overrides serving.host.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port; overrides serving.port.")] = None,
+) -> None:
+    """Serve predictions for every configured domain (rollout weights and the champion alias, refreshed live)."""
+    import uvicorn
+
+    from domainflow.serving.app import create_app
+
+    overrides = {"serving": {k: v for k, v in (("host", host), ("port", port)) if v is not None}}
+    cfg = _load(config, overrides if overrides["serving"] else {})
+    settings = resolve_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    quiet_environment(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err_console.print(
+        f"serving {', '.join(cfg.domains.values)} on http://{cfg.serving.host}:{cfg.serving.port} "
+        f"(registry {settings.tracking_uri}, log {settings.database_url}, admin routes "
+        f"{'on' if settings.admin_token else 'off: set DOMAINFLOW_ADMIN_TOKEN'})"
+    )
+    server_app = create_app(cfg, settings, freeze_heap=True)
+    uvicorn.run(server_app, host=cfg.serving.host, port=cfg.serving.port, log_level="info")
+
+
 @app.command("show-config")
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as YAML (defaults overlaid with --config)."""

@@ -1,0 +1,170 @@
+"""The prediction server over real HTTP: latency and throughput of /predict, one variant against a 50/50 rollout.
+
+    python benchmarks/serving_latency.py                      # 5 rounds, EWR rows, 1 training epoch
+    python benchmarks/serving_latency.py --rounds 9 --single 300
+    python benchmarks/serving_latency.py --no-freeze          # the startup heap left to the cyclic GC
+
+Trains the default network on EWR's training months (one epoch, for speed: the network's
+size, not its quality, sets the latency), logs it twice and registers both runs as v1 and
+v2 of two models: `one` (the champion alias, v1, takes all traffic) and `two` (a rollout of
+v1 and v2 at 50/50, so a batch is split into two model calls). One server in this process
+serves both domains; the client alternates between them round by round, so both see the
+same machine load. Each request carries its own request ids, as a client that later sends
+feedback does (the server checks them against the log). Figures: p50/p99 per request and
+predictions per second, sequential requests from one client. The server freezes its startup
+heap as `domainflow serve` does; --no-freeze shows what the full collections cost the p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from domainflow.config import PipelineConfig, build_config
+from domainflow.data.domains import filter_domain
+from domainflow.data.features import FeaturePipeline
+from domainflow.data.sources import load_source
+from domainflow.data.split import split_by_time
+from domainflow.data.validation import LABEL_COLUMN, validate_rows
+from domainflow.optimization.torch_variants import build_fp32
+from domainflow.registry.integrity import register_verified_version
+from domainflow.registry.mlflow_registry import CHAMPION, RunRecord, log_training_run
+from domainflow.serving.app import create_app
+from domainflow.serving.database import open_database
+from domainflow.serving.rollouts import Arm, set_rollout
+from domainflow.serving.server import serve_in_background
+from domainflow.settings import Settings, quiet_environment
+from domainflow.training.candidates import fit_network
+
+ONE, TWO = "one", "two"  # domains: one variant, and two at 50/50
+
+
+def stage(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+
+def json_rows(frame: pd.DataFrame, config: PipelineConfig) -> list[dict]:
+    numeric = set(config.data.numeric_features)
+    return [
+        {k: None if pd.isna(v) else float(v) if k in numeric else str(v) for k, v in row.items()}
+        for row in frame[config.data.features].to_dict("records")
+    ]
+
+
+def register_versions(config: PipelineConfig, settings: Settings, split, pipeline, network) -> None:
+    """v1 and v2 (two runs of the same network) of both domains' models; champion = v1."""
+    model_file = settings.home / "fp32.pt"
+    model_file.write_bytes(build_fp32(network, pipeline.transform(split.validation)))
+    sample = split.validation[config.data.features].head(200)
+    client = MlflowClient(settings.tracking_uri)
+    for key in ("bench-1", "bench-2"):
+        record = RunRecord(
+            experiment="serving-benchmark", run_name=key, run_key=key, params={}, metrics={}, tags={},
+            pipeline=pipeline, model_file=model_file, signature_sample=sample,
+            signature_scores=network.predict(pipeline, sample),
+        )  # fmt: skip
+        logged = log_training_run(settings.tracking_uri, settings.artifact_root, record)
+        for domain in (ONE, TWO):
+            register_verified_version(settings.tracking_uri, config.registered_model_name(domain), logged, tags={})
+    for domain in (ONE, TWO):
+        client.set_registered_model_alias(config.registered_model_name(domain), CHAMPION, "1")
+    arms = [Arm("champion", "1", 0.5), Arm("canary", "2", 0.5)]
+    set_rollout(open_database(settings.database_url), TWO, config.registered_model_name(TWO), arms, "50/50", "bench")
+
+
+def measure(client: httpx.Client, domain: str, rows: list[dict], batch: int, requests: int) -> tuple[list, float]:
+    """(per-request seconds, records per second) of `requests` sequential calls."""
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(requests):
+        picked = [rows[i] for i in np.random.default_rng().integers(0, len(rows), size=batch)]
+        records = [{"request_id": uuid.uuid4().hex, "features": features} for features in picked]
+        sent = time.perf_counter()
+        response = client.post("/predict", json={"domain": domain, "records": records})
+        latencies.append(time.perf_counter() - sent)
+        response.raise_for_status()
+    return latencies, requests * batch / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds per domain and batch size")
+    parser.add_argument("--single", type=int, default=200, help="single-record requests per round")
+    parser.add_argument("--batched", type=int, default=20, help="requests of --batch-size records per round")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--no-freeze", action="store_true", help="leave the startup heap to the cyclic GC")
+    options = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    started = time.perf_counter()
+
+    base = PipelineConfig()
+    frame = load_source(base.data.source, base.source_columns())
+    rows = validate_rows(filter_domain(frame, base.domains.column, "EWR"), base.data, base.validation)
+    split = split_by_time(rows.valid, base.data.timestamp, LABEL_COLUMN, base.split)
+    pipeline = FeaturePipeline.from_schema(base.data).fit(split.train)
+    network = fit_network(pipeline, split, base.training.model_copy(update={"max_epochs": options.epochs}))
+    stage(f"trained {base.training.hidden_sizes} on {len(split.train):,} EWR rows, "
+          f"validation AUC {network.best_val_auc:.4f}", started)  # fmt: skip
+
+    config = build_config({"domains": {"values": [ONE, TWO]}, "serving": {"max_batch_size": options.batch_size}})
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as home:
+        home = Path(home)
+        settings = Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+                            artifact_root=(home / "artifacts").as_uri(),
+                            database_url=f"sqlite:///{home / 'serving.db'}")  # fmt: skip
+        quiet_environment(settings)
+        register_versions(config, settings, split, pipeline, network)
+        stage("registered v1 and v2 of both models", started)
+        traffic = json_rows(split.test, config)
+        results: dict[tuple[str, int], list] = {}
+        throughput: dict[tuple[str, int], list] = {}
+        del frame, rows, split  # as in `domainflow serve`, the training data is not in the server's heap
+        app = create_app(config, settings, freeze_heap=not options.no_freeze)
+        with serve_in_background(app) as url, httpx.Client(base_url=url) as client:
+            heap = "frozen" if not options.no_freeze else "left to the cyclic GC"
+            stage(f"serving at {url} (startup heap {heap}): {client.get('/ready').json()['domains']}", started)
+            for domain in (ONE, TWO):  # warm-up
+                measure(client, domain, traffic, options.batch_size, 3)
+                measure(client, domain, traffic, 1, 30)
+            for _ in range(options.rounds):
+                for batch, requests in ((1, options.single), (options.batch_size, options.batched)):
+                    for domain in (ONE, TWO):
+                        latencies, rate = measure(client, domain, traffic, batch, requests)
+                        results.setdefault((domain, batch), []).extend(latencies)
+                        throughput.setdefault((domain, batch), []).append(rate)
+            stage(f"measured {options.rounds} alternated rounds", started)
+        report(results, throughput, options.batch_size)
+
+
+def report(results: dict, throughput: dict, batch_size: int) -> None:
+    print(f"\n{'records/request':<16}{'variants':>9}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'predictions/s':>15}")
+    figures = {}
+    for (domain, batch), latencies in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
+        ms = np.array(latencies) * 1_000
+        rate = float(np.median(throughput[(domain, batch)]))
+        figures[(domain, batch)] = (np.percentile(ms, 50), np.percentile(ms, 99), rate)
+        variants = 1 if domain == ONE else 2
+        print(f"{batch:<16}{variants:>9}{len(ms):>10}{figures[(domain, batch)][0]:>9.2f}"
+              f"{figures[(domain, batch)][1]:>9.2f}{rate:>15,.0f}")  # fmt: skip
+    print("\ncost of routing over two variants (two / one):")
+    for batch in (1, batch_size):
+        (p50_one, p99_one, rate_one), (p50_two, p99_two, rate_two) = figures[(ONE, batch)], figures[(TWO, batch)]
+        print(f"  batch {batch:<4} p50 {p50_two / p50_one:5.2f}x   p99 {p99_two / p99_one:5.2f}x   "
+              f"throughput {rate_two / rate_one:5.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The prediction server over real HTTP: predictions and their log, routing, feedback, admin, validation, metrics."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from domainflow.serving.audit import read_audit
+from domainflow.serving.database import predictions
+from domainflow.serving.log_writer import PredictionWriter
+from domainflow.serving.prediction_log import PredictionRecord, record_predictions
+from domainflow.serving.rollouts import Arm, read_rollout, route, set_rollout
+
+
+@pytest.fixture(scope="module")
+def server(kit, registry, tmp_path_factory):
+    with kit.serve(kit.config(), registry, tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+@pytest.fixture
+def features(kit, registry):
+    return kit.features(registry.sample, 50)
+
+
+def ids(prefix: str, n: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"{prefix}-{run}-{i}" for i in range(n)]
+
+
+def logged(server, request_ids) -> dict[str, dict]:
+    server.app.state.serving.writer.flush()
+    query = select(predictions).where(predictions.c.request_id.in_(list(request_ids)))
+    with server.engine.connect() as connection:
+        return {row.request_id: row._asdict() for row in connection.execute(query)}
+
+
+def admin(kit) -> dict:
+    return {"Authorization": f"Bearer {kit.admin_token}"}
+
+
+def serve_arms(server, kit, arms: list[Arm]) -> int:
+    """Write a rollout as the canary controller would, and wait until the server serves it."""
+    revision = set_rollout(server.engine, "EWR", kit.model, arms, "test", "pytest").revision
+
+    def served():
+        view = server.client.get("/rollouts/EWR").json()
+        return view["revision"] == revision and all(arm["loaded"] for arm in view["arms"])
+
+    kit.wait_for(served, f"rollout revision {revision}")
+    return revision
+
+
+def test_single_and_batch_predictions_are_answered_and_logged_alike(server, kit, features):
+    serve_arms(server, kit, [Arm("champion", "1", 1.0)])
+    single = server.client.post("/predict", json={"domain": "EWR", "request_id": "one-1", "features": features[0]})
+    assert single.status_code == 200
+    [only] = single.json()["predictions"]
+    assert (only["request_id"], only["variant"], only["model_version"]) == ("one-1", "champion", "1")
+    assert 0 <= only["score"] <= 1
+
+    batch = server.client.post("/predict", json={"domain": "EWR", "records": [{"features": f} for f in features[:5]]})
+    assert batch.status_code == 200
+    answered = batch.json()["predictions"]
+    assert len(answered) == 5 and len({p["request_id"] for p in answered}) == 5  # server-made ids
+    # The same features score the same, alone or in a batch.
+    assert answered[0]["score"] == pytest.approx(only["score"], abs=1e-6)
+
+    rows = logged(server, [p["request_id"] for p in [only, *answered]])
+    for p in [only, *answered]:
+        row = rows[p["request_id"]]
+        assert (row["variant"], row["model_version"], row["domain"]) == (p["variant"], p["model_version"], "EWR")
+        assert row["score"] == pytest.approx(p["score"]) and row["error"] is None
+        assert row["latency_ms"] > 0
+    assert rows["one-1"]["features"] == features[0]
+
+
+def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, kit, features):
+    for weights in ((0.9, 0.1), (0.5, 0.5)):
+        arms = [Arm("champion", "1", weights[0]), Arm("canary", "2", weights[1])]
+        serve_arms(server, kit, arms)
+        request_ids = ids(f"route{weights[1]}", 300)
+        records = [{"request_id": rid, "features": features[i % 50]} for i, rid in enumerate(request_ids)]
+        response = server.client.post("/predict", json={"domain": "EWR", "records": records})
+        assert response.status_code == 200
+        answered = response.json()["predictions"]
+        expected = {rid: route(rid, arms) for rid in request_ids}
+        assert [(p["variant"], p["model_version"]) for p in answered] == [
+            (expected[rid].variant, expected[rid].version) for rid in request_ids
+        ]
+        canary_share = sum(p["variant"] == "canary" for p in answered) / len(answered)
+        assert canary_share == pytest.approx(weights[1], abs=0.08)
+        rows = logged(server, request_ids)
+        assert all(rows[p["request_id"]]["variant"] == p["variant"] for p in answered)
+
+
+def test_feedback_joins_predictions_at_once_and_reports_unknown_and_repeated_ids(server, features):
+    request_ids = ids("fb", 3)
+    records = [{"request_id": rid, "features": f} for rid, f in zip(request_ids, features, strict=False)]
+    assert server.client.post("/predict", json={"domain": "EWR", "records": records}).status_code == 200
+    # Straight after the predictions: the server flushes its log writer before the join.
+    labels = [{"request_id": request_ids[0], "label": 1}, {"request_id": request_ids[1], "label": 0},
+              {"request_id": "never-predicted", "label": 1}]  # fmt: skip
+    first = server.client.post("/feedback", json={"domain": "EWR", "labels": labels})
+    assert first.status_code == 200
+    assert first.json() == {"accepted": 2, "duplicates": [], "unknown": ["never-predicted"]}
+    again = server.client.post("/feedback", json={"domain": "EWR", "labels": labels[:1]})
+    assert again.json() == {"accepted": 0, "duplicates": [request_ids[0]], "unknown": []}
+
+
+def test_admin_routes_need_the_token_and_audit_what_they_change(server, kit):
+    change = {"arms": [{"variant": "champion", "version": "1", "weight": 0.8},
+                       {"variant": "canary", "version": 2, "weight": 0.2}], "reason": "canary at 20%"}  # fmt: skip
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
+        refused = server.client.put("/admin/rollouts/EWR", json=change, headers=headers)
+        assert refused.status_code == 401 and "Bearer" in refused.json()["detail"]
+
+    accepted = server.client.put("/admin/rollouts/EWR", json=change, headers=admin(kit))
+    assert accepted.status_code == 200
+    view = accepted.json()
+    assert [(a["variant"], a["version"], a["weight"], a["loaded"]) for a in view["arms"]] == [
+        ("champion", "1", 0.8, True), ("canary", "2", 0.2, True)
+    ]  # fmt: skip
+    assert read_rollout(server.engine, "EWR").weight_of("canary") == 0.2
+
+    rolled_back = server.client.post("/admin/rollouts/EWR/rollback", json={"reason": "bad canary"}, headers=admin(kit))
+    assert rolled_back.status_code == 200
+    assert [(a["variant"], a["version"], a["weight"]) for a in rolled_back.json()["arms"]] == [("champion", "1", 1.0)]
+    audit = read_audit(server.engine, "EWR")[-2:]
+    assert [(e.reason, e.actor) for e in audit] == [("canary at 20%", "admin-api"), ("bad canary", "admin-api")]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"arms": [{"variant": "champion", "version": "1", "weight": 0.5}], "reason": "half"}, "sum to 1"),
+        ({"arms": [{"variant": "champion", "version": "99", "weight": 1.0}], "reason": "typo"}, "no version 99"),
+        ({"arms": [{"variant": "champion", "version": "1", "weight": "1"}], "reason": "text"}, "weight"),
+    ],
+)
+def test_a_bad_rollout_is_refused_naming_the_problem(server, kit, change, named):
+    before = server.client.get("/rollouts/EWR").json()["revision"]
+    response = server.client.put("/admin/rollouts/EWR", json=change, headers=admin(kit))
+    assert response.status_code == 422 and named in response.text
+    assert server.client.get("/rollouts/EWR").json()["revision"] == before
+
+
+def test_admin_routes_are_disabled_without_a_configured_token(kit, registry, tmp_path):
+    with kit.serve(kit.config(), registry, tmp_path, admin_token=None) as closed:
+        response = closed.client.post("/admin/rollouts/EWR/rollback", json={"reason": "x"}, headers=admin(kit))
+    assert response.status_code == 403
+    assert response.json()["detail"] == "admin routes are disabled: set DOMAINFLOW_ADMIN_TOKEN"
+
+
+def _record(features, **extra):
+    return {"features": features, **extra}
+
+
+BAD_INPUTS = {
+    "missing domain": ("/predict", lambda f: {"features": f[0]}, 422, "domain"),
+    "unknown domain": ("/predict", lambda f: {"domain": "ZZZ", "features": f[0]}, 404, "EWR"),
+    "unknown feature": ("/predict", lambda f: {"domain": "EWR", "features": {**f[0], "dep_delay": 3.0}}, 422,
+                        "unknown feature 'dep_delay'"),
+    "string for a number": ("/predict", lambda f: {"domain": "EWR", "features": {**f[0], "distance": "far"}}, 422,
+                            "features.distance"),
+    "number for a category": ("/predict", lambda f: {"domain": "EWR", "features": {"carrier": 7}}, 422,
+                              "features.carrier"),
+    "NaN for a number": ("/predict", lambda f: b'{"domain": "EWR", "features": {"distance": NaN}}', 422,
+                         "features.distance"),
+    "number out of range": ("/predict", lambda f: {"domain": "EWR", "features": {"distance": 1e20}}, 422,
+                            "features.distance"),
+    "both forms": ("/predict", lambda f: {"domain": "EWR", "features": f[0], "records": [_record(f[0])]}, 422,
+                   "either `records`"),
+    "empty batch": ("/predict", lambda f: {"domain": "EWR", "records": []}, 422, "records"),
+    "too many records": ("/predict", lambda f: {"domain": "EWR", "records": [_record(f[0])] * 301}, 422,
+                         "at most 300"),
+    "duplicate ids": ("/predict", lambda f: {"domain": "EWR", "records": [_record(f[0], request_id="twice")] * 2},
+                      422, "'twice'"),
+    "extra key on a record": ("/predict", lambda f: {"domain": "EWR", "records": [_record(f[0], user="u")]}, 422,
+                              "records.0.user"),
+    "wrong label value": ("/feedback", lambda f: {"domain": "EWR", "labels": [{"request_id": "a", "label": 2}]},
+                          422, "labels.0.label"),
+    "label as boolean": ("/feedback", lambda f: {"domain": "EWR", "labels": [{"request_id": "a", "label": True}]},
+                         422, "labels.0.label"),
+    "no labels": ("/feedback", lambda f: {"domain": "EWR", "labels": []}, 422, "labels"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input_is_a_4xx_naming_the_field(server, features, case):
+    path, body, status, named = BAD_INPUTS[case]
+    payload = body(features)
+    if isinstance(payload, bytes):
+        response = server.client.post(path, content=payload, headers={"Content-Type": "application/json"})
+    else:
+        response = server.client.post(path, json=payload)
+    assert response.status_code == status
+    assert named in response.text
+
+
+def test_a_body_that_is_not_json_is_a_422(server):
+    response = server.client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["message"]
+
+
+def test_an_id_already_logged_is_a_409_naming_it(server, features):
+    first = server.client.post("/predict", json={"domain": "EWR", "request_id": "used-once", "features": features[0]})
+    assert first.status_code == 200
+    again = server.client.post(
+        "/predict",
+        json={"domain": "EWR", "records": [_record(features[1]), _record(features[0], request_id="used-once")]},
+    )
+    assert again.status_code == 409 and "'used-once'" in again.json()["detail"]
+
+
+def test_metrics_count_predictions_feedback_and_show_the_weights(server, kit, features):
+    serve_arms(server, kit, [Arm("champion", "1", 0.7), Arm("canary", "2", 0.3)])
+    before = _samples(server)
+    request_ids = ids("metrics", 40)
+    records = [{"request_id": rid, "features": features[i]} for i, rid in enumerate(request_ids)]
+    server.client.post("/predict", json={"domain": "EWR", "records": records})
+    server.client.post("/feedback", json={"domain": "EWR", "labels": [{"request_id": request_ids[0], "label": 1}]})
+    server.client.post("/predict", json={"domain": "nowhere", "features": {}})
+    after = _samples(server)
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    canary = sum(route(rid, [Arm("champion", "1", 0.7), Arm("canary", "2", 0.3)]).variant == "canary"
+                 for rid in request_ids)  # fmt: skip
+    assert grew("domainflow_predictions_total", domain="EWR", variant="canary", version="2") == canary
+    assert grew("domainflow_predictions_total", domain="EWR", variant="champion", version="1") == 40 - canary
+    assert grew("domainflow_model_latency_seconds_count", domain="EWR", variant="champion", version="1") == 1
+    assert grew("domainflow_feedback_labels_total", domain="EWR", outcome="accepted") == 1
+    assert grew("domainflow_rejected_requests_total", status="404") == 1
+    assert after[("domainflow_rollout_weight", (("domain", "EWR"), ("variant", "canary"), ("version", "2")))] == 0.3
+    assert after[("domainflow_domain_ready", (("domain", "EWR"),))] == 1
+
+
+def _samples(server) -> dict:
+    text = server.client.get("/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_health_and_readiness(server):
+    assert server.client.get("/health").status_code == 200
+    ready = server.client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["domains"]["EWR"]["ready"] is True
+
+
+def _row(request_id: str) -> PredictionRecord:
+    return PredictionRecord(request_id, "EWR", "champion", "1", 0.5, 1.0, 0.0)
+
+
+def test_the_writer_refuses_a_claimed_id_and_keeps_a_batch_whose_id_another_process_logged(tmp_path):
+    from domainflow.serving.database import open_database
+
+    engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
+    writer = PredictionWriter(engine, interval=0.01)
+    writer.start()
+    try:
+        assert writer.claim(["a", "b"]) == []
+        assert writer.claim(["b", "c"]) == ["b"]  # queued or in flight: taken
+        assert writer.claim(["c"]) == []
+        writer.submit([_row("a"), _row("b")])
+        record_predictions(engine, [_row("x")])  # another server process logs x first
+        writer.submit([_row("c"), _row("x")])
+        assert writer.flush()
+        assert writer.claim(["a"]) == ["a"]  # now in the log
+    finally:
+        writer.close()
+    with engine.connect() as connection:
+        assert sorted(connection.execute(select(predictions.c.request_id)).scalars()) == ["a", "b", "c", "x"]
