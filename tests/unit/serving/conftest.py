@@ -15,13 +15,15 @@ import httpx
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from sqlalchemy import select
 
 from domainflow.config import DatasetSchema, PipelineConfig, build_config
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import CHAMPION, TAG, RunRecord, log_training_run
 from domainflow.serving.app import create_app
-from domainflow.serving.database import open_database
+from domainflow.serving.database import open_database, predictions
+from domainflow.serving.rollouts import Arm, set_rollout
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings
 
@@ -88,8 +90,26 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0):
         time.sleep(0.05)
 
 
+def serve_arms(server, arms: list[Arm]) -> dict:
+    """Write EWR's rollout as the canary controller would; the server's view once it serves that revision."""
+    revision = set_rollout(server.engine, "EWR", MODEL, arms, "test", "pytest").revision
+    return wait_for(
+        lambda: (view := server.client.get("/rollouts/EWR").json())["revision"] == revision and view,
+        f"rollout revision {revision}",
+    )
+
+
+def logged_rows(server, request_ids) -> dict[str, dict]:
+    """The prediction log's rows of `request_ids`, once the server's writer has written what it holds."""
+    server.app.state.serving.writer.flush()
+    query = select(predictions).where(predictions.c.request_id.in_(list(request_ids)))
+    with server.engine.connect() as connection:
+        return {row.request_id: row._asdict() for row in connection.execute(query)}
+
+
 @pytest.fixture(scope="session")
 def kit() -> SimpleNamespace:
     """The helpers above, for the test modules (a conftest is not imported by name)."""
     return SimpleNamespace(model=MODEL, admin_token=ADMIN_TOKEN, config=serving_config, serve=running_server,
-                           features=feature_dicts, wait_for=wait_for)  # fmt: skip
+                           features=feature_dicts, wait_for=wait_for, serve_arms=serve_arms,
+                           logged=logged_rows)  # fmt: skip

@@ -12,7 +12,7 @@ from domainflow.serving.audit import read_audit
 from domainflow.serving.database import predictions
 from domainflow.serving.log_writer import PredictionWriter
 from domainflow.serving.prediction_log import PredictionRecord, record_predictions
-from domainflow.serving.rollouts import Arm, read_rollout, route, set_rollout
+from domainflow.serving.rollouts import Arm, read_rollout, route
 
 
 @pytest.fixture(scope="module")
@@ -31,31 +31,12 @@ def ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{run}-{i}" for i in range(n)]
 
 
-def logged(server, request_ids) -> dict[str, dict]:
-    server.app.state.serving.writer.flush()
-    query = select(predictions).where(predictions.c.request_id.in_(list(request_ids)))
-    with server.engine.connect() as connection:
-        return {row.request_id: row._asdict() for row in connection.execute(query)}
-
-
 def admin(kit) -> dict:
     return {"Authorization": f"Bearer {kit.admin_token}"}
 
 
-def serve_arms(server, kit, arms: list[Arm]) -> int:
-    """Write a rollout as the canary controller would, and wait until the server serves it."""
-    revision = set_rollout(server.engine, "EWR", kit.model, arms, "test", "pytest").revision
-
-    def served():
-        view = server.client.get("/rollouts/EWR").json()
-        return view["revision"] == revision and all(arm["loaded"] for arm in view["arms"])
-
-    kit.wait_for(served, f"rollout revision {revision}")
-    return revision
-
-
 def test_single_and_batch_predictions_are_answered_and_logged_alike(server, kit, features):
-    serve_arms(server, kit, [Arm("champion", "1", 1.0)])
+    kit.serve_arms(server, [Arm("champion", "1", 1.0)])
     single = server.client.post("/predict", json={"domain": "EWR", "request_id": "one-1", "features": features[0]})
     assert single.status_code == 200
     [only] = single.json()["predictions"]
@@ -69,7 +50,7 @@ def test_single_and_batch_predictions_are_answered_and_logged_alike(server, kit,
     # The same features score the same, alone or in a batch.
     assert answered[0]["score"] == pytest.approx(only["score"], abs=1e-6)
 
-    rows = logged(server, [p["request_id"] for p in [only, *answered]])
+    rows = kit.logged(server, [p["request_id"] for p in [only, *answered]])
     for p in [only, *answered]:
         row = rows[p["request_id"]]
         assert (row["variant"], row["model_version"], row["domain"]) == (p["variant"], p["model_version"], "EWR")
@@ -81,7 +62,7 @@ def test_single_and_batch_predictions_are_answered_and_logged_alike(server, kit,
 def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, kit, features):
     for weights in ((0.9, 0.1), (0.5, 0.5)):
         arms = [Arm("champion", "1", weights[0]), Arm("canary", "2", weights[1])]
-        serve_arms(server, kit, arms)
+        kit.serve_arms(server, arms)
         request_ids = ids(f"route{weights[1]}", 300)
         records = [{"request_id": rid, "features": features[i % 50]} for i, rid in enumerate(request_ids)]
         response = server.client.post("/predict", json={"domain": "EWR", "records": records})
@@ -93,7 +74,7 @@ def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, k
         ]
         canary_share = sum(p["variant"] == "canary" for p in answered) / len(answered)
         assert canary_share == pytest.approx(weights[1], abs=0.08)
-        rows = logged(server, request_ids)
+        rows = kit.logged(server, request_ids)
         assert all(rows[p["request_id"]]["variant"] == p["variant"] for p in answered)
 
 
@@ -218,7 +199,7 @@ def test_an_id_already_logged_is_a_409_naming_it(server, features):
 
 
 def test_metrics_count_predictions_feedback_and_show_the_weights(server, kit, features):
-    serve_arms(server, kit, [Arm("champion", "1", 0.7), Arm("canary", "2", 0.3)])
+    kit.serve_arms(server, [Arm("champion", "1", 0.7), Arm("canary", "2", 0.3)])
     before = _samples(server)
     request_ids = ids("metrics", 40)
     records = [{"request_id": rid, "features": features[i]} for i, rid in enumerate(request_ids)]

@@ -9,12 +9,10 @@ from urllib.parse import urlparse
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from sqlalchemy import select
 
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import CHAMPION, LoggedRun, fluent_tracking_uri
-from domainflow.serving.database import predictions
-from domainflow.serving.rollouts import Arm, route, set_rollout
+from domainflow.serving.rollouts import Arm, route
 
 # A registered model that fails: it raises on carrier BOOM and returns NaN for carrier NAN.
 FAILING_MODEL = """
@@ -40,21 +38,6 @@ def server(kit, registry, tmp_path):
         yield running
 
 
-def serve_arms(server, kit, arms: list[Arm]) -> dict:
-    revision = set_rollout(server.engine, "EWR", kit.model, arms, "test", "pytest").revision
-    return kit.wait_for(
-        lambda: (view := server.client.get("/rollouts/EWR").json())["revision"] == revision and view,
-        f"rollout revision {revision}",
-    )
-
-
-def logged(server, request_ids) -> dict[str, dict]:
-    server.app.state.serving.writer.flush()
-    query = select(predictions).where(predictions.c.request_id.in_(list(request_ids)))
-    with server.engine.connect() as connection:
-        return {row.request_id: row._asdict() for row in connection.execute(query)}
-
-
 def model_files(registry, version_index: int) -> list[Path]:
     model_id = registry.logged[version_index].model_uri.removeprefix("models:/")
     root = Path(urlparse(registry.artifact_root).path)
@@ -66,7 +49,7 @@ def test_a_tampered_version_is_refused_and_the_champion_keeps_serving(server, ki
     weights.write_bytes(weights.read_bytes() + b"tampered")  # v2's files, after registration
 
     arms = [Arm("champion", "1", 0.5), Arm("canary", "2", 0.5)]
-    view = serve_arms(server, kit, arms)
+    view = kit.serve_arms(server, arms)
     canary = view["arms"][1]
     assert canary["loaded"] is False and "does not match" in canary["problem"]
     assert view["ready"] is True and view["fallback"] == "champion@v1"
@@ -80,7 +63,7 @@ def test_a_tampered_version_is_refused_and_the_champion_keeps_serving(server, ki
     assert response.status_code == 200
     assert any(route(r, arms).variant == "canary" for r in request_ids)  # the canary's share went to the champion
     assert {(p["variant"], p["model_version"]) for p in response.json()["predictions"]} == {("champion", "1")}
-    assert {(row["variant"], row["model_version"]) for row in logged(server, request_ids).values()} == {
+    assert {(row["variant"], row["model_version"]) for row in kit.logged(server, request_ids).values()} == {
         ("champion", "1")
     }
     metrics = server.client.get("/metrics").text
@@ -125,7 +108,7 @@ def test_a_model_that_raises_fails_its_records_only_and_they_are_logged_with_the
     server, kit, registry, failing_version
 ):
     arms = [Arm("champion", "1", 0.5), Arm("canary", failing_version, 0.5)]
-    assert all(arm["loaded"] for arm in serve_arms(server, kit, arms)["arms"])
+    assert all(arm["loaded"] for arm in kit.serve_arms(server, arms)["arms"])
     request_ids = [f"boom-{uuid.uuid4().hex[:6]}-{i}" for i in range(30)]
     features = {**kit.features(registry.sample, 1)[0], "carrier": "BOOM"}
     response = server.client.post(
@@ -137,7 +120,7 @@ def test_a_model_that_raises_fails_its_records_only_and_they_are_logged_with_the
     assert {f["request_id"] for f in body["failed"]} == on_canary
     assert {p["request_id"] for p in body["predictions"]} == set(request_ids) - on_canary
     assert "RuntimeError" in body["detail"]
-    rows = logged(server, request_ids)
+    rows = kit.logged(server, request_ids)
     assert all(rows[r]["error"] == "RuntimeError: the model broke" and rows[r]["score"] is None for r in on_canary)
     assert all(rows[r]["error"] is None and rows[r]["score"] is not None for r in set(request_ids) - on_canary)
     # Failed predictions cannot be labelled.
@@ -147,7 +130,7 @@ def test_a_model_that_raises_fails_its_records_only_and_they_are_logged_with_the
 
 
 def test_a_non_finite_score_fails_that_record_alone(server, kit, registry, failing_version):
-    serve_arms(server, kit, [Arm("champion", "1", 0.0), Arm("canary", failing_version, 1.0)])
+    kit.serve_arms(server, [Arm("champion", "1", 0.0), Arm("canary", failing_version, 1.0)])
     features = kit.features(registry.sample, 1)[0]
     records = [{"request_id": f"nan-{uuid.uuid4().hex[:6]}-{i}", "features": {**features, "carrier": carrier}}
                for i, carrier in enumerate(["UA", "NAN", "DL"])]  # fmt: skip
@@ -156,5 +139,5 @@ def test_a_non_finite_score_fails_that_record_alone(server, kit, registry, faili
     body = response.json()
     assert [f["request_id"] for f in body["failed"]] == [records[1]["request_id"]]
     assert [(p["score"], p["variant"]) for p in body["predictions"]] == [(0.5, "canary"), (0.5, "canary")]
-    row = logged(server, [records[1]["request_id"]])[records[1]["request_id"]]
+    row = kit.logged(server, [records[1]["request_id"]])[records[1]["request_id"]]
     assert row["error"] == "the model returned a non-finite score"
