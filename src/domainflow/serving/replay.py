@@ -60,8 +60,9 @@ def _batches(
             take = min(size, limit - sent)
             if take <= 0:
                 return
-            yield rows.iloc[start : start + take], labels[start : start + take]
-            sent += take
+            chunk = rows.iloc[start : start + take]
+            yield chunk, labels[start : start + len(chunk)]
+            sent += len(chunk)
 
 
 def wait_until_ready(client: httpx.Client, timeout: float = 120.0) -> None:
