@@ -314,7 +314,9 @@ class CanaryConfig(_Strict):
     max_step_seconds: float = Field(default=1_800, gt=0)
     max_step_samples: int = Field(default=50_000, ge=1)
     poll_seconds: float = Field(default=2.0, gt=0)
-    # Hard guardrails, checked at every look once the step has min_samples.
+    # Hard guardrails on the canary's figures since the rollout began, checked at every look once the step has
+    # min_samples; before that, errors alone roll back once there are 5 or more and they exceed max_error_rate
+    # of the samples the step asks for (see domainflow.canary.analysis).
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p95_latency_ms: float = Field(default=250.0, gt=0)
     max_latency_ratio: float = Field(default=2.0, ge=1)

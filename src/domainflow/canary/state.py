@@ -1,0 +1,270 @@
+"""A domain's promotion as persisted in the `promotions` table: who drives it, which step, every decision.
+
+One row per domain. A controller claims the row, then heartbeats; every write is a
+conditional UPDATE (or an INSERT racing on the primary key), so of two processes
+racing for a domain exactly one wins, and a controller that lost its claim finds out
+at its next write instead of acting on a promotion it no longer owns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domainflow.serving.database import promotions
+
+RUNNING = "running"
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+ABORTED = "aborted"
+FINAL = frozenset({PROMOTED, ROLLED_BACK, ABORTED})
+
+# Claims lost to a concurrent writer are re-read and re-judged this many times before giving up.
+_CLAIM_ATTEMPTS = 5
+
+
+class PromotionConflict(RuntimeError):
+    """Another controller holds the domain's promotion, or this one lost its claim; the message says who."""
+
+
+@dataclass(frozen=True)
+class PromotionState:
+    domain: str
+    version: str
+    champion_version: str | None
+    status: str  # running | promoted | rolled_back | aborted
+    step: int  # index into CanaryConfig.steps
+    step_started_at: float
+    started_at: float
+    # {"step", "action", "reason", "figures", "at"} per advance/rollback (or an operator's "abort"), plus at
+    # most one "hold" per step, replaced at each look (with "looks", its count).
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    holder: str = ""
+    heartbeat_at: float = 0.0
+    # Final status reached and its side effects (aliases, rollout) all applied.
+    settled: bool = False
+    reason: str = ""  # why it ended, once final
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+
+def _payload(state: PromotionState) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "step_started_at": state.step_started_at,
+        "started_at": state.started_at,
+        "decisions": list(state.decisions),
+        "settled": state.settled,
+        "reason": state.reason,
+    }
+
+
+def _from_row(row) -> PromotionState:
+    saved = row.state
+    return PromotionState(
+        domain=row.domain,
+        version=row.version,
+        champion_version=row.champion_version,
+        status=row.status,
+        step=int(saved["step"]),
+        step_started_at=float(saved["step_started_at"]),
+        started_at=float(saved["started_at"]),
+        decisions=list(saved.get("decisions", [])),
+        holder=row.holder,
+        heartbeat_at=float(row.heartbeat_at),
+        settled=bool(saved.get("settled", False)),
+        reason=str(saved.get("reason", "")),
+    )
+
+
+def read_promotion(engine: Engine, domain: str) -> PromotionState | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(promotions).where(promotions.c.domain == domain)).first()
+    return None if row is None else _from_row(row)
+
+
+def _since(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+def claim_promotion(
+    engine: Engine,
+    domain: str,
+    version: str,
+    champion_version: str | None,
+    holder: str,
+    lease_seconds: float,
+    now: float,
+) -> PromotionState:
+    """Start, resume or take over the domain's promotion of `version`, or raise PromotionConflict.
+
+    A finished promotion of the same version comes back as it is (a re-run reports the earlier
+    result); a finished one of another version is replaced by a fresh running one. A running one
+    of this version is resumed by its holder, or taken over once its heartbeat is older than
+    `lease_seconds` (its controller died); anyone else gets a PromotionConflict.
+    """
+    for _ in range(_CLAIM_ATTEMPTS):
+        current = read_promotion(engine, domain)
+        if current is not None and current.version == version and current.finished:
+            return current
+        if current is not None and current.status == RUNNING:
+            stale = now - current.heartbeat_at > lease_seconds
+            if current.version != version:
+                raise PromotionConflict(
+                    f"{domain} is already rolling out v{current.version} (holder {current.holder}, "
+                    f"heartbeat {_since(current.heartbeat_at)}); wait for it or abort it"
+                )
+            if current.holder != holder and not stale:
+                raise PromotionConflict(
+                    f"the promotion of {domain} v{version} is held by {current.holder} since "
+                    f"{_since(current.started_at)} (last heartbeat {_since(current.heartbeat_at)}); "
+                    f"it can be taken over {lease_seconds:g} s after its last heartbeat"
+                )
+            claimed = replace(current, holder=holder, heartbeat_at=now)
+            if _compare_and_set(engine, current, claimed, now):
+                return claimed
+            continue
+        fresh = PromotionState(domain, version, champion_version, RUNNING, 0, now, now, [], holder, now)
+        if current is None:
+            if _insert(engine, fresh, now):
+                return fresh
+        elif _compare_and_set(engine, current, fresh, now):
+            return fresh
+    raise PromotionConflict(f"the promotion of {domain} kept changing while {holder} tried to claim it; try again")
+
+
+def _insert(engine: Engine, state: PromotionState, now: float) -> bool:
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(promotions).values(**_columns(state, now)))
+    except IntegrityError:  # another process inserted the row first
+        return False
+    return True
+
+
+def _columns(state: PromotionState, now: float) -> dict[str, Any]:
+    return {
+        "domain": state.domain,
+        "version": state.version,
+        "champion_version": state.champion_version,
+        "status": state.status,
+        "holder": state.holder,
+        "heartbeat_at": state.heartbeat_at,
+        "state": _payload(state),
+        "updated_at": now,
+    }
+
+
+def _compare_and_set(engine: Engine, expected: PromotionState, new: PromotionState, now: float) -> bool:
+    """Write `new` only if the row is still exactly the one `expected` was read from."""
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(promotions)
+            .where(
+                promotions.c.domain == expected.domain,
+                promotions.c.version == expected.version,
+                promotions.c.status == expected.status,
+                promotions.c.holder == expected.holder,
+                promotions.c.heartbeat_at == expected.heartbeat_at,
+            )
+            .values(**_columns(new, now))
+        )
+    return changed.rowcount == 1
+
+
+def save_state(
+    engine: Engine, domain: str, holder: str, state: PromotionState, status: str, now: float
+) -> PromotionState:
+    """Persist `state` with `status` and a fresh heartbeat, if `holder` still holds the running promotion."""
+    saved = replace(state, status=status, holder=holder, heartbeat_at=now)
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(promotions)
+            .where(
+                promotions.c.domain == domain,
+                promotions.c.version == state.version,
+                promotions.c.holder == holder,
+                promotions.c.status == RUNNING,
+            )
+            .values(status=status, heartbeat_at=now, state=_payload(saved), updated_at=now)
+        )
+    if changed.rowcount != 1:
+        raise PromotionConflict(_lost(engine, domain, state.version, holder))
+    return saved
+
+
+def heartbeat(engine: Engine, domain: str, version: str, holder: str, now: float) -> None:
+    """Renew `holder`'s lease on the running promotion; PromotionConflict if it was lost."""
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(promotions)
+            .where(
+                promotions.c.domain == domain,
+                promotions.c.version == version,
+                promotions.c.holder == holder,
+                promotions.c.status == RUNNING,
+            )
+            .values(heartbeat_at=now, updated_at=now)
+        )
+    if changed.rowcount != 1:
+        raise PromotionConflict(_lost(engine, domain, version, holder))
+
+
+def end_promotion(engine: Engine, domain: str, status: str, reason: str, actor: str, now: float) -> PromotionState:
+    """Finish the domain's running promotion with `status` whoever holds it (an operator's abort).
+
+    Its controller's next write then fails with PromotionConflict, and it stops.
+    """
+    if status not in FINAL:
+        raise ValueError(f"status must be one of {sorted(FINAL)}, got {status!r}")
+    for _ in range(_CLAIM_ATTEMPTS):
+        current = read_promotion(engine, domain)
+        if current is None or current.status != RUNNING:
+            found = "none" if current is None else f"v{current.version} is {current.status}"
+            raise PromotionConflict(f"{domain} has no running promotion to end ({found})")
+        action = "abort" if status == ABORTED else "rollback"
+        record = {"step": current.step, "action": action, "reason": reason, "figures": {}, "at": now}
+        ended = replace(current, status=status, reason=reason, decisions=[*current.decisions, record], holder=actor)
+        if _compare_and_set(engine, current, ended, now):
+            return ended
+    raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to end it; try again")
+
+
+def mark_settled(engine: Engine, domain: str, version: str, now: float) -> PromotionState:
+    """Record that a finished promotion's aliases and rollout are in place; later re-runs change nothing."""
+    current = read_promotion(engine, domain)
+    if current is None or current.version != version or not current.finished:
+        raise PromotionConflict(f"the promotion of {domain} v{version} is not finished; nothing to settle")
+    if current.settled:
+        return current
+    settled = replace(current, settled=True)
+    with engine.begin() as connection:
+        connection.execute(
+            update(promotions)
+            .where(
+                promotions.c.domain == domain,
+                promotions.c.version == version,
+                promotions.c.status == current.status,
+            )
+            .values(state=_payload(settled), updated_at=now)
+        )
+    return settled
+
+
+def _lost(engine: Engine, domain: str, version: str, holder: str) -> str:
+    current = read_promotion(engine, domain)
+    if current is None:
+        found = "the promotion row is gone"
+    elif current.version != version:
+        found = f"it now rolls out v{current.version}"
+    elif current.status != RUNNING:
+        found = f"it is {current.status}" + (f" ({current.reason})" if current.reason else "")
+    else:
+        found = f"{current.holder} took it over (heartbeat {_since(current.heartbeat_at)})"
+    return f"{holder} lost the promotion of {domain} v{version}: {found}"

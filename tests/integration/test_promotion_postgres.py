@@ -1,0 +1,21 @@
+"""Promotion claims on PostgreSQL: of controllers racing for a domain, exactly one wins."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainflow.serving.database import open_database
+
+from ..unit.canary.test_promotion_state import assert_one_winner_per_race
+
+pytestmark = pytest.mark.integration
+
+
+def test_racing_controllers_on_postgresql_never_both_win(postgres_database):
+    url = postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
+    engines = [open_database(url), open_database.__wrapped__(url), open_database.__wrapped__(url)]
+    try:
+        assert_one_winner_per_race(engines, rounds=30)
+    finally:
+        for engine in engines:
+            engine.dispose()
