@@ -183,24 +183,18 @@ def save_state(
 ) -> PromotionState:
     """Persist `state` with `status` and a fresh heartbeat, if `holder` still holds the running promotion."""
     saved = replace(state, status=status, holder=holder, heartbeat_at=now)
-    with engine.begin() as connection:
-        changed = connection.execute(
-            update(promotions)
-            .where(
-                promotions.c.domain == domain,
-                promotions.c.version == state.version,
-                promotions.c.holder == holder,
-                promotions.c.status == RUNNING,
-            )
-            .values(status=status, heartbeat_at=now, state=_payload(saved), updated_at=now)
-        )
-    if changed.rowcount != 1:
-        raise PromotionConflict(_lost(engine, domain, state.version, holder))
+    _update_held(engine, domain, state.version, holder, status=status, heartbeat_at=now, state=_payload(saved),
+                 updated_at=now)  # fmt: skip
     return saved
 
 
 def heartbeat(engine: Engine, domain: str, version: str, holder: str, now: float) -> None:
     """Renew `holder`'s lease on the running promotion; PromotionConflict if it was lost."""
+    _update_held(engine, domain, version, holder, heartbeat_at=now, updated_at=now)
+
+
+def _update_held(engine: Engine, domain: str, version: str, holder: str, **values: Any) -> None:
+    """Write `values` only while `holder` holds the running promotion of `version`; else PromotionConflict."""
     with engine.begin() as connection:
         changed = connection.execute(
             update(promotions)
@@ -210,7 +204,7 @@ def heartbeat(engine: Engine, domain: str, version: str, holder: str, now: float
                 promotions.c.holder == holder,
                 promotions.c.status == RUNNING,
             )
-            .values(heartbeat_at=now, updated_at=now)
+            .values(**values)
         )
     if changed.rowcount != 1:
         raise PromotionConflict(_lost(engine, domain, version, holder))
