@@ -20,9 +20,6 @@ from domainflow.summary import artifact_key
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error
 
-FINISHED = ("promoted", "rolled_back", "aborted")
-
-
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_unless_user_error)
 def find_challenger(tracking_uri: str, domain: str, config: PipelineConfig) -> tuple[str, str] | None:
     """(challenger, champion) versions, or None when there is nothing to promote."""
@@ -40,7 +37,7 @@ def replay_holdout(
 
     def promotion_done() -> bool:
         state = read_promotion(engine, domain)
-        return state is not None and state.version == version and state.status in FINISHED
+        return state is not None and state.version == version and state.finished
 
     report = replay.replay_traffic(
         serving_url, domain, split.holdout, split.holdout[LABEL_COLUMN].to_numpy(), config.data.numeric_features,

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,9 @@ SourceOption = Annotated[
 EpochsOption = Annotated[int | None, typer.Option(min=1, help="Override training.max_epochs.")]
 DevicesOption = Annotated[int | None, typer.Option(min=1, help="Devices per node; >1 trains with DDP.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")]
+ServeOption = Annotated[
+    bool, typer.Option("--serve/--no-serve", help="Serve the models and canary-promote challengers after training.")
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -116,6 +120,23 @@ class _TaskProgress(logging.Handler):
             self.progress.update(self.task_id, advance=1, description=f"{flow_run} {task}: {message[18:]}")
 
 
+# Task runs of one promote_challenger run with a challenger: find, load data (5), replay, canary, report.
+_PROMOTION_TASKS = 9
+
+
+@contextmanager
+def _serving(config: PipelineConfig, settings: Settings, serve: bool):
+    """The prediction server for this run, on a free local port (None when --no-serve)."""
+    if not serve:
+        yield None
+        return
+    from domainflow.serving.app import create_app
+    from domainflow.serving.server import serve_in_background
+
+    with serve_in_background(create_app(config, settings), host="127.0.0.1", port=0) as url:
+        yield url
+
+
 def _tasks_per_domain(config: PipelineConfig) -> int:
     """Task runs of one train_domain_model run, for the progress bar: 17 stages plus a run per tuning worker."""
     return 17 + config.tuning.workers
@@ -146,13 +167,14 @@ def _summary_table(outcomes, settings: Settings) -> Table:
     table.add_column("served\nsize x\nspeed x")
     table.add_column("model")
     table.add_column("gate")
+    table.add_column("canary")
 
     def auc(value):
         return "-" if value is None else f"{value:.4f}"
 
     for o in outcomes:
         if o.status == "failed":
-            table.add_row(o.domain, "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80])
+            table.add_row(o.domain, "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80], "-")
             continue
         if o.status == "rejected":
             gate = f"[yellow]rejected[/] vs {o.gate_reference}: {', '.join(o.failed_checks)}"
@@ -166,8 +188,19 @@ def _summary_table(outcomes, settings: Settings) -> Table:
             served,
             f"{o.model_name}\nv{o.version}" + (" (reused)" if o.reused_run else ""),
             gate,
+            _canary_cell(o.promotion),
         )  # fmt: skip
     return table
+
+
+def _canary_cell(promotion) -> str:
+    if promotion is None:
+        return "-"
+    if promotion.status == "nothing_to_promote":
+        return "no challenger"
+    ramp = "→".join(f"{step.weight:.0%}" for step in promotion.steps if step.action == "advance")
+    colour = {"promoted": "green", "rolled_back": "yellow"}.get(promotion.status, "red")
+    return f"v{promotion.version} [{colour}]{promotion.status.replace('_', ' ')}[/]\n{ramp or '-'}"
 
 
 def _report(state, settings: Settings, started: float) -> None:
@@ -183,6 +216,11 @@ def _report(state, settings: Settings, started: float) -> None:
             err_console.print(f"[red]{o.domain} failed:[/] {o.error}")
         if o.status == "rejected":
             err_console.print(f"[yellow]{o.domain} v{o.version} rejected by the gates:[/] {o.gate}")
+        if o.promotion is not None and o.promotion.version:
+            p = o.promotion
+            status = p.status.replace("_", " ")
+            console.print(f"canary {o.domain} v{p.version} against v{p.champion_version}: {status} ({p.reason}); "
+                          f"replayed {p.replayed or 0:,} requests")  # fmt: skip
     console.print(f"finished in {time.perf_counter() - started:.1f}s: {state.message or state.name}")
     if not state.is_completed():
         raise typer.Exit(1)
@@ -196,14 +234,17 @@ def run(
     max_epochs: EpochsOption = None,
     devices: DevicesOption = None,
     verbose: VerboseOption = False,
+    serve: ServeOption = True,
 ) -> None:
-    """Train, gate and register a model for every configured domain."""
+    """Train, gate and register a model for every domain, then canary-promote each challenger under replayed traffic."""
     started = time.perf_counter()
     settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices), verbose)
     from domainflow.flows.lifecycle import run_lifecycle
 
-    expected = 3 + _tasks_per_domain(cfg) * len(cfg.domains.values) if cfg.domains.values else None
-    state = _run_with_progress(run_lifecycle, expected, config=cfg)
+    per_domain = _tasks_per_domain(cfg) + (_PROMOTION_TASKS if serve else 0)
+    expected = 3 + per_domain * len(cfg.domains.values) if cfg.domains.values else None
+    with _serving(cfg, settings, serve) as serving_url:
+        state = _run_with_progress(run_lifecycle, expected, config=cfg, serving_url=serving_url)
     _report(state, settings, started)
 
 
