@@ -20,6 +20,7 @@ from domainflow.summary import artifact_key
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error
 
+
 @task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_unless_user_error)
 def find_challenger(tracking_uri: str, domain: str, config: PipelineConfig) -> tuple[str, str] | None:
     """(challenger, champion) versions, or None when there is nothing to promote."""

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_racing_controllers_on_postgresql_never_both_win(postgres_database):
-    url = postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
+    url = postgres_database  # open_database picks the installed psycopg 3 driver
     engines = [open_database(url), open_database.__wrapped__(url), open_database.__wrapped__(url)]
     try:
         assert_one_winner_per_race(engines, rounds=30)

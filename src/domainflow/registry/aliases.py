@@ -36,11 +36,13 @@ def move_alias(
     before = current_alias_version(client, name, alias)
     if before == version:
         return False
+    # Audited before the move: a crash in between leaves an entry for a move a retry then makes
+    # (an entry twice at worst), never a moved alias that the log does not show.
+    record_audit(engine, domain, "alias", alias, before, version, reason, actor)
     if version is None:
         client.delete_registered_model_alias(name, alias)
     else:
         client.set_registered_model_alias(name, alias, version)
-    record_audit(engine, domain, "alias", alias, before, version, reason, actor)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     change = {"alias": alias, "from": before, "to": version, "reason": reason[:500], "actor": actor, "at": stamp}
     client.set_registered_model_tag(name, f"{TAG}last_alias_change", json.dumps(change))

@@ -118,6 +118,14 @@ def open_database(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(_with_installed_driver(url), pool_pre_ping=True)
     metadata.create_all(engine, checkfirst=True)
     return engine
+
+
+def _with_installed_driver(url: str) -> str:
+    """`postgresql://` means psycopg2 to SQLAlchemy; the extra installs psycopg 3, so name it (MLflow's URL stays)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
