@@ -27,6 +27,7 @@ def environment_config(name: str) -> PipelineConfig:
 
 def build_deployments(config: PipelineConfig) -> list:
     from domainflow.flows.lifecycle import run_lifecycle
+    from domainflow.flows.promotion import promote_challenger
     from domainflow.flows.training import train_domain_model
 
     parameters = {"config": config.model_dump(mode="json")}
@@ -34,6 +35,9 @@ def build_deployments(config: PipelineConfig) -> list:
         run_lifecycle.to_deployment(name="weekly", cron="0 5 * * 1", parameters=parameters, tags=["domainflow"]),
         train_domain_model.to_deployment(
             name="on-demand", parameters={"domain": "EWR", **parameters}, tags=["domainflow"]
+        ),
+        promote_challenger.to_deployment(
+            name="promote", parameters={"domain": "EWR", **parameters}, tags=["domainflow", "promotion"]
         ),
     ]
 

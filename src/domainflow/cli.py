@@ -37,6 +37,7 @@ SourceOption = Annotated[
 ]
 EpochsOption = Annotated[int | None, typer.Option(min=1, help="Override training.max_epochs.")]
 DevicesOption = Annotated[int | None, typer.Option(min=1, help="Devices per node; >1 trains with DDP.")]
+SeedOption = Annotated[int | None, typer.Option(help="Override training.seed (a retrain with another seed).")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")]
 ServeOption = Annotated[
     bool, typer.Option("--serve/--no-serve", help="Serve the models and canary-promote challengers after training.")
@@ -48,7 +49,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _overrides(source: str | None, domains: str | None, max_epochs: int | None, devices: int | None) -> dict:
+def _overrides(
+    source: str | None, domains: str | None, max_epochs: int | None, devices: int | None, seed: int | None = None
+) -> dict:
     overrides: dict = {}
     if source:
         overrides["data"] = {"source": source}
@@ -60,6 +63,8 @@ def _overrides(source: str | None, domains: str | None, max_epochs: int | None, 
     training = {}
     if max_epochs is not None:
         training["max_epochs"] = max_epochs
+    if seed is not None:
+        training["seed"] = seed
     if devices is not None:
         training["devices"] = devices
         training["strategy"] = "ddp" if devices > 1 else "auto"
@@ -233,12 +238,13 @@ def run(
     domains: DomainsOption = None,
     max_epochs: EpochsOption = None,
     devices: DevicesOption = None,
+    seed: SeedOption = None,
     verbose: VerboseOption = False,
     serve: ServeOption = True,
 ) -> None:
     """Train, gate and register a model for every domain, then canary-promote each challenger under replayed traffic."""
     started = time.perf_counter()
-    settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices), verbose)
+    settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices, seed), verbose)
     from domainflow.flows.lifecycle import run_lifecycle
 
     per_domain = _tasks_per_domain(cfg) + (_PROMOTION_TASKS if serve else 0)
@@ -255,15 +261,42 @@ def train(
     source: SourceOption = None,
     max_epochs: EpochsOption = None,
     devices: DevicesOption = None,
+    seed: SeedOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Train, gate and register one domain's model."""
     started = time.perf_counter()
-    settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices), verbose)
+    settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices, seed), verbose)
     from domainflow.flows.training import train_domain_model
 
     state = _run_with_progress(train_domain_model, _tasks_per_domain(cfg), domain=domain, config=cfg)
     _report(state, settings, started)
+
+
+@app.command()
+def promote(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    config: ConfigOption = None,
+    serving_url: Annotated[
+        str | None,
+        typer.Option(help="A running server whose live traffic judges the canary; default: serve here and replay."),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Canary-promote the domain's `challenger` (e.g. one set by hand in the MLflow UI) against its champion."""
+    started = time.perf_counter()
+    settings, cfg = _prepare(config, {}, verbose)
+    from domainflow.flows.promotion import promote_challenger
+
+    with _serving(cfg, settings, serving_url is None) as local_url:
+        state = _run_with_progress(
+            promote_challenger, _PROMOTION_TASKS, domain=domain, config=cfg, serving_url=serving_url or local_url
+        )
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, BaseException) or summary is None:
+        raise _fail(f"the promotion of {domain} failed: {state.message or summary}", code=1)
+    console.print(summary.to_markdown(), markup=False, highlight=False)
+    console.print(f"finished in {time.perf_counter() - started:.1f}s: {summary.status.replace('_', ' ')}")
 
 
 @app.command()
@@ -287,6 +320,31 @@ def status(config: ConfigOption = None) -> None:
         console.print(f"no registered models named {cfg.name}-* yet: run `domainflow run` first")
         return
     console.print(table)
+    _print_rollouts(settings)
+
+
+def _print_rollouts(settings: Settings) -> None:
+    """What serves each domain (the rollout's arms) and how its last canary promotion went."""
+    from sqlalchemy import make_url
+
+    from domainflow.canary.state import read_promotion
+    from domainflow.serving.database import open_database
+    from domainflow.serving.rollouts import read_rollouts
+
+    url = make_url(settings.database_url)
+    if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
+        return  # nothing served yet; do not create an empty database just to look
+    engine = open_database(settings.database_url)
+    table = Table(title=f"rollouts and canaries ({settings.database_url})")
+    for column in ("domain", "serving", "revision", "last canary", "why"):
+        table.add_column(column)
+    for rollout in read_rollouts(engine):
+        arms = ", ".join(f"{a.variant}=v{a.version} {a.weight:.0%}" for a in rollout.arms)
+        promotion = read_promotion(engine, rollout.domain)
+        last = f"v{promotion.version} {promotion.status.replace('_', ' ')}" if promotion else "-"
+        table.add_row(rollout.domain, arms, str(rollout.revision), last, (promotion.reason if promotion else "")[:120])
+    if table.rows:
+        console.print(table)
 
 
 @app.command()

@@ -7,19 +7,22 @@ to it and the controller judges the canary on the prediction log, as in `domainf
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from domainflow.canary.controller import run_promotion
 from domainflow.canary.state import read_promotion
 from domainflow.flows.promotion import promote_challenger
 from domainflow.serving.app import create_app
 from domainflow.serving.audit import read_audit
 from domainflow.serving.database import open_database
-from domainflow.serving.rollouts import read_rollout
+from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.serving.rollouts import read_rollout, route
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import resolve_settings
 
-from .conftest import ewr_config
+from .conftest import ewr_config, isolate_home
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +87,96 @@ def test_a_retrain_as_good_as_the_champion_is_promoted_to_all_traffic(ewr_story,
     assert all(e.actor.startswith("prefect-flow-run/") for e in entries)
     tags = MlflowClient(resolve_settings().tracking_uri).get_model_version(summary.model_name, new).tags
     assert tags["domainflow.rollout"] == "promoted" and "domainflow.alias.champion" in tags
+
+
+@pytest.fixture(scope="module")
+def holdout_scores(ewr_story):
+    """Sep-Dec 2013 of EWR with labels, and each version's scores on it through the registry (as served)."""
+    import mlflow.pyfunc
+
+    from domainflow.data.domains import filter_domain
+    from domainflow.data.sources import load_source
+    from domainflow.data.split import split_by_time
+    from domainflow.data.validation import LABEL_COLUMN, validate_rows
+    from domainflow.registry.mlflow_registry import fluent_tracking_uri
+
+    config = ewr_config(seed=8)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_home(patch, ewr_story.home)
+        tracking_uri = resolve_settings().tracking_uri
+        frame = filter_domain(load_source(config.data.source, config.source_columns()), "origin", "EWR")
+        valid = validate_rows(frame, config.data, config.validation).valid
+        holdout = split_by_time(valid, config.data.timestamp, LABEL_COLUMN, config.split).holdout
+        rows = holdout[config.data.features].astype(dict.fromkeys(config.data.numeric_features, "float64"))
+        scores = {}
+        for story in (ewr_story.champion, ewr_story.worse, ewr_story.retrain):
+            with fluent_tracking_uri(tracking_uri):
+                model = mlflow.pyfunc.load_model(f"models:/{story.model_name}/{story.version}")
+            scores[story.version] = np.asarray(model.predict(rows), dtype=float)
+    return holdout[LABEL_COLUMN].to_numpy(), scores
+
+
+# Requests between two looks of the controller (one poll interval of the fake clock).
+TICK = 2_500
+
+
+def _replay_promotion(tmp_path, labels, scores, champion: str, version: str, seed: int):
+    """One seeded replay of the held-out months into the controller: the real models' scores, the real labels.
+
+    Traffic starts at a random row and request ids carry the seed, so each replay sees another
+    stretch of the months routed another way. The fake clock makes a replay take no real time.
+    """
+    settings = resolve_settings()
+    name = "flight-delay-EWR"
+    client = MlflowClient(settings.tracking_uri)
+    for alias in set(client.get_registered_model(name).aliases) - {"champion"}:
+        client.delete_registered_model_alias(name, alias)
+    client.set_registered_model_alias(name, "champion", champion)
+    client.set_registered_model_alias(name, "challenger", version)
+    engine = open_database(f"sqlite:///{tmp_path / f'replay-{version}-{seed}.db'}")
+    rng = np.random.default_rng(seed)
+    world = {"now": 1e6, "cursor": int(rng.integers(len(labels))), "sent": 0, "owed": []}
+
+    def sleep(seconds: float) -> None:
+        start = world["now"]
+        world["now"] += seconds
+        arms = read_rollout(engine, "EWR").arms
+        records = []
+        for i in range(TICK):
+            row = (world["cursor"] + i) % len(labels)
+            request_id = f"{seed}-{world['sent'] + i}"
+            arm = route(request_id, arms)
+            latency = 4.0 + rng.exponential(1.0)
+            score, at = float(scores[arm.version][row]), start + i * seconds / TICK
+            records.append(PredictionRecord(request_id, "EWR", arm.variant, arm.version, score, latency, at))
+        record_predictions(engine, records)
+        record_feedback(engine, "EWR", world["owed"], received_at=world["now"])
+        world["owed"] = [
+            (r.request_id, int(labels[(world["cursor"] + i) % len(labels)])) for i, r in enumerate(records)
+        ]
+        world["cursor"] += TICK
+        world["sent"] += TICK
+
+    plan = ewr_config(seed=8, **CANARY).canary
+    return run_promotion(engine, settings.tracking_uri, "EWR", name, version, plan, actor="seeded-replay",
+                         clock=lambda: world["now"], sleep=sleep, holder=f"replay-{seed}")  # fmt: skip
+
+
+def test_twenty_seeded_replays_never_promote_the_worse_and_rarely_roll_back_the_good(
+    ewr_story, ewr_home, holdout_scores, tmp_path
+):
+    labels, scores = holdout_scores
+    champion, worse, good = ewr_story.champion.version, ewr_story.worse.version, ewr_story.retrain.version
+    try:
+        worse_runs = [_replay_promotion(tmp_path, labels, scores, champion, worse, seed) for seed in range(20)]
+        good_runs = [_replay_promotion(tmp_path, labels, scores, champion, good, seed) for seed in range(20)]
+    finally:  # the registry as the promotion scenario left it
+        client = MlflowClient(resolve_settings().tracking_uri)
+        client.set_registered_model_alias("flight-delay-EWR", "champion", good)
+        client.set_registered_model_alias("flight-delay-EWR", "previous-champion", champion)
+
+    plan = ewr_config(seed=8, **CANARY).canary
+    assert all(run.status == "rolled_back" for run in worse_runs)
+    assert max(plan.steps[run.step].weight for run in worse_runs) <= 0.10
+    good_outcomes = [run.status for run in good_runs]
+    assert good_outcomes.count("rolled_back") <= 1 and good_outcomes.count("promoted") >= 19, good_outcomes

@@ -6,7 +6,7 @@ that resumes after a crash re-derives what the dead one would have done.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,11 +49,14 @@ def decide(
     canary: ArmStats | None,
     step_canary_samples: int,
     step_elapsed_s: float,
+    strata: Sequence[tuple[ArmStats | None, ArmStats | None]] | None = None,
 ) -> Decision:
     """Guardrails, then label quality, then the step's exit conditions, then the step's time/sample limits.
 
-    `champion` and `canary` are cumulative since the rollout started (evidence carries across steps);
-    `step_canary_samples` and `step_elapsed_s` count the current step only.
+    `champion` and `canary` are what the guardrails judge (the controller passes the current step's
+    figures: is the canary healthy at this share of traffic). Label quality pools the evidence of
+    every step so far: `strata` holds (champion, canary) per step, compared within each step and
+    combined (see `_quality`); without it, (champion, canary) is the one stratum.
     """
     if not 0 <= step_index < len(plan.steps):
         raise ValueError(f"step_index must lie in [0, {len(plan.steps)}), got {step_index}")
@@ -65,7 +68,7 @@ def decide(
     if breach:
         return Decision("rollback", f"roll back at {at}: {breach}", figures)
 
-    quality = _quality(plan, champion, canary)
+    quality = _quality(plan, strata if strata is not None else [(champion, canary)])
     figures.update(effect=quality.effect, ci_low=quality.ci_low, ci_high=quality.ci_high)
     if quality.worse:
         return Decision("rollback", f"roll back at {at}: {quality.summary}", figures)
@@ -128,19 +131,33 @@ def _guardrail_breach(
     return ""
 
 
-def _quality(plan: CanaryConfig, champion: ArmStats | None, canary: ArmStats | None) -> _Quality:
-    """Always-valid interval on canary minus champion mean log loss, once both arms have min_labelled labels."""
-    labelled = (canary.labelled if canary else 0, champion.labelled if champion else 0)
-    if canary is None or champion is None or min(labelled) < plan.min_labelled:
+def _quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, ArmStats | None]]) -> _Quality:
+    """Always-valid interval on canary minus champion mean log loss, once both arms have min_labelled labels.
+
+    Within a step the weights are fixed and routing is by a hash of the request id, so both arms
+    see the same hours; across steps the canary's share grows, and pooling the arms' raw means
+    would compare its later, possibly harder, hours with the champion's earlier ones. So the
+    difference is taken step by step and the steps' differences are combined by inverse variance
+    (the fixed-effect estimator, a stratified comparison).
+    """
+    labelled = [0, 0]
+    weights = weighted = 0.0
+    for champion, canary in strata:
+        labelled[0] += canary.labelled if canary else 0
+        labelled[1] += champion.labelled if champion else 0
+        if canary is None or champion is None or canary.loss_var is None or champion.loss_var is None:
+            continue
+        variance = canary.loss_var / canary.labelled + champion.loss_var / champion.labelled
+        if variance > 0:
+            weights += 1 / variance
+            weighted += (canary.loss_mean - champion.loss_mean) / variance
+    if min(labelled) < plan.min_labelled:
         return _Quality(summary=f"labels {labelled[0]:,}/{plan.min_labelled:,} canary, "
                                 f"{labelled[1]:,}/{plan.min_labelled:,} champion")  # fmt: skip
-    if None in (canary.loss_mean, champion.loss_mean, canary.loss_var, champion.loss_var):
-        return _Quality(summary="log loss not available yet")
-    effect = canary.loss_mean - champion.loss_mean
-    variance = canary.loss_var / canary.labelled + champion.loss_var / champion.labelled
-    low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if weights == 0:
         return _Quality(summary="log loss has no spread yet")
+    effect, variance = weighted / weights, 1 / weights
+    low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
     interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {labelled[0]:,} canary/{labelled[1]:,} champion labels"
     found = {"effect": effect, "ci_low": low, "ci_high": high}
     margin = f"the {plan.quality_margin:g} margin"

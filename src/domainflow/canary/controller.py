@@ -38,7 +38,7 @@ from domainflow.canary.state import (
 from domainflow.config import CanaryConfig
 from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
 from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
-from domainflow.serving.prediction_log import arm_stats
+from domainflow.serving.prediction_log import arm_stats, stratified_arm_stats
 from domainflow.serving.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, set_rollout
 
 OnDecision = Callable[[PromotionState, Decision], None]
@@ -135,16 +135,20 @@ def _drive(
         arms = [Arm(CHAMPION_ARM, state.champion_version, 1 - step.weight), Arm(CANARY_ARM, state.version, step.weight)]
         reason = f"canary step {state.step + 1}/{len(plan.steps)}: {step.weight * 100:g}% to v{state.version}"
         set_rollout(engine, domain, model_name, arms, reason, actor)
-        total = arm_stats(engine, domain, since=state.started_at)
-        in_step = arm_stats(engine, domain, since=state.step_started_at).get(CANARY_ARM)
+        # Each step's window starts where the previous one's advance was recorded.
+        starts = [state.started_at, *(d["at"] for d in state.decisions if d["action"] == "advance")]
+        strata = [(s.get(CHAMPION_ARM), s.get(CANARY_ARM)) for s in stratified_arm_stats(engine, domain, starts)]
+        current = arm_stats(engine, domain, since=state.step_started_at)
+        in_step = current.get(CANARY_ARM)
         now = clock()
         decision = decide(
             state.step,
             plan,
-            total.get(CHAMPION_ARM),
-            total.get(CANARY_ARM),
+            current.get(CHAMPION_ARM),
+            in_step,
             in_step.predictions if in_step else 0,
             now - state.step_started_at,
+            strata=strata,
         )
         state = _record(state, decision, now)
         status = RUNNING

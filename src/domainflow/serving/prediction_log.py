@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy import Engine, and_, case, func, insert, select
+from sqlalchemy import Engine, and_, case, func, insert, literal, select
 
 from domainflow.serving.database import feedback, predictions
 
@@ -119,17 +119,57 @@ def record_feedback(
     return FeedbackResult(len(rows), duplicates, unknown)
 
 
-def arm_stats(engine: Engine, domain: str, since: float, until: float | None = None) -> dict[str, ArmStats]:
+# The latency quantile is taken over each arm's most recent predictions of the window: enough for a
+# stable p95, and a look costs the same at the millionth prediction as at the thousandth.
+LATENCY_SAMPLE = 20_000
+
+
+def arm_stats(
+    engine: Engine, domain: str, since: float, until: float | None = None, latency_sample: int = LATENCY_SAMPLE
+) -> dict[str, ArmStats]:
     """Per-variant counts, error rate, p95 latency and label quality of the predictions made in [since, until).
 
-    Counts and loss moments are aggregated in SQL; the latency quantile is taken in numpy from
-    the window's latencies (SQLite has no percentile function).
+    Counts and loss moments are aggregated in SQL; the latency quantile is taken in numpy over each
+    variant's latest `latency_sample` latencies (SQLite has no percentile function).
     """
+    [stats] = stratified_arm_stats(engine, domain, [since], until)
     window = [predictions.c.domain == domain, predictions.c.created_at >= since]
     if until is not None:
         window.append(predictions.c.created_at < until)
-    counts = (
+    with engine.connect() as connection:
+        for variant in list(stats):
+            latest = (
+                select(predictions.c.latency_ms)
+                .where(*window, predictions.c.variant == variant)
+                .order_by(predictions.c.created_at.desc())
+                .limit(latency_sample)
+            )
+            values = connection.execute(latest).scalars().all()
+            p95 = float(np.percentile(values, 95)) if values else None
+            stats[variant] = replace(stats[variant], p95_latency_ms=p95)
+    return stats
+
+
+def stratified_arm_stats(
+    engine: Engine, domain: str, boundaries: Sequence[float], until: float | None = None
+) -> list[dict[str, ArmStats]]:
+    """Per-variant figures in each window [b_i, b_i+1) (the last open up to `until`), in one query; no latencies.
+
+    A canary's steps are such windows: inside one the weights are fixed, so both arms sample the
+    same hours, while across steps the canary's share grows and its cumulative sample leans on
+    later, possibly harder, hours. Comparing arms step by step keeps that out of the effect.
+    """
+    if not boundaries or any(b > a for a, b in zip(boundaries[1:], boundaries, strict=False)):
+        raise ValueError(f"boundaries must be a non-empty ascending sequence, got {list(boundaries)}")
+    created = predictions.c.created_at
+    inner = [(created < bound, i) for i, bound in enumerate(boundaries[1:])]
+    stratum = case(*inner, else_=len(boundaries) - 1) if inner else literal(0)
+    window = [predictions.c.domain == domain, created >= boundaries[0]]
+    if until is not None:
+        window.append(created < until)
+    query = (
         select(
+            stratum.label("stratum"),
             predictions.c.variant,
             func.count().label("n"),
             func.sum(case((predictions.c.error.is_not(None), 1), else_=0)).label("errors"),
@@ -139,30 +179,24 @@ def arm_stats(engine: Engine, domain: str, since: float, until: float | None = N
         )
         .select_from(predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id))
         .where(and_(*window))
-        .group_by(predictions.c.variant)
+        .group_by(stratum, predictions.c.variant)
     )
-    latencies = select(predictions.c.variant, predictions.c.latency_ms).where(and_(*window))
     with engine.connect() as connection:
-        aggregates = connection.execute(counts).all()
-        timing = connection.execute(latencies).all()
-    by_variant: dict[str, list[float]] = {}
-    for variant, latency in timing:
-        by_variant.setdefault(variant, []).append(latency)
-    stats = {}
-    for row in aggregates:
+        rows = connection.execute(query).all()
+    strata: list[dict[str, ArmStats]] = [{} for _ in boundaries]
+    for row in rows:
         labelled = int(row.labelled)
         mean = None if row.loss_mean is None else float(row.loss_mean)
         var = None
         if labelled >= 2 and mean is not None:
             var = max(float(row.loss_sq) - mean * mean, 0.0) * labelled / (labelled - 1)
-        values = by_variant.get(row.variant)
-        stats[row.variant] = ArmStats(
+        strata[int(row.stratum)][row.variant] = ArmStats(
             variant=row.variant,
             predictions=int(row.n),
             errors=int(row.errors or 0),
-            p95_latency_ms=float(np.percentile(values, 95)) if values else None,
+            p95_latency_ms=None,
             labelled=labelled,
             loss_mean=mean,
             loss_var=var,
         )
-    return stats
+    return strata

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, arm_stats, record_feedback, record_predictions
+from domainflow.serving.prediction_log import (
+    PredictionRecord,
+    arm_stats,
+    record_feedback,
+    record_predictions,
+    stratified_arm_stats,
+)
 
 
 @pytest.fixture
@@ -44,3 +50,19 @@ def test_stats_cover_only_the_window(engine):
     assert stats.predictions == 30
     assert stats.p95_latency_ms == pytest.approx(np.percentile([10.0 + i % 10 for i in range(50, 80)], 95))
     assert arm_stats(engine, "JFK", since=0) == {}
+
+
+def test_strata_split_the_log_at_the_boundaries_in_one_pass(engine):
+    record_predictions(engine, _records("champion", "1", np.full(100, 0.3), 0, 10.0))
+    record_predictions(engine, _records("canary", "2", np.full(40, 0.6), 50, 10.0))
+    record_feedback(engine, "EWR", [(f"canary-{i}", 1) for i in range(40)])
+    strata = stratified_arm_stats(engine, "EWR", [0, 50, 70])
+    assert [{v: s.predictions for v, s in stratum.items()} for stratum in strata] == [
+        {"champion": 50},
+        {"champion": 20, "canary": 20},
+        {"champion": 30, "canary": 20},
+    ]
+    assert strata[2]["canary"].labelled == 20 and strata[2]["canary"].loss_mean == pytest.approx(-math.log(0.6))
+    assert all(s.p95_latency_ms is None for stratum in strata for s in stratum.values())
+    with pytest.raises(ValueError, match="ascending"):
+        stratified_arm_stats(engine, "EWR", [50, 0])
