@@ -11,9 +11,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from domainflow.evaluation.experiments.frequentist import holm_correction
 from domainflow.evaluation.experiments.inputs import check_open_unit
 from domainflow.evaluation.experiments.power import sample_size_two_means
+from domainflow.evaluation.experiments.verdict import pick_winner, with_control_row
 
 
 @dataclass(frozen=True)
@@ -131,26 +131,21 @@ def compare_variant_means(
         raise ValueError(f"min_detectable_effect must be positive, got {min_detectable_effect}")
 
     p, effect, lo, hi = _welch_vs_control(m, v, n, labels, 1 - alpha)
-    holm = holm_correction(p, alpha)
+    columns = with_control_row(p, effect, lo, hi, alpha)
     sign = -1.0 if lower_is_better else 1.0
     prob_best, loss = _normal_posteriors(m, v, n, sign, draws, seed)
-    effects = np.concatenate([[0.0], effect])
-    bounds = np.concatenate([[[0.0, 0.0]], np.column_stack([lo, hi])])
-    raw_p = (1.0, *p.tolist())
-    adjusted = (1.0, *holm.adjusted)
-    significant = (False, *holm.reject)
     rows = [
         MeansComparison(
             index=j,
             name=labels[j],
             n=int(n[j]),
             mean=float(m[j]),
-            effect=float(effects[j]),
-            ci_low=float(bounds[j, 0]),
-            ci_high=float(bounds[j, 1]),
-            p_value=raw_p[j],
-            adjusted_p_value=adjusted[j],
-            significant=significant[j],
+            effect=float(columns.effects[j]),
+            ci_low=float(columns.bounds[j, 0]),
+            ci_high=float(columns.bounds[j, 1]),
+            p_value=columns.p_values[j],
+            adjusted_p_value=columns.adjusted[j],
+            significant=columns.significant[j],
             prob_best=float(prob_best[j]),
             expected_loss=float(loss[j]),
         )
@@ -158,11 +153,8 @@ def compare_variant_means(
     ]
 
     direction = "lower" if lower_is_better else "higher"
-    better = [r for r in rows[1:] if r.significant and sign * r.effect > 0]
-    control_wins = all(r.significant and sign * r.effect < 0 for r in rows[1:])
-    candidates = [rows[0]] if control_wins else better
-    top = max(rows, key=lambda r: r.prob_best)
-    if candidates and top in candidates and top.prob_best >= 1 - alpha:
+    top, better = pick_winner(rows, alpha, sign)
+    if top is not None:
         why = "beats every variant" if top.index == 0 else f"beats {labels[0]} by {top.effect:+.4g}"
         reason = (
             f"{top.name} {why} ({direction} is better; Holm-adjusted, alpha={alpha}) "

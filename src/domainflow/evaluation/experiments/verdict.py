@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from domainflow.evaluation.experiments.bayesian import beta_binomial_comparison
 from domainflow.evaluation.experiments.frequentist import holm_correction, z_tests_vs_control
@@ -50,6 +50,43 @@ class Verdict:
     variants: tuple[VariantComparison, ...]
 
 
+@dataclass(frozen=True)
+class ControlColumns:
+    """Per-arm test columns with the control's own row first (no test: effect 0, p-value 1)."""
+
+    effects: NDArray[np.float64]
+    bounds: NDArray[np.float64]
+    p_values: tuple[float, ...]
+    adjusted: tuple[float, ...]
+    significant: tuple[bool, ...]
+
+
+def with_control_row(p: NDArray[np.float64], effect, lo, hi, alpha: float) -> ControlColumns:
+    """Holm-correct the variants' p-values against the control and prepend the control's row."""
+    holm = holm_correction(p, alpha)
+    return ControlColumns(
+        effects=np.concatenate([[0.0], effect]),
+        bounds=np.concatenate([[[0.0, 0.0]], np.column_stack([lo, hi])]),
+        p_values=(1.0, *p.tolist()),
+        adjusted=(1.0, *holm.adjusted),
+        significant=(False, *holm.reject),
+    )
+
+
+def pick_winner(rows: Sequence, alpha: float, sign: float = 1.0) -> tuple[object | None, list]:
+    """(winner, variants significantly better than the control); `sign` -1 when lower is better.
+
+    A winner must differ significantly from the control in its favour (or, for the control, beat
+    every variant) and be best with posterior probability >= 1 - alpha.
+    """
+    better = [r for r in rows[1:] if r.significant and sign * r.effect > 0]
+    control_wins = all(r.significant and sign * r.effect < 0 for r in rows[1:])
+    candidates = [rows[0]] if control_wins else better
+    top = max(rows, key=lambda r: r.prob_best)
+    winner = top if candidates and top in candidates and top.prob_best >= 1 - alpha else None
+    return winner, better
+
+
 def compare_variants(
     successes: ArrayLike,
     trials: ArrayLike,
@@ -80,37 +117,29 @@ def compare_variants(
         raise ValueError(f"min_detectable_effect must be positive, got {min_detectable_effect}")
 
     _, p, effect, lo, hi = z_tests_vs_control(s[0], n[0], s[1:], n[1:], 1 - alpha)
-    holm = holm_correction(p, alpha)
+    columns = with_control_row(p, effect, lo, hi, alpha)
     bayes = beta_binomial_comparison(s, n, draws=draws, seed=seed)
     rates = s / n
-    effects = np.concatenate([[0.0], effect])
-    bounds = np.concatenate([[[0.0, 0.0]], np.column_stack([lo, hi])])
-    raw_p = (1.0, *p.tolist())
-    adjusted = (1.0, *holm.adjusted)
-    significant = (False, *holm.reject)
     rows = [
         VariantComparison(
             index=j,
             name=labels[j],
             trials=int(n[j]),
             rate=float(rates[j]),
-            effect=float(effects[j]),
-            ci_low=float(bounds[j, 0]),
-            ci_high=float(bounds[j, 1]),
-            p_value=raw_p[j],
-            adjusted_p_value=adjusted[j],
-            significant=significant[j],
+            effect=float(columns.effects[j]),
+            ci_low=float(columns.bounds[j, 0]),
+            ci_high=float(columns.bounds[j, 1]),
+            p_value=columns.p_values[j],
+            adjusted_p_value=columns.adjusted[j],
+            significant=columns.significant[j],
             prob_best=bayes.prob_best[j],
             expected_loss=bayes.expected_loss[j],
         )
         for j in range(k)
     ]
 
-    better = [r for r in rows[1:] if r.significant and r.effect > 0]
-    control_wins = all(r.significant and r.effect < 0 for r in rows[1:])
-    candidates = [rows[0]] if control_wins else better
-    top = max(rows, key=lambda r: r.prob_best)
-    if candidates and top in candidates and top.prob_best >= 1 - alpha:
+    top, better = pick_winner(rows, alpha)
+    if top is not None:
         why = "beats every variant" if top.index == 0 else f"beats {labels[0]} by {top.effect:+.4f}"
         reason = f"{top.name} {why} (Holm-adjusted, alpha={alpha}) and is best with probability {top.prob_best:.3f}"
         return Verdict("winner", top.name, reason, 0, 0, tuple(rows))
