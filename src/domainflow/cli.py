@@ -138,7 +138,11 @@ def _serving(config: PipelineConfig, settings: Settings, serve: bool):
     from domainflow.serving.app import create_app
     from domainflow.serving.server import serve_in_background
 
-    with serve_in_background(create_app(config, settings), host="127.0.0.1", port=0) as url:
+    try:
+        app = create_app(config, settings)
+    except ValueError as error:
+        raise _fail(f"{error}; or pass --no-serve") from None
+    with serve_in_background(app, host="127.0.0.1", port=0) as url:
         yield url
 
 
@@ -365,11 +369,14 @@ def serve(
     quiet_environment(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err_console.print(
-        f"serving {', '.join(cfg.domains.values)} on http://{cfg.serving.host}:{cfg.serving.port} "
+        f"serving {', '.join(cfg.domains.values or [])} on http://{cfg.serving.host}:{cfg.serving.port} "
         f"(registry {settings.tracking_uri}, log {settings.database_url}, admin routes "
         f"{'on' if settings.admin_token else 'off: set DOMAINFLOW_ADMIN_TOKEN'})"
     )
-    server_app = create_app(cfg, settings, freeze_heap=True)
+    try:
+        server_app = create_app(cfg, settings, freeze_heap=True)
+    except ValueError as error:
+        raise _fail(str(error)) from None
     uvicorn.run(server_app, host=cfg.serving.host, port=cfg.serving.port, log_level="info")
 
 

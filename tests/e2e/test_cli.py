@@ -43,9 +43,27 @@ def test_run_trains_registers_and_prints_the_summary(tiny_config_file, tmp_path)
     assert "Traceback" not in result.stdout + result.stderr
     assert (tmp_path / "home" / "mlflow.db").exists()
 
+    # The run served its models: each domain's first version is champion, so no canary ran.
+    assert "no challenger" in result.stdout
+
     status = _run(["status", "--config", str(tiny_config_file)], tmp_path / "home")
     assert status.returncode == 0, status.stderr
     assert "flight-delay-JFK" in status.stdout and "champion=v1" in status.stdout
+
+    promote = _run(["promote", "EWR", "--config", str(tiny_config_file)], tmp_path / "home", timeout=300)
+    assert promote.returncode == 0, promote.stderr[-3000:]
+    assert "nothing_to_promote" in promote.stdout and "no challenger distinct from the champion" in promote.stdout
+
+
+def test_serving_needs_the_domains_listed(tmp_path):
+    config = tmp_path / "all-domains.yaml"
+    config.write_text("domains:\n  values: null\n")
+
+    for command in (["run", "--config", str(config)], ["serve", "--config", str(config)]):
+        result = _run(command, tmp_path / "home", timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "serving needs the domains listed in domains.values" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,10 @@ def create_app(config: PipelineConfig, settings: Settings, *, freeze_heap: bool 
 
     It changes the whole process, so the process's owner decides: `domainflow serve` sets it.
     """
+    if not config.domains.values:
+        raise ValueError(
+            "serving needs the domains listed in domains.values (the server does not read the data to find them)"
+        )
     state = ServingState(config, settings, freeze_heap=freeze_heap)
     bodies = schemas.request_models(config)
     domains = list(config.domains.values)
