@@ -63,9 +63,11 @@ def test_served_deployments_carry_each_environment_config(env):
     config = serve.environment_config(env)
     deployments = serve.build_deployments(config)
 
-    assert {d.name for d in deployments} == {"weekly", "on-demand"}
+    # The same deployments as prefect.yaml's, for a laptop with no work pool.
+    assert {d.name for d in deployments} == {d["name"] for d in _deployments()}
     for deployment in deployments:
         assert deployment.parameters["config"]["training"]["max_epochs"] == config.training.max_epochs
+        assert deployment.parameters["config"]["canary"] == config.canary.model_dump(mode="json")
 
 
 def test_every_library_package_is_installed():
