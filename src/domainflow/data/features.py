@@ -63,6 +63,12 @@ class FeaturePipeline:
         return columns.astype("string").astype(object).where(columns.notna(), np.nan)
 
     def transform(self, frame: pd.DataFrame) -> FeatureMatrix:
+        """The fitted transform, applied with numpy from the fitted parameters (see `_compiled`)."""
+        compiled = self._compiled()
+        return FeatureMatrix(numeric=compiled.numeric(frame), categorical=compiled.categorical(frame))
+
+    def transform_with_sklearn(self, frame: pd.DataFrame) -> FeatureMatrix:
+        """The reference the compiled transform is tested against."""
         rows = len(frame)
         numeric = (
             self._numeric.transform(frame[self.numeric]).astype(np.float32)
@@ -75,6 +81,13 @@ class FeaturePipeline:
             else np.zeros((rows, 0), dtype=np.int64)
         )
         return FeatureMatrix(numeric=np.ascontiguousarray(numeric), categorical=np.ascontiguousarray(categorical))
+
+    def _compiled(self) -> _CompiledTransform:
+        # Computed on first use, so pipelines pickled before it existed (registered models) get it too.
+        compiled = self.__dict__.get("_compiled_transform")
+        if compiled is None:
+            compiled = self.__dict__["_compiled_transform"] = _CompiledTransform.from_fitted(self)
+        return compiled
 
     @property
     def numeric_width(self) -> int:
@@ -91,3 +104,68 @@ class FeaturePipeline:
             kept = len(categories) - (0 if infrequent is None else len(infrequent) - 1)
             sizes.append(kept + 1)
         return sizes
+
+
+@dataclass(frozen=True)
+class _CompiledTransform:
+    """The fitted imputer, scaler and encoder as arrays and dicts, applied with numpy.
+
+    sklearn validates its input on every call, which costs ~7 ms per call whatever the rows (measured
+    on one served row: 7.0 ms of the 8.4 ms a prediction took). A server scoring one record at a time
+    pays that per request, so the parameters sklearn fitted are read once and applied here; the
+    result equals sklearn's (tests/unit/data/test_features.py holds them to it).
+    """
+
+    kept: np.ndarray  # numeric columns the imputer keeps (all-missing ones at fit are dropped, as sklearn does)
+    medians: np.ndarray
+    indicators: np.ndarray  # columns that get a missing-indicator
+    mean: np.ndarray
+    scale: np.ndarray
+    numeric_columns: list[str]
+    codes: list[dict[str, int]]  # per categorical column: category string -> code (0 = missing/unseen)
+    categorical_columns: list[str]
+
+    @classmethod
+    def from_fitted(cls, pipeline: FeaturePipeline) -> _CompiledTransform:
+        kept = medians = indicators = mean = scale = np.zeros(0)
+        if pipeline._numeric is not None:
+            imputer, scaler = pipeline._numeric.named_transformers_["numeric"].named_steps.values()
+            statistics = imputer.statistics_.astype(np.float64)
+            kept = np.flatnonzero(~np.isnan(statistics))
+            medians = statistics[kept]
+            indicators = imputer.indicator_.features_ if imputer.indicator_ is not None else np.zeros(0, dtype=int)
+            mean = scaler.mean_ if scaler.with_mean else np.zeros(len(scaler.scale_))
+            scale = scaler.scale_ if scaler.scale_ is not None else np.ones(len(mean))
+        codes = []
+        if pipeline._categorical is not None:
+            encoder = pipeline._categorical
+            for index, categories in enumerate(encoder.categories_):
+                known = [c for c in categories if isinstance(c, str)]
+                probe = pd.DataFrame(
+                    {
+                        name: known if i == index else [np.nan] * len(known)
+                        for i, name in enumerate(pipeline.categorical)
+                    },
+                    dtype=object,
+                )
+                mapped = encoder.transform(probe)[:, index] + 1 if known else []
+                codes.append({category: int(code) for category, code in zip(known, mapped, strict=True)})
+        return cls(kept, medians, np.asarray(indicators, dtype=int), np.asarray(mean, dtype=np.float64),
+                   np.asarray(scale, dtype=np.float64), list(pipeline.numeric), codes,
+                   list(pipeline.categorical))  # fmt: skip
+
+    def numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.numeric_columns:
+            return np.zeros((len(frame), 0), dtype=np.float32)
+        values = frame[self.numeric_columns].to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+        imputed = np.where(missing[:, self.kept], self.medians, values[:, self.kept])
+        full = np.hstack([imputed, missing[:, self.indicators].astype(np.float64)])
+        return np.ascontiguousarray(((full - self.mean) / self.scale).astype(np.float32))
+
+    def categorical(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), len(self.categorical_columns)), dtype=np.int64)
+        for j, (name, codes) in enumerate(zip(self.categorical_columns, self.codes, strict=True)):
+            # As FeaturePipeline._as_strings types them: 1 and "1" are the same category.
+            out[:, j] = [0 if pd.isna(value) else codes.get(str(value), 0) for value in frame[name].to_numpy()]
+        return out

@@ -113,3 +113,32 @@ def test_categories_sent_as_numbers_match_their_string_form():
     as_numbers = pipeline.transform(pd.DataFrame({"distance": [1.0, 1.0], "gate": [1, 2]}))
     assert (as_numbers.categorical == as_strings.categorical).all()
     assert (as_numbers.categorical > 0).all()
+
+
+def _served_rows(rng, rows: int) -> pd.DataFrame:
+    """What a server receives: missing numbers, unseen, rare and missing categories, numbers as categories."""
+    return pd.DataFrame(
+        {
+            "distance": np.where(rng.random(rows) < 0.2, np.nan, rng.normal(1_000, 300, size=rows)),
+            "temp": np.where(rng.random(rows) < 0.3, np.nan, rng.normal(50, 10, size=rows)),
+            "carrier": rng.choice(np.array(["AA", "DL", "UA", "ZZ", None], dtype=object), size=rows),
+            "dest": rng.choice(np.array(["BOS", "LAX", "SFO", "JFK", 7, None], dtype=object), size=rows),
+        }
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 3, 500])
+def test_the_compiled_transform_equals_sklearns(pipeline, rows):
+    served = _served_rows(np.random.default_rng(rows), rows)
+    fast, reference = pipeline.transform(served), pipeline.transform_with_sklearn(served)
+    np.testing.assert_allclose(fast.numeric, reference.numeric, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(fast.categorical, reference.categorical)
+    assert fast.numeric.dtype == np.float32 and fast.categorical.dtype == np.int64
+
+
+def test_a_column_missing_in_all_training_rows_is_dropped_as_sklearn_drops_it(train):
+    pipeline = FeaturePipeline(["distance", "temp"], ["carrier"]).fit(train.assign(temp=np.nan))
+    served = _served_rows(np.random.default_rng(0), 50)
+    fast, reference = pipeline.transform(served), pipeline.transform_with_sklearn(served)
+    assert fast.numeric.shape == reference.numeric.shape == (50, pipeline.numeric_width)
+    np.testing.assert_allclose(fast.numeric, reference.numeric, rtol=1e-6, atol=1e-6)
