@@ -1,0 +1,44 @@
+"""The serving state on PostgreSQL, as production runs it: rollouts, the prediction log, feedback, the audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainflow.serving.audit import read_audit
+from domainflow.serving.database import open_database
+from domainflow.serving.prediction_log import (
+    PredictionRecord,
+    arm_stats,
+    record_feedback,
+    record_predictions,
+    stratified_arm_stats,
+)
+from domainflow.serving.rollouts import Arm, RolloutConflict, read_rollout, set_rollout
+
+pytestmark = pytest.mark.integration
+
+
+def test_rollouts_log_feedback_and_audit_round_trip_on_postgresql(postgres_database):
+    engine = open_database(postgres_database)
+    set_rollout(engine, "EWR", "m", [Arm("champion", "1", 1.0)], "first", "test")
+    rollout = set_rollout(engine, "EWR", "m", [Arm("champion", "1", 0.9), Arm("canary", "2", 0.1)], "canary", "test")
+    assert rollout.revision == 2 and read_rollout(engine, "EWR").weight_of("canary") == 0.1
+    with pytest.raises(RolloutConflict):
+        set_rollout(engine, "EWR", "m", [Arm("champion", "2", 1.0)], "late", "test", expected_revision=1)
+
+    records = [
+        PredictionRecord(f"r{i}", "EWR", "canary" if i % 4 == 0 else "champion", "2" if i % 4 == 0 else "1",
+                         0.2 + 0.001 * i, 3.0 + i % 5, float(i), features={"distance": 100.0 + i, "carrier": "UA"})
+        for i in range(200)
+    ]  # fmt: skip
+    record_predictions(engine, records)
+    result = record_feedback(engine, "EWR", [(f"r{i}", i % 2) for i in range(0, 200, 2)] + [("nope", 1)])
+    assert result.accepted == 100 and result.unknown == ["nope"]
+
+    stats = arm_stats(engine, "EWR", since=0)
+    assert stats["canary"].predictions == 50 and stats["champion"].predictions == 150
+    assert stats["canary"].labelled == 50 and stats["canary"].p95_latency_ms is not None
+    strata = stratified_arm_stats(engine, "EWR", [0.0, 100.0])
+    assert [sum(s.predictions for s in stratum.values()) for stratum in strata] == [100, 100]
+    assert [e.reason for e in read_audit(engine, "EWR")] == ["first", "canary"]
+    engine.dispose()
