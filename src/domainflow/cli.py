@@ -380,6 +380,80 @@ def serve(
     uvicorn.run(server_app, host=cfg.serving.host, port=cfg.serving.port, log_level="info")
 
 
+experiment_app = typer.Typer(no_args_is_help=True, help="Multi-variant experiments: several versions share a domain.")
+app.add_typer(experiment_app, name="experiment")
+
+
+def _parse_versions(text: str) -> dict[str, str]:
+    pairs = [item.strip() for item in text.split(",") if item.strip()]
+    versions = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    if len(versions) != len(pairs) or len(versions) < 2:
+        raise _fail(f"--versions takes variant=version pairs, e.g. control=1,b=2,c=3; got {text!r}")
+    return {name.strip(): version.strip() for name, version in versions.items()}
+
+
+@experiment_app.command("start")
+def experiment_start(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    versions: Annotated[str, typer.Option(help="variant=version pairs, e.g. control=1,b=2,c=3 (control first).")],
+    config: ConfigOption = None,
+) -> None:
+    """Route the domain's traffic to several versions with experiment.split (the shares must sum to 1)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from domainflow.canary.experiment import ExperimentError, start_experiment
+    from domainflow.serving.database import open_database
+
+    cfg, settings = _load(config, {}), resolve_settings()
+    chosen, name = _parse_versions(versions), cfg.registered_model_name(domain)
+    client = MlflowClient(settings.tracking_uri)
+    for variant, version in chosen.items():
+        try:
+            client.get_model_version(name, version)
+        except MlflowException:
+            raise _fail(f"variant {variant}: {name} has no version {version!r} in {settings.tracking_uri}") from None
+    try:
+        rollout = start_experiment(open_database(settings.database_url), domain, name, chosen, cfg.experiment,
+                                   actor="cli")  # fmt: skip
+    except ExperimentError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{domain} now serves {', '.join(f'{a.variant}=v{a.version} {a.weight:.0%}' for a in rollout.arms)}")
+
+
+@experiment_app.command("analyze")
+def experiment_analyze(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    config: ConfigOption = None,
+) -> None:
+    """Compare the domain's variants on the labelled predictions since the experiment started."""
+    from domainflow.canary.experiment import ExperimentError, analyze_experiment
+    from domainflow.serving.database import open_database
+    from domainflow.serving.rollouts import read_rollout
+
+    cfg, settings = _load(config, {}), resolve_settings()
+    engine = open_database(settings.database_url)
+    rollout = read_rollout(engine, domain)
+    if rollout is None or len(rollout.arms) < 2:
+        raise _fail(
+            f"{domain} runs no experiment: start one with `domainflow experiment start {domain} --versions ...`"
+        )
+    try:
+        verdict = analyze_experiment(engine, domain, [a.variant for a in rollout.arms], rollout.updated_at,
+                                     cfg.experiment)  # fmt: skip
+    except ExperimentError as error:
+        raise _fail(str(error)) from None
+    table = Table(title=f"{domain}: log loss by variant (lower is better), since revision {rollout.revision}")
+    for column in ("variant", "labelled", "log loss", "vs control [CI]", "Holm p", "P(best)"):
+        table.add_column(column)
+    for row in verdict.variants:
+        effect = f"{row.effect:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
+        table.add_row(row.name, f"{row.n:,}", f"{row.mean:.4f}", effect, f"{row.adjusted_p_value:.3g}",
+                      f"{row.prob_best:.3f}")  # fmt: skip
+    console.print(table)
+    console.print(f"{verdict.decision}: {verdict.reason}")
+
+
 @app.command("show-config")
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as YAML (defaults overlaid with --config)."""

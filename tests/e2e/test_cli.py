@@ -107,3 +107,20 @@ def test_a_failing_domain_is_reported_without_a_traceback(flights_sample_csv, tm
     assert result.returncode == 1
     assert "lacks the columns ['dest']" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--versions", "control=1"], "", "--versions takes variant=version pairs"),
+        (["--versions", "control=1,b=2"], "", "has no version '1'"),
+        (["--versions", "control=1,b=2"], "experiment:\n  split: {control: 0.5, b: 0.4}\n", "must sum to 1"),
+    ],
+)
+def test_an_experiment_that_cannot_start_says_why(args, config, message, tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(config or "{}\n")
+    result = _run(["experiment", "start", "EWR", "--config", str(path), *args], tmp_path / "home", timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
