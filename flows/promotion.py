@@ -36,7 +36,9 @@ def promote_challenger(domain: str, config: PipelineConfig = PipelineConfig(), s
         rows = filter_domain_rows(frame, config.domains.column, domain)
         outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
         split = split_by_time(outcome.valid, config.data.timestamp, config.split)
-        traffic = replay_holdout.submit(serving_url, domain, split, config, settings.database_url, version)
+        traffic = replay_holdout.submit(
+            serving_url, domain, split, config, settings.database_url, settings.tracking_uri, version
+        )
     state = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, return_state=True)
     replayed = traffic.result() if traffic is not None else None
     return report_promotion(domain, config, state.result(), replayed)

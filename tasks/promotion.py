@@ -31,9 +31,19 @@ def find_challenger(tracking_uri: str, domain: str, config: PipelineConfig) -> t
 
 @task
 def replay_holdout(
-    serving_url: str, domain: str, split: TimeSplit, config: PipelineConfig, database_url: str, version: str
+    serving_url: str,
+    domain: str,
+    split: TimeSplit,
+    config: PipelineConfig,
+    database_url: str,
+    tracking_uri: str,
+    version: str,
 ) -> replay.ReplayReport:
-    """Live traffic for the canary until its promotion of `version` finishes (or replay.max_rows)."""
+    """Live traffic for the canary until its promotion of `version` finishes.
+
+    When replay.max_rows are sent first, the canary is still undecided and no more traffic will
+    come: the promotion is aborted (the champion keeps serving) rather than left to hold.
+    """
     engine = open_database(database_url)
 
     def promotion_done() -> bool:
@@ -46,6 +56,11 @@ def replay_holdout(
     )  # fmt: skip
     get_run_logger().info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",
                           domain, report.sent, report.labelled, report.rate, report.by_variant)  # fmt: skip
+    state = read_promotion(engine, domain)
+    if not report.stopped_early and state is not None and state.version == version and not state.finished:
+        reason = f"the replayed traffic ran out after {report.sent:,} requests before the canary was decided"
+        controller.abort_promotion(engine, tracking_uri, domain, config.registered_model_name(domain),
+                                   actor=f"prefect-flow-run/{flow_run.id or 'local'}", reason=reason)  # fmt: skip
     return report
 
 

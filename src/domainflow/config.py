@@ -305,9 +305,9 @@ class CanaryConfig(_Strict):
 
     # Bake times suit the replayed demo traffic; deployments/production.yaml sets hours-scale ones.
     steps: list[RolloutStep] = [
-        RolloutStep(weight=0.01, min_bake_seconds=5, min_samples=50),
-        RolloutStep(weight=0.10, min_bake_seconds=10, min_samples=500, require_quality=True),
-        RolloutStep(weight=0.50, min_bake_seconds=10, min_samples=1_000, require_quality=True),
+        RolloutStep(weight=0.01, min_bake_seconds=2, min_samples=50),
+        RolloutStep(weight=0.10, min_bake_seconds=5, min_samples=500, require_quality=True),
+        RolloutStep(weight=0.50, min_bake_seconds=5, min_samples=1_000, require_quality=True),
         RolloutStep(weight=1.00, min_bake_seconds=0, min_samples=0),
     ]
     # A step still undecided after this long, or after this many canary predictions, is rolled back.
@@ -347,10 +347,11 @@ class ReplayConfig(_Strict):
     batch_size: int = Field(default=256, ge=1)
     # Labels arrive this many seconds after the prediction (a flight's arrival is known later).
     feedback_delay_seconds: float = Field(default=1.0, ge=0)
-    # Rows per second per domain; None sends as fast as the server answers.
-    rate_limit: float | None = Field(default=None, gt=0)
-    # Sending stops after this many rows per domain (the held-out rows are cycled with fresh ids).
-    max_rows: int = Field(default=60_000, ge=1)
+    # Rows per second per domain, so that bake times mean something; None sends as fast as the server answers.
+    rate_limit: float | None = Field(default=2_000, gt=0)
+    # Sending stops after this many rows per domain (the held-out rows are cycled with fresh ids); a canary
+    # still undecided then is aborted, since no more traffic will come.
+    max_rows: int = Field(default=200_000, ge=1)
     seed: int = 0
 
 

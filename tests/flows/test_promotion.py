@@ -32,7 +32,7 @@ CANARY = {"canary": {"steps": [{"weight": 0.01, "min_samples": 50},
                                {"weight": 0.50, "min_samples": 1000, "require_quality": True},
                                {"weight": 1.00, "min_samples": 100}],
                      "poll_seconds": 0.2},
-          "replay": {"feedback_delay_seconds": 0.2},
+          "replay": {"feedback_delay_seconds": 0.2, "rate_limit": None},
           "serving": {"refresh_seconds": 0.2}}  # fmt: skip
 
 
