@@ -18,7 +18,7 @@ from domainflow.tasks.data import (
     quarantine_invalid_rows,
     split_by_time,
 )
-from domainflow.tasks.promotion import find_challenger, replay_holdout, report_promotion, run_canary
+from domainflow.tasks.promotion import find_challenger, report_promotion, run_canary
 
 
 @flow(name="promote-challenger", flow_run_name="promote-{domain}", log_prints=True)
@@ -29,16 +29,13 @@ def promote_challenger(domain: str, config: PipelineConfig = PipelineConfig(), s
     if target is None:
         return report_promotion(domain, config, None, None)
     version, _champion = target
-    traffic = None
+    split = None
     if serving_url:
         fingerprint = fingerprint_data_source(config.data.source)
         frame = load_dataset(config.data.source, fingerprint, config.source_columns())
         rows = filter_domain_rows(frame, config.domains.column, domain)
         outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
         split = split_by_time(outcome.valid, config.data.timestamp, config.split)
-        traffic = replay_holdout.submit(
-            serving_url, domain, split, config, settings.database_url, settings.tracking_uri, version
-        )
-    state = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, return_state=True)
-    replayed = traffic.result() if traffic is not None else None
-    return report_promotion(domain, config, state.result(), replayed)
+    state, replayed = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, serving_url,
+                                 split)  # fmt: skip
+    return report_promotion(domain, config, state, replayed)

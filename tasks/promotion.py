@@ -1,4 +1,4 @@
-"""Promotion tasks: find the challenger, replay live traffic, run the canary controller, report."""
+"""Promotion tasks: find the challenger, run the canary controller (under replayed traffic for a demo), report."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from domainflow.canary import controller
+from domainflow.canary import controller, replayed
 from domainflow.canary.report import PromotionSummary, summarize_promotion
-from domainflow.canary.state import PromotionState, read_promotion
+from domainflow.canary.state import PromotionState
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import LABEL_COLUMN
@@ -29,57 +29,42 @@ def find_challenger(tracking_uri: str, domain: str, config: PipelineConfig) -> t
     return found
 
 
-@task
-def replay_holdout(
-    serving_url: str,
-    domain: str,
-    split: TimeSplit,
-    config: PipelineConfig,
-    database_url: str,
-    tracking_uri: str,
-    version: str,
-) -> replay.ReplayReport:
-    """Live traffic for the canary until its promotion of `version` finishes.
-
-    When replay.max_rows are sent first, the canary is still undecided and no more traffic will
-    come: the promotion is aborted (the champion keeps serving) rather than left to hold.
-    """
-    engine = open_database(database_url)
-
-    def promotion_done() -> bool:
-        state = read_promotion(engine, domain)
-        return state is not None and state.version == version and state.finished
-
-    report = replay.replay_traffic(
-        serving_url, domain, split.holdout, split.holdout[LABEL_COLUMN].to_numpy(), config.data.numeric_features,
-        config.data.categorical_features, config.replay, stop=promotion_done,
-    )  # fmt: skip
-    get_run_logger().info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",
-                          domain, report.sent, report.labelled, report.rate, report.by_variant)  # fmt: skip
-    state = read_promotion(engine, domain)
-    if not report.stopped_early and state is not None and state.version == version and not state.finished:
-        reason = f"the replayed traffic ran out after {report.sent:,} requests before the canary was decided"
-        controller.abort_promotion(engine, tracking_uri, domain, config.registered_model_name(domain),
-                                   actor=f"prefect-flow-run/{flow_run.id or 'local'}", reason=reason)  # fmt: skip
-    return report
-
-
 @task(retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_user_error)
 def run_canary(
-    tracking_uri: str, database_url: str, domain: str, config: PipelineConfig, version: str
-) -> PromotionState:
-    """Retried once: the controller resumes its persisted state, so a retry continues where it stopped."""
+    tracking_uri: str,
+    database_url: str,
+    domain: str,
+    config: PipelineConfig,
+    version: str,
+    serving_url: str | None = None,
+    split: TimeSplit | None = None,
+) -> tuple[PromotionState, replay.ReplayReport | None]:
+    """Retried once: the controller resumes its persisted state, so a retry continues where it stopped.
+
+    With `serving_url` and `split`, the held-out rows are replayed to that server while the controller runs.
+    """
     logger = get_run_logger()
+    engine, name = open_database(database_url), config.registered_model_name(domain)
+    actor = f"prefect-flow-run/{flow_run.id or 'local'}"
 
     def log_decision(state, decision) -> None:
         if decision.action != "hold":
             logger.info("canary domain=%s v%s step=%d %s: %s", domain, version, state.step, decision.action,
                         decision.reason)  # fmt: skip
 
-    return controller.run_promotion(
-        open_database(database_url), tracking_uri, domain, config.registered_model_name(domain), version,
-        config.canary, actor=f"prefect-flow-run/{flow_run.id or 'local'}", on_decision=log_decision,
+    if serving_url is None or split is None:
+        state = controller.run_promotion(engine, tracking_uri, domain, name, version, config.canary, actor,
+                                         on_decision=log_decision)  # fmt: skip
+        return state, None
+    state, report = replayed.promote_under_replay(
+        engine, tracking_uri, domain, name, version, config.canary, actor, serving_url, split.holdout,
+        split.holdout[LABEL_COLUMN].to_numpy(), config.data.numeric_features, config.data.categorical_features,
+        config.replay, on_decision=log_decision,
     )  # fmt: skip
+    if report is not None:
+        logger.info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",
+                    domain, report.sent, report.labelled, report.rate, report.by_variant)  # fmt: skip
+    return state, report
 
 
 @task

@@ -125,8 +125,8 @@ class _TaskProgress(logging.Handler):
             self.progress.update(self.task_id, advance=1, description=f"{flow_run} {task}: {message[18:]}")
 
 
-# Task runs of one promote_challenger run with a challenger: find, load data (5), replay, canary, report.
-_PROMOTION_TASKS = 9
+# Task runs of one promote_challenger run with a challenger: find, load data (5), canary (with its replay), report.
+_PROMOTION_TASKS = 8
 
 
 @contextmanager

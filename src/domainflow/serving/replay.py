@@ -8,10 +8,12 @@ known only after the prediction: feedback is held back `feedback_delay_seconds`.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -135,3 +137,51 @@ def replay_traffic(
                 time.sleep(max(0.0, len(ids) / config.rate_limit - (time.monotonic() - now)))
         deliver(math.inf)  # what is still owed: the labels exist, they just arrived late
     return ReplayReport(domain, sent, labelled, time.monotonic() - started, dict(variants), stopped)
+
+
+class Replaying:
+    """A replay running in a thread; `report` once it has ended (see `replaying`)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.report: ReplayReport | None = None
+        self.error: BaseException | None = None
+
+
+@contextmanager
+def replaying(
+    base_url: str,
+    domain: str,
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    config: ReplayConfig,
+    on_exhausted: Callable[[ReplayReport], None] | None = None,
+) -> Iterator[Replaying]:
+    """Replay in the background for the length of the `with` block; it stops when the block ends.
+
+    `on_exhausted(report)` runs in the replay's thread when max_rows are sent before the block
+    ends (no more traffic will come). An error of the replay is raised when the block ends.
+    """
+    running = Replaying()
+
+    def work() -> None:
+        try:
+            running.report = replay_traffic(
+                base_url, domain, rows, labels, numeric, categorical, config, stop=running.stop.is_set
+            )
+            if not running.report.stopped_early and on_exhausted is not None:
+                on_exhausted(running.report)
+        except BaseException as error:  # handed to the caller's thread
+            running.error = error
+
+    thread = threading.Thread(target=work, name=f"replay-{domain}", daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.stop.set()
+        thread.join(timeout=120)
+    if running.error is not None:
+        raise running.error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -70,3 +72,23 @@ def test_missing_values_travel_as_null():
         {"distance": 100.0, "carrier": "UA"},
         {"distance": None, "carrier": None},
     ]
+
+
+def test_a_background_replay_ends_with_its_block_or_reports_running_out(server, registry, schema):
+    from domainflow.serving.replay import replaying
+
+    rows, labels = registry.sample, np.zeros(len(registry.sample))
+    exhausted = []
+    config = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, max_rows=30)
+    with replaying(server.url, "EWR", rows, labels, schema.numeric_features, schema.categorical_features, config,
+                   on_exhausted=exhausted.append) as run:  # fmt: skip
+        run.stop.wait(timeout=0)  # the block does nothing: the replay runs out of rows first
+        while run.report is None and not exhausted:
+            time.sleep(0.05)
+    assert run.report.sent == 30 and exhausted == [run.report]
+
+    endless = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, rate_limit=50.0)
+    with replaying(server.url, "EWR", rows, labels, schema.numeric_features, schema.categorical_features, endless,
+                   on_exhausted=exhausted.append) as run:  # fmt: skip
+        time.sleep(0.3)
+    assert run.report.stopped_early and 0 < run.report.sent < endless.max_rows and len(exhausted) == 1
