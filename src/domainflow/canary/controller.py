@@ -79,7 +79,7 @@ def run_promotion(
     if previous is not None and previous.finished and not previous.settled and previous.version != version:
         # A controller died between ending the last promotion and applying it: finish that first.
         _settle(engine, tracking_uri, model_name, previous, actor, clock())
-    if previous is not None and previous.version == version:
+    if previous is not None and previous.version == version and not previous.restartable:
         champion = previous.champion_version  # resuming or re-running: the champion it started against
     else:
         champion = _startable_against(MlflowClient(tracking_uri), domain, model_name, version)

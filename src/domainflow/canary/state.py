@@ -53,6 +53,11 @@ class PromotionState:
     def finished(self) -> bool:
         return self.status in FINAL
 
+    @property
+    def restartable(self) -> bool:
+        """An abort stopped it, not a verdict: the same version may be promoted again."""
+        return self.status == ABORTED and self.settled
+
 
 def _payload(state: PromotionState) -> dict[str, Any]:
     return {
@@ -105,13 +110,14 @@ def claim_promotion(
     """Start, resume or take over the domain's promotion of `version`, or raise PromotionConflict.
 
     A finished promotion of the same version comes back as it is (a re-run reports the earlier
-    result); a finished one of another version is replaced by a fresh running one. A running one
+    result), unless it was aborted (and that is applied): an operator may start it again. A
+    finished one of another version is replaced by a fresh running one. A running one
     of this version is resumed by its holder, or taken over once its heartbeat is older than
     `lease_seconds` (its controller died); anyone else gets a PromotionConflict.
     """
     for _ in range(_CLAIM_ATTEMPTS):
         current = read_promotion(engine, domain)
-        if current is not None and current.version == version and current.finished:
+        if current is not None and current.version == version and current.finished and not current.restartable:
             return current
         if current is not None and current.status == RUNNING:
             stale = now - current.heartbeat_at > lease_seconds

@@ -433,6 +433,12 @@ def test_an_abort_sends_traffic_back_to_the_champion_and_stops_the_controller(ma
     assert read_rollout(world.engine, world.domain).arms == (Arm("champion", "1", 1.0),)
     assert [e.actor for e in read_audit(world.engine, world.domain)[-3:]] == ["ops"] * 3
 
+    # An abort is not a verdict: set as challenger again, the version gets a fresh canary.
+    MlflowClient(world.tracking_uri).set_registered_model_alias(world.model, CHALLENGER, "2")
+    again = world.run(holder="controller-b")
+    assert again.status == PROMOTED and again.started_at > state.started_at
+    assert world.aliases()[CHAMPION] == "2"
+
 
 def test_a_canary_needs_a_registered_version_and_a_champion_to_judge_it_against(make_world):
     world = make_world(GOOD)
