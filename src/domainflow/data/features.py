@@ -82,6 +82,13 @@ class FeaturePipeline:
         )
         return FeatureMatrix(numeric=np.ascontiguousarray(numeric), categorical=np.ascontiguousarray(categorical))
 
+    def __getstate__(self) -> dict:
+        # The compiled transform is derived: left out of pickles and so of cache keys, which hash the
+        # pickle (a pipeline that has transformed once must hash like the one fit returned).
+        state = dict(self.__dict__)
+        state.pop("_compiled_transform", None)
+        return state
+
     def _compiled(self) -> _CompiledTransform:
         # Computed on first use, so pipelines pickled before it existed (registered models) get it too.
         compiled = self.__dict__.get("_compiled_transform")

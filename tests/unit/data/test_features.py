@@ -142,3 +142,13 @@ def test_a_column_missing_in_all_training_rows_is_dropped_as_sklearn_drops_it(tr
     fast, reference = pipeline.transform(served), pipeline.transform_with_sklearn(served)
     assert fast.numeric.shape == reference.numeric.shape == (50, pipeline.numeric_width)
     np.testing.assert_allclose(fast.numeric, reference.numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_transforming_leaves_the_pipelines_identity_alone(pipeline, train):
+    """Cache keys hash the pipeline: using it must not change its hash (the compiled transform is derived)."""
+    from domainflow.hashing import stable_digest
+
+    fresh = FeaturePipeline(["distance", "temp"], ["carrier", "dest"]).fit(train)
+    before = stable_digest(fresh)
+    fresh.transform(train)
+    assert stable_digest(fresh) == before
