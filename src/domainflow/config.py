@@ -320,6 +320,9 @@ class CanaryConfig(_Strict):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p95_latency_ms: float = Field(default=250.0, gt=0)
     max_latency_ratio: float = Field(default=2.0, ge=1)
+    # The ratio guardrail needs the canary this much slower too: 6 ms against 2 ms is a ratio of 3
+    # that no user notices, and at a few milliseconds the ratio is mostly scheduling noise.
+    latency_tolerance_ms: float = Field(default=20.0, ge=0)
     # Label quality: per-prediction log loss, canary minus champion.
     quality_margin: float = Field(default=0.03, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=1)

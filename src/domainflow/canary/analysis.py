@@ -123,7 +123,8 @@ def _guardrail_breach(
     if p95 is not None and p95 > plan.max_p95_latency_ms:
         return f"canary p95 latency {p95:.0f} ms exceeds the {plan.max_p95_latency_ms:g} ms limit"
     reference = champion.p95_latency_ms if champion is not None else None
-    if p95 is not None and reference and p95 > plan.max_latency_ratio * reference:
+    slower = p95 is not None and reference and p95 - reference > plan.latency_tolerance_ms
+    if slower and p95 > plan.max_latency_ratio * reference:
         return (
             f"canary p95 latency {p95:.0f} ms is {p95 / reference:.1f}x the champion's {reference:.0f} ms "
             f"(limit {plan.max_latency_ratio:g}x)"

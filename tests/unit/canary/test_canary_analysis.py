@@ -102,3 +102,11 @@ def test_the_same_inputs_give_the_same_decision():
 def test_a_step_outside_the_plan_is_refused():
     with pytest.raises(ValueError, match=r"step_index must lie in \[0, 3\), got 3"):
         decide(3, PLAN, CHAMPION, None, 0, 0)
+
+
+def test_a_canary_a_few_milliseconds_slower_is_not_rolled_back_for_the_ratio():
+    fast_champion = arm("champion", 100_000, p95=2.0, labelled=100_000, loss=0.50, var=0.3)
+    noise = decide(0, PLAN, fast_champion, arm("canary", 60, p95=6.0), 60, 40)
+    slow = decide(0, PLAN, fast_champion, arm("canary", 60, p95=30.0), 60, 40)
+    assert noise.action == "advance"
+    assert slow.action == "rollback" and "15.0x the champion" in slow.reason
