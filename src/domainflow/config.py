@@ -384,6 +384,56 @@ class ExperimentConfig(_Strict):
         return split
 
 
+class ForecastConfig(_Strict):
+    """Prophet forecasts of a domain's daily quality and drift score, for an early warning before a breach."""
+
+    # The warning fires when the forecast crosses its threshold within this many days.
+    horizon_days: int = Field(default=7, ge=1, le=365)
+    # Fewer days of history than this and no forecast is made (Prophet needs a trend to fit).
+    min_history_days: int = Field(default=14, ge=3)
+    # Width of Prophet's uncertainty interval; the warning uses the forecast's central value (yhat).
+    interval_width: float = Field(default=0.8, gt=0, lt=1)
+    # How flexible Prophet's trend is (its changepoint_prior_scale).
+    changepoint_prior_scale: float = Field(default=0.05, gt=0)
+
+
+class SlaConfig(_Strict):
+    """Service levels a domain's champion is held to; `domainflow status` shows which hold."""
+
+    min_auc: float = Field(default=0.65, ge=0, le=1)
+    max_p95_latency_ms: float = Field(default=250.0, gt=0)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_drift_share: float = Field(default=0.5, ge=0, le=1)
+    min_health: float = Field(default=60.0, ge=0, le=100)
+
+
+class MonitoringConfig(_Strict):
+    """Drift and quality monitoring of the served models against their training data."""
+
+    # The current window: a domain's latest predictions in the log (features, scores, labels once known).
+    window_rows: int = Field(default=20_000, ge=100)
+    # A window smaller than this is not judged (too few rows for the tests to mean anything).
+    min_window_rows: int = Field(default=1_000, ge=30)
+    # Training rows kept with each registered version as its monitoring reference (a seeded sample).
+    reference_rows: int = Field(default=20_000, ge=100)
+    # A window drifts when at least this share of its feature columns drift (Evidently's DataDriftPreset rule).
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    # Per-column test threshold; None keeps Evidently's defaults (by column type and sample size).
+    stattest_threshold: float | None = Field(default=None, gt=0)
+    # Above this many rows the fast drift path tests a seeded sample and states its sampling error.
+    max_exact_rows: int = Field(default=1_000_000, ge=1_000)
+    # Label-based quality needs this many labelled predictions in the window.
+    min_labelled: int = Field(default=200, ge=10)
+    # Quality fails when the window's AUC falls this far below the reference's (the champion's test month),
+    # or its log loss rises this far above.
+    max_auc_drop: float = Field(default=0.05, ge=0, le=1)
+    max_log_loss_increase: float = Field(default=0.05, ge=0)
+    # Days of prediction history (by the predictions' event time) the daily series and forecasts use.
+    history_days: int = Field(default=120, ge=7)
+    forecast: ForecastConfig = ForecastConfig()
+    sla: SlaConfig = SlaConfig()
+
+
 class PipelineConfig(_Strict):
     """Everything one `domainflow run` needs; this is the flows' typed parameter."""
 
@@ -402,6 +452,7 @@ class PipelineConfig(_Strict):
     canary: CanaryConfig = CanaryConfig()
     replay: ReplayConfig = ReplayConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _validation_names_features(self) -> PipelineConfig:

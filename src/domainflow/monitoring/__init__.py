@@ -1,0 +1,1 @@
+"""Monitoring of served models: drift against the training data, live quality, forecasts and health."""
