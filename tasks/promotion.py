@@ -12,7 +12,6 @@ from domainflow.canary.report import PromotionSummary, summarize_promotion
 from domainflow.canary.state import PromotionState
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
-from domainflow.data.validation import LABEL_COLUMN
 from domainflow.registry import aliases
 from domainflow.serving import replay
 from domainflow.serving.database import open_database
@@ -57,9 +56,8 @@ def run_canary(
                                          on_decision=log_decision)  # fmt: skip
         return state, None
     state, report = replayed.promote_under_replay(
-        engine, tracking_uri, domain, name, version, config.canary, actor, serving_url, split.holdout,
-        split.holdout[LABEL_COLUMN].to_numpy(), config.data.numeric_features, config.data.categorical_features,
-        config.replay, on_decision=log_decision,
+        engine, tracking_uri, domain, name, version, config.canary, actor, serving_url,
+        replay.Traffic.from_rows(split.holdout, config.data), config.replay, on_decision=log_decision,
     )  # fmt: skip
     if report is not None:
         logger.info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",

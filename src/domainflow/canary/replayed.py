@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Engine
 
 from domainflow.canary.controller import OnDecision, abort_promotion, run_promotion
 from domainflow.canary.state import PromotionState
 from domainflow.config import CanaryConfig, ReplayConfig
-from domainflow.serving.replay import ReplayReport, replaying
+from domainflow.serving.replay import ReplayReport, Traffic, replaying
 
 
 def promote_under_replay(
@@ -21,14 +19,11 @@ def promote_under_replay(
     plan: CanaryConfig,
     actor: str,
     serving_url: str,
-    rows: pd.DataFrame,
-    labels: np.ndarray,
-    numeric: list[str],
-    categorical: list[str],
+    traffic: Traffic,
     replay: ReplayConfig,
     on_decision: OnDecision | None = None,
 ) -> tuple[PromotionState, ReplayReport | None]:
-    """run_promotion while `rows` are replayed to the server; the replay lives exactly as long as the controller.
+    """run_promotion while `traffic` is replayed to the server; the replay lives exactly as long as the controller.
 
     When the replay runs out (replay.max_rows) before the canary is decided, no more traffic will
     come, so the promotion is aborted (the champion keeps serving) instead of holding until its limits.
@@ -38,6 +33,6 @@ def promote_under_replay(
         reason = f"the replayed traffic ran out after {report.sent:,} requests before the canary was decided"
         abort_promotion(engine, tracking_uri, domain, model_name, actor=actor, reason=reason)
 
-    with replaying(serving_url, domain, rows, labels, numeric, categorical, replay, on_exhausted=exhausted) as run:
+    with replaying(serving_url, domain, traffic, replay, on_exhausted=exhausted) as run:
         state = run_promotion(engine, tracking_uri, domain, model_name, version, plan, actor, on_decision=on_decision)
     return state, run.report

@@ -143,7 +143,9 @@ def create_app(config: PipelineConfig, settings: Settings, *, freeze_heap: bool 
         if taken:
             raise HTTPException(409, f"request_id {', '.join(map(repr, taken))} is already logged; ids must be unique")
         try:
-            outcome = predict_records(domain, ids, [features for _, features in items], picks, config, state.metrics)
+            outcome = predict_records(
+                domain, ids, [features for _, features in items], picks, config, state.metrics, body.event_times()
+            )
         except BaseException:
             state.writer.release(given)
             raise

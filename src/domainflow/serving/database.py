@@ -25,7 +25,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     make_url,
+    text,
 )
 
 metadata = MetaData()
@@ -55,6 +57,8 @@ predictions = Table(
     Column("created_at", Float, nullable=False),
     Column("error", Text),
     Column("features", JSON),
+    # When the predicted event happens (the client's `event_time`); monitoring's daily series group by it.
+    Column("event_time", Float),
     Index("ix_predictions_domain_time", "domain", "created_at"),
 )
 
@@ -120,7 +124,21 @@ def open_database(url: str) -> Engine:
     else:
         engine = create_engine(_with_installed_driver(url), pool_pre_ping=True)
     metadata.create_all(engine, checkfirst=True)
+    _add_missing_columns(engine)
     return engine
+
+
+# Columns added after a table's first release: (table, column, SQL type). create_all does not alter
+# existing tables, so a log written by an earlier domainflow gets them here, its rows kept.
+_ADDED_COLUMNS = [("predictions", "event_time", "FLOAT")]
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = inspect(engine)
+    for table, column, sql_type in _ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def _with_installed_driver(url: str) -> str:

@@ -54,6 +54,7 @@ def predict_records(
     picks: Sequence[tuple[str, LoadedModel]],
     config: PipelineConfig,
     metrics: ServingMetrics,
+    event_times: Sequence[float | None] | None = None,
 ) -> PredictOutcome:
     """Score `features[i]` with `picks[i]` = (variant, model); records sharing a pick share one model call."""
     groups: dict[tuple[str, str], list[int]] = {}
@@ -100,6 +101,7 @@ def predict_records(
                 request_id=request_id, domain=domain, variant=variant, model_version=model.version,
                 score=scores[index], latency_ms=latency[index], created_at=created_at, error=errors[index],
                 features=dict(features[index]) if config.serving.log_features else None,
+                event_time=event_times[index] if event_times is not None else None,
             )
         )  # fmt: skip
         answer = dict(request_id=request_id, variant=variant, model_version=model.version)

@@ -27,6 +27,7 @@ class PredictionRecord:
     created_at: float
     error: str | None = None
     features: dict | None = None
+    event_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def record_predictions(engine: Engine, records: Sequence[PredictionRecord]) -> N
         {
             "request_id": r.request_id, "domain": r.domain, "variant": r.variant, "model_version": r.model_version,
             "score": r.score, "latency_ms": r.latency_ms, "created_at": r.created_at, "error": r.error,
-            "features": r.features,
+            "features": r.features, "event_time": r.event_time,
         }
         for r in records
     ]  # fmt: skip

@@ -20,11 +20,39 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from domainflow.config import ReplayConfig
+from domainflow.config import DatasetSchema, ReplayConfig
+from domainflow.data.validation import LABEL_COLUMN
 
 
 class ReplayError(RuntimeError):
     """The server refused the replayed traffic; the message carries its answer."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Rows to send as requests in order, the labels to send back as feedback, and how to encode them."""
+
+    rows: pd.DataFrame
+    labels: np.ndarray
+    numeric: list[str]
+    categorical: list[str]
+    # The column sent as each record's `event_time` (None: the server's clock stands in).
+    timestamp: str | None = None
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, data: DatasetSchema) -> Traffic:
+        """Validated rows of a split: their label column and the schema's features and timestamp."""
+        return cls(rows, rows[LABEL_COLUMN].to_numpy(), data.numeric_features, data.categorical_features,
+                   data.timestamp)  # fmt: skip
+
+    def records(self, rows: pd.DataFrame) -> list[dict]:
+        """`rows` (a slice of self.rows) as the records of a /predict batch, without request ids."""
+        records = [{"features": features} for features in encode_records(rows, self.numeric, self.categorical)]
+        if self.timestamp is not None:
+            for record, at in zip(records, rows[self.timestamp], strict=True):
+                if not pd.isna(at):
+                    record["event_time"] = pd.Timestamp(at).isoformat()
+        return records
 
 
 @dataclass(frozen=True)
@@ -81,20 +109,19 @@ def wait_until_ready(client: httpx.Client, timeout: float = 120.0) -> None:
 def replay_traffic(
     base_url: str,
     domain: str,
-    rows: pd.DataFrame,
-    labels: np.ndarray,
-    numeric: list[str],
-    categorical: list[str],
+    traffic: Traffic,
     config: ReplayConfig,
     stop: Callable[[], bool] | None = None,
     id_prefix: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> ReplayReport:
-    """Send `rows` as /predict batches and `labels` as /feedback after the delay, until `stop()` or max_rows.
+    """Send the traffic's rows as /predict batches and its labels as /feedback after the delay,
+    until `stop()` or max_rows.
 
     Request ids are `<prefix>-<n>`: unique per replay (the log is keyed by them) and, for a
     fixed prefix, the same ids each time, so a seeded replay routes the same way.
     """
+    rows = traffic.rows
     if len(rows) == 0:
         raise ReplayError(f"no held-out rows to replay for {domain}: move split.test_until before the data's end")
     prefix = id_prefix or f"{domain}-{uuid.uuid4().hex[:10]}"
@@ -115,15 +142,12 @@ def replay_traffic(
                     raise ReplayError(f"/feedback answered {answer.status_code}: {answer.text[:500]}")
                 labelled += answer.json()["accepted"]
 
-        for batch, batch_labels in _batches(rows, np.asarray(labels), config.batch_size, config.max_rows):
+        for batch, batch_labels in _batches(rows, np.asarray(traffic.labels), config.batch_size, config.max_rows):
             if stop is not None and stop():
                 stopped = True
                 break
             ids = [f"{prefix}-{sent + i}" for i in range(len(batch))]
-            records = [
-                {"request_id": rid, "features": features}
-                for rid, features in zip(ids, encode_records(batch, numeric, categorical), strict=True)
-            ]
+            records = [{"request_id": rid, **record} for rid, record in zip(ids, traffic.records(batch), strict=True)]
             answer = client.post("/predict", json={"domain": domain, "records": records})
             if answer.status_code != 200:
                 raise ReplayError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
@@ -152,10 +176,7 @@ class Replaying:
 def replaying(
     base_url: str,
     domain: str,
-    rows: pd.DataFrame,
-    labels: np.ndarray,
-    numeric: list[str],
-    categorical: list[str],
+    traffic: Traffic,
     config: ReplayConfig,
     on_exhausted: Callable[[ReplayReport], None] | None = None,
 ) -> Iterator[Replaying]:
@@ -168,9 +189,7 @@ def replaying(
 
     def work() -> None:
         try:
-            running.report = replay_traffic(
-                base_url, domain, rows, labels, numeric, categorical, config, stop=running.stop.is_set
-            )
+            running.report = replay_traffic(base_url, domain, traffic, config, stop=running.stop.is_set)
             if not running.report.stopped_early and on_exhausted is not None:
                 on_exhausted(running.report)
         except BaseException as error:  # handed to the caller's thread

@@ -9,9 +9,19 @@ with its type, which is what clients and the fuzz tests generate requests from.
 # feature model built inside request_models() as a class, not as a string.
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    create_model,
+    model_validator,
+)
 
 from domainflow.config import PipelineConfig
 
@@ -28,6 +38,22 @@ RequestId = Annotated[
 ]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)]
 Category = Annotated[str, Strict(), Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
+
+
+def _utc(value):
+    # An event time without a zone is read as UTC, so the log's days do not depend on the server's zone.
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+EventTime = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    Field(
+        default=None,
+        description="When the predicted event happens (e.g. the flight's scheduled departure), ISO 8601; "
+        "monitoring's daily series use it, else the time of the request. Without a zone it is read as UTC.",
+    ),
+]
 Reason = Annotated[str, Strict(), Field(min_length=1, max_length=2_000, description="Kept in the audit log.")]
 
 
@@ -167,6 +193,7 @@ def request_models(config: PipelineConfig) -> RequestModels:
     class PredictRecord(_Body):
         request_id: RequestId | None = Field(default=None, description="Made by the server (uuid4) when absent.")
         features: feature_model
+        event_time: EventTime
 
     example = {name: 1.0 if name in config.data.numeric_features else "X" for name in config.data.features}
 
@@ -186,14 +213,20 @@ def request_models(config: PipelineConfig) -> RequestModels:
         )
         request_id: RequestId | None = None
         features: feature_model | None = None
+        event_time: EventTime
 
         @model_validator(mode="after")
         def _one_form(self):
             if (self.records is None) == (self.features is None):
                 raise ValueError("send either `records` (a batch) or `features` (one record), not both or neither")
-            if self.records is not None and self.request_id is not None:
-                raise ValueError("`request_id` belongs inside each record of `records`")
+            if self.records is not None and (self.request_id is not None or self.event_time is not None):
+                raise ValueError("`request_id` and `event_time` belong inside each record of `records`")
             return self
+
+        def event_times(self) -> list[float | None]:
+            """Each record's event time as a POSIX timestamp (None where not sent)."""
+            times = [self.event_time] if self.records is None else [r.event_time for r in self.records]
+            return [None if t is None else t.timestamp() for t in times]
 
         def items(self) -> list[tuple[str | None, dict]]:
             """(request id, features by name) of every record."""

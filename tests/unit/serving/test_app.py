@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,6 +58,20 @@ def test_single_and_batch_predictions_are_answered_and_logged_alike(server, kit,
         assert row["score"] == pytest.approx(p["score"]) and row["error"] is None
         assert row["latency_ms"] > 0
     assert rows["one-1"]["features"] == features[0]
+    assert all(row["event_time"] is None for row in rows.values())
+
+
+def test_the_event_time_is_logged_as_utc_when_sent(server, kit, features):
+    kit.serve_arms(server, [Arm("champion", "1", 1.0)])
+    records = [
+        _record(features[0], request_id="at-1", event_time="2013-10-02T07:30:00"),
+        _record(features[1], request_id="at-2", event_time="2013-10-02T07:30:00-04:00"),
+    ]
+    assert server.client.post("/predict", json={"domain": "EWR", "records": records}).status_code == 200
+    rows = kit.logged(server, ["at-1", "at-2"])
+    # No zone reads as UTC; a zone is honoured.
+    assert rows["at-1"]["event_time"] == datetime(2013, 10, 2, 7, 30, tzinfo=UTC).timestamp()
+    assert rows["at-2"]["event_time"] == datetime(2013, 10, 2, 11, 30, tzinfo=UTC).timestamp()
 
 
 def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, kit, features):
@@ -167,6 +182,10 @@ BAD_INPUTS = {
     "label as boolean": ("/feedback", lambda f: {"domain": "EWR", "labels": [{"request_id": "a", "label": True}]},
                          422, "labels.0.label"),
     "no labels": ("/feedback", lambda f: {"domain": "EWR", "labels": []}, 422, "labels"),
+    "event time not a date": ("/predict", lambda f: {"domain": "EWR", "features": f[0], "event_time": "soon"}, 422,
+                              "event_time"),
+    "batch-level event time": ("/predict", lambda f: {"domain": "EWR", "records": [_record(f[0])],
+                                                      "event_time": "2013-10-02T07:30:00"}, 422, "inside each record"),
 }  # fmt: skip
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from domainflow.config import ReplayConfig
 from domainflow.serving.database import feedback, predictions
-from domainflow.serving.replay import ReplayError, encode_records, replay_traffic
+from domainflow.serving.replay import ReplayError, Traffic, encode_records, replay_traffic
 from domainflow.serving.rollouts import Arm
+
+
+def _traffic(rows, schema) -> Traffic:
+    return Traffic(rows, np.zeros(len(rows)), schema.numeric_features, schema.categorical_features)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,8 @@ def server(kit, registry, tmp_path_factory):
 def test_every_replayed_row_is_predicted_logged_and_labelled(server, kit, registry, schema):
     rows = registry.sample.head(50)
     labels = np.arange(50) % 2
-    report = replay_traffic(server.url, "EWR", rows, labels, schema.numeric_features, schema.categorical_features,
+    traffic = Traffic(rows, labels, schema.numeric_features, schema.categorical_features)
+    report = replay_traffic(server.url, "EWR", traffic,
                             ReplayConfig(batch_size=40, feedback_delay_seconds=0.0, max_rows=120),
                             id_prefix="cycle")  # fmt: skip
 
@@ -49,24 +55,31 @@ def test_a_replay_stops_when_told(server, registry, schema):
         calls.append(1)
         return len(calls) > 2
 
-    report = replay_traffic(server.url, "EWR", registry.sample, np.zeros(len(registry.sample)),
-                            schema.numeric_features, schema.categorical_features,
+    report = replay_traffic(server.url, "EWR", _traffic(registry.sample, schema),
                             ReplayConfig(batch_size=10, feedback_delay_seconds=0.0), stop=stop)  # fmt: skip
     assert report.stopped_early and report.sent == 20 and report.labelled == 20
 
 
 def test_the_servers_refusal_is_reported_with_its_reason(server, registry, schema):
     with pytest.raises(ReplayError, match="404.*JFK"):
-        replay_traffic(server.url, "JFK", registry.sample, np.zeros(len(registry.sample)),
-                       schema.numeric_features, schema.categorical_features, ReplayConfig())  # fmt: skip
+        replay_traffic(server.url, "JFK", _traffic(registry.sample, schema), ReplayConfig())  # fmt: skip
     with pytest.raises(ReplayError, match="no held-out rows"):
-        replay_traffic(server.url, "EWR", registry.sample.head(0), np.zeros(0),
-                       schema.numeric_features, schema.categorical_features, ReplayConfig())  # fmt: skip
+        replay_traffic(server.url, "EWR", _traffic(registry.sample.head(0), schema), ReplayConfig())  # fmt: skip
+
+
+def test_the_traffics_timestamp_travels_as_each_records_event_time(server, kit, registry, schema):
+    rows = registry.sample.head(3).assign(when=pd.to_datetime(["2013-10-01 06:00", None, "2013-12-31 23:59"]))
+    traffic = Traffic(rows, np.zeros(3), schema.numeric_features, schema.categorical_features, timestamp="when")
+    report = replay_traffic(server.url, "EWR", traffic, ReplayConfig(feedback_delay_seconds=0.0, max_rows=3),
+                            id_prefix="timed")  # fmt: skip
+    assert report.sent == 3
+    logged = kit.logged(server, ["timed-0", "timed-1", "timed-2"])
+    assert logged["timed-0"]["event_time"] == pd.Timestamp("2013-10-01 06:00", tz="UTC").timestamp()
+    assert logged["timed-1"]["event_time"] is None
+    assert logged["timed-2"]["event_time"] == pd.Timestamp("2013-12-31 23:59", tz="UTC").timestamp()
 
 
 def test_missing_values_travel_as_null():
-    import pandas as pd
-
     frame = pd.DataFrame({"distance": [100.0, np.nan], "carrier": ["UA", None]})
     assert encode_records(frame, ["distance"], ["carrier"]) == [
         {"distance": 100.0, "carrier": "UA"},
@@ -77,10 +90,10 @@ def test_missing_values_travel_as_null():
 def test_a_background_replay_ends_with_its_block_or_reports_running_out(server, registry, schema):
     from domainflow.serving.replay import replaying
 
-    rows, labels = registry.sample, np.zeros(len(registry.sample))
+    traffic = _traffic(registry.sample, schema)
     exhausted = []
     config = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, max_rows=30)
-    with replaying(server.url, "EWR", rows, labels, schema.numeric_features, schema.categorical_features, config,
+    with replaying(server.url, "EWR", traffic, config,
                    on_exhausted=exhausted.append) as run:  # fmt: skip
         run.stop.wait(timeout=0)  # the block does nothing: the replay runs out of rows first
         while run.report is None and not exhausted:
@@ -88,7 +101,7 @@ def test_a_background_replay_ends_with_its_block_or_reports_running_out(server, 
     assert run.report.sent == 30 and exhausted == [run.report]
 
     endless = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, rate_limit=50.0)
-    with replaying(server.url, "EWR", rows, labels, schema.numeric_features, schema.categorical_features, endless,
+    with replaying(server.url, "EWR", traffic, endless,
                    on_exhausted=exhausted.append) as run:  # fmt: skip
         time.sleep(0.3)
     assert run.report.stopped_early and 0 < run.report.sent < endless.max_rows and len(exhausted) == 1
