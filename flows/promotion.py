@@ -10,14 +10,8 @@ from __future__ import annotations
 from prefect import flow
 
 from domainflow.config import PipelineConfig
+from domainflow.flows.prepared import prepare_domain
 from domainflow.settings import resolve_settings
-from domainflow.tasks.data import (
-    filter_domain_rows,
-    fingerprint_data_source,
-    load_dataset,
-    quarantine_invalid_rows,
-    split_by_time,
-)
 from domainflow.tasks.promotion import find_challenger, report_promotion, run_canary
 
 
@@ -31,11 +25,7 @@ def promote_challenger(domain: str, config: PipelineConfig = PipelineConfig(), s
     version, _champion = target
     split = None
     if serving_url:
-        fingerprint = fingerprint_data_source(config.data.source)
-        frame = load_dataset(config.data.source, fingerprint, config.source_columns())
-        rows = filter_domain_rows(frame, config.domains.column, domain)
-        outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
-        split = split_by_time(outcome.valid, config.data.timestamp, config.split)
+        split = prepare_domain(domain, config, settings).split
     state, replayed = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, serving_url,
                                  split)  # fmt: skip
     return report_promotion(domain, config, state, replayed)

@@ -9,16 +9,9 @@ from prefect import flow
 from prefect.states import Completed
 
 from domainflow.config import PipelineConfig
+from domainflow.flows.prepared import prepare_domain
 from domainflow.settings import resolve_settings
-from domainflow.tasks.data import (
-    filter_domain_rows,
-    fingerprint_data_source,
-    fit_feature_pipeline,
-    load_dataset,
-    name_tuning_study,
-    quarantine_invalid_rows,
-    split_by_time,
-)
+from domainflow.tasks.data import fit_feature_pipeline, name_tuning_study
 from domainflow.tasks.evaluation import evaluate_candidate
 from domainflow.tasks.registry import apply_quality_gate, log_training_run, register_model_version, summarize_domain_run
 from domainflow.tasks.training import (
@@ -35,11 +28,7 @@ from domainflow.tasks.training import (
 def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
     """Completes with the DomainOutcome; a version the gates rejected ends in a `Rejected` state naming the checks."""
     settings = resolve_settings()
-    fingerprint = fingerprint_data_source(config.data.source)
-    frame = load_dataset(config.data.source, fingerprint, config.source_columns())
-    rows = filter_domain_rows(frame, config.domains.column, domain)
-    outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
-    split = split_by_time(outcome.valid, config.data.timestamp, config.split)
+    fingerprint, outcome, split = prepare_domain(domain, config, settings)
     pipeline = fit_feature_pipeline(split, config.data)
 
     study = name_tuning_study(domain, fingerprint, config)

@@ -356,6 +356,10 @@ class ReplayConfig(_Strict):
     # still undecided then is aborted, since no more traffic will come.
     max_rows: int = Field(default=200_000, ge=1)
     seed: int = 0
+    # `domainflow run`'s closed loop: held-out rows before this are served to the champion as production
+    # traffic for monitoring; the rows from it on are left for the retrained challenger's canary.
+    # None ends the run after the first canary (no loop).
+    monitor_until: datetime | None = datetime(2013, 11, 1)
 
 
 class ExperimentConfig(_Strict):

@@ -226,3 +226,20 @@ def abort_promotion(
     why = f"aborted by {actor}" + (f": {reason}" if reason else "")
     ended = end_promotion(engine, domain, ABORTED, why, actor, clock())
     return _settle(engine, tracking_uri, model_name, ended, actor, clock())
+
+
+def roll_back_promotion(
+    engine: Engine,
+    tracking_uri: str,
+    domain: str,
+    model_name: str,
+    actor: str,
+    reason: str,
+    clock: Callable[[], float] = time.time,
+) -> PromotionState:
+    """Roll the domain's running promotion back from outside its controller (monitoring's live quality gate).
+
+    The controller notices at its next look that its promotion ended, and stops.
+    """
+    ended = end_promotion(engine, domain, ROLLED_BACK, reason, actor, clock())
+    return _settle(engine, tracking_uri, model_name, ended, actor, clock())

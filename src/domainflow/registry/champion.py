@@ -29,14 +29,19 @@ def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> Champion
     version = current_alias_version(client, name, CHAMPION)
     if version is None:
         return None
-    run_id = client.get_model_version(name, version).run_id
+    return score_version(tracking_uri, name, version, rows)
+
+
+def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame) -> ChampionScores:
+    """A registered version's delay probabilities for `rows`, loaded through pyfunc as serving loads it."""
+    run_id = MlflowClient(tracking_uri).get_model_version(name, version).run_id
     with fluent_tracking_uri(tracking_uri):
-        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    # The champion's own input schema: it may have been trained on other features than the candidate.
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    # The version's own input schema: it may have been trained on other features than the rows carry.
     inputs = model.metadata.get_input_schema().inputs
     missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
     if missing:
-        raise ValueError(f"champion {name} v{version} needs columns the candidate's rows lack: {missing}")
+        raise ValueError(f"{name} v{version} needs columns the rows lack: {missing}")
     present = [spec for spec in inputs if spec.name in rows.columns]
     served = rows[[spec.name for spec in present]].astype(
         {spec.name: "float64" for spec in present if spec.type.name == "double"}

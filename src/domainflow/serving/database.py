@@ -101,6 +101,31 @@ promotions = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Each monitoring check of a domain: its verdict, figures and where its report is; `domainflow status` reads the latest.
+monitoring_checks = Table(
+    "monitoring_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain", String(200), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("status", String(30), nullable=False),  # ok | drift | degraded | insufficient
+    Column("health", Float),
+    Column("figures", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),  # the check as a dict: drift, quality, forecasts, health, events
+    Column("report_uri", Text),
+    Column("at", Float, nullable=False),
+    Index("ix_monitoring_checks_domain", "domain", "id"),
+)
+
+# Challenger versions the registry watch has announced (domainflow.registry.challenger_set): each at most once.
+announcements = Table(
+    "registry_announcements",
+    metadata,
+    Column("domain", String(200), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
 
 def _sqlite_pragmas(connection, _record) -> None:
     # WAL lets the server write the log while the controller reads it; the busy timeout

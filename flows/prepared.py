@@ -1,0 +1,33 @@
+"""The data steps every domain flow starts with: read the source, keep the domain's valid rows, split them by time."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from domainflow.config import PipelineConfig
+from domainflow.data.split import TimeSplit
+from domainflow.data.validation import ValidationOutcome
+from domainflow.settings import Settings
+from domainflow.tasks.data import (
+    filter_domain_rows,
+    fingerprint_data_source,
+    load_dataset,
+    quarantine_invalid_rows,
+    split_by_time,
+)
+
+
+class PreparedDomain(NamedTuple):
+    fingerprint: str
+    outcome: ValidationOutcome
+    split: TimeSplit
+
+
+def prepare_domain(domain: str, config: PipelineConfig, settings: Settings) -> PreparedDomain:
+    """Cached task by task: a second flow over the same source and config reads nothing again."""
+    fingerprint = fingerprint_data_source(config.data.source)
+    frame = load_dataset(config.data.source, fingerprint, config.source_columns())
+    rows = filter_domain_rows(frame, config.domains.column, domain)
+    outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
+    split = split_by_time(outcome.valid, config.data.timestamp, config.split)
+    return PreparedDomain(fingerprint, outcome, split)

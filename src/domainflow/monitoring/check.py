@@ -1,0 +1,170 @@
+"""One domain's monitoring verdict: drift, live quality, forecasts and health, and the events they raise.
+
+The verdicts come from the fast drift path (the same per-column tests as Evidently's
+DataDriftPreset, vectorized) and Evidently's classification tests; the Evidently report
+holds the same figures for a person to read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from domainflow.config import PipelineConfig
+
+from .drift import ColumnDrift, DriftResult, detect_drift
+from .events import DRIFT_DETECTED, FORECAST_BREACH, QUALITY_DEGRADED, DomainEvent
+from .forecast import Forecast, forecast_breach
+from .health import Health, health_score
+from .reference import Reference
+from .reports import MonitoringReport, QualityCheck, build_report
+from .window import LogWindow, daily_quality, days_of
+
+# A day needs this many predictions before its drift share counts in the daily series.
+MIN_DAY_ROWS = 100
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    domain: str
+    version: str
+    # "ok" | "drift" | "degraded" | "insufficient" (too few predictions to judge)
+    status: str
+    window_rows: int
+    labelled_rows: int
+    drift: DriftResult | None = None
+    prediction_drift: ColumnDrift | None = None
+    quality: QualityCheck | None = None
+    daily: pd.DataFrame = field(default_factory=pd.DataFrame)
+    forecasts: list[Forecast] = field(default_factory=list)
+    health: Health | None = None
+    report_html: str | None = None
+    events: list[DomainEvent] = field(default_factory=list)
+    reference_data_matches: bool = True
+    note: str = ""
+
+    def figures(self) -> dict[str, float]:
+        """The check's numbers, flat: MLflow metrics and the events' payload."""
+        figures = {"window_rows": float(self.window_rows), "labelled_rows": float(self.labelled_rows)}
+        if self.drift is not None:
+            figures["drift_share"] = self.drift.share_drifted
+        if self.prediction_drift is not None:
+            figures["prediction_drift_score"] = self.prediction_drift.score
+        if self.quality is not None:
+            figures |= {f"window_{k}": getattr(self.quality, k) for k in ("auc", "log_loss")}
+            figures |= {k: getattr(self.quality, k) for k in ("reference_auc", "reference_log_loss")}
+        if self.health is not None and self.health.score is not None:
+            figures["health"] = self.health.score
+        return {k: float(v) for k, v in figures.items() if v is not None and math.isfinite(v)}
+
+    def to_dict(self) -> dict:
+        return {
+            "domain": self.domain, "version": self.version, "status": self.status, "note": self.note,
+            "window_rows": self.window_rows, "labelled_rows": self.labelled_rows,
+            "drift": self.drift.to_dict() if self.drift else None,
+            "drifted_columns": self.drift.drifted_columns() if self.drift else [],
+            "quality": None if self.quality is None else {
+                "passed": self.quality.passed, "auc": self.quality.auc, "log_loss": self.quality.log_loss,
+                "reference_auc": self.quality.reference_auc, "reference_log_loss": self.quality.reference_log_loss,
+                "tests": self.quality.tests,
+            },
+            "forecasts": [f.to_dict() for f in self.forecasts],
+            "health": self.health.to_dict() if self.health else None,
+            "events": [e.name for e in self.events],
+            "reference_data_matches": self.reference_data_matches,
+        }  # fmt: skip
+
+
+def check_domain(reference: Reference, history: LogWindow, config: PipelineConfig) -> DomainCheck:
+    """Judge the latest `monitoring.window_rows` of `history`, and forecast its daily series."""
+    monitoring, data = config.monitoring, config.data
+    window = history.latest(monitoring.window_rows)
+    base = dict(domain=reference.domain, version=reference.version, window_rows=window.rows,
+                labelled_rows=len(window.labelled), reference_data_matches=reference.data_matches)  # fmt: skip
+    if window.rows < monitoring.min_window_rows:
+        note = f"{window.rows} predictions in the window; monitoring.min_window_rows is {monitoring.min_window_rows}"
+        return DomainCheck(status="insufficient", note=note, **base)
+
+    drift = detect_drift(reference.train, window.frame, data.numeric_features, data.categorical_features,
+                         drift_share=monitoring.drift_share, threshold=monitoring.stattest_threshold,
+                         max_exact_rows=monitoring.max_exact_rows)  # fmt: skip
+    report = evidently_report(reference, window, config)
+    daily = daily_series(reference, history, config)
+    forecasts = forecast_series(daily, reference, config)
+    quality = report.quality
+    health = health_score(
+        auc=quality.auc if quality else None, reference_auc=reference.auc, drift_share=drift.share_drifted,
+        p95_latency_ms=window.p95_latency_ms, error_rate=window.error_rate, sla=monitoring.sla,
+    )  # fmt: skip
+
+    figures = {"version": reference.version, "window_rows": window.rows}
+    events = []
+    if drift.dataset_drift:
+        events.append(DomainEvent(DRIFT_DETECTED, config.name, reference.domain, {
+            **figures, "drift_share": drift.share_drifted, "drifted_columns": drift.drifted_columns()}))  # fmt: skip
+    if quality is not None and not quality.passed:
+        failed = [t["name"] for t in quality.tests if t["status"] != "SUCCESS"]
+        events.append(DomainEvent(QUALITY_DEGRADED, config.name, reference.domain, {
+            **figures, "auc": quality.auc, "log_loss": quality.log_loss, "reference_auc": quality.reference_auc,
+            "reference_log_loss": quality.reference_log_loss, "failed_tests": failed}))  # fmt: skip
+    for forecast in forecasts:
+        if forecast.early_warning:
+            payload = {**figures, **forecast.to_dict()}
+            events.append(DomainEvent(FORECAST_BREACH, config.name, reference.domain, payload))
+    status = "degraded" if quality is not None and not quality.passed else "drift" if drift.dataset_drift else "ok"
+    return DomainCheck(
+        status=status, drift=drift, prediction_drift=report.prediction_drift, quality=quality, daily=daily,
+        forecasts=forecasts, health=health, report_html=report.html, events=events, **base,
+    )  # fmt: skip
+
+
+def daily_series(reference: Reference, history: LogWindow, config: PipelineConfig) -> pd.DataFrame:
+    """Per event day: predictions, labelled, log loss, AUC and the share of drifted feature columns."""
+    daily = daily_quality(history, min_rows=config.monitoring.min_labelled // 4)
+    shares = {}
+    for day, rows in days_of(history, MIN_DAY_ROWS):
+        result = detect_drift(reference.train, rows, config.data.numeric_features, config.data.categorical_features,
+                              drift_share=config.monitoring.drift_share,
+                              threshold=config.monitoring.stattest_threshold)  # fmt: skip
+        shares[day] = result.share_drifted
+    daily["drift_share"] = pd.Series(shares, dtype=float)
+    return daily
+
+
+def forecast_series(daily: pd.DataFrame, reference: Reference, config: PipelineConfig) -> list[Forecast]:
+    """Forecasts of the daily drift share, log loss and AUC against the thresholds the checks use."""
+    if daily.empty:
+        return []
+    monitoring = config.monitoring
+    wanted = [
+        ("drift_share", monitoring.drift_share, "above"),
+        ("log_loss", reference.log_loss + monitoring.max_log_loss_increase, "above"),
+        ("auc", reference.auc - monitoring.max_auc_drop, "below"),
+    ]
+    forecasts = []
+    for metric, threshold, direction in wanted:
+        forecast = forecast_breach(daily[metric], metric=metric, threshold=threshold, direction=direction,
+                                   config=monitoring.forecast)  # fmt: skip
+        if forecast is not None:
+            forecasts.append(forecast)
+    return forecasts
+
+
+def check_canary_quality(reference: Reference, canary: LogWindow, config: PipelineConfig) -> QualityCheck | None:
+    """The live quality tests on a canary's labelled predictions; None until it has monitoring.min_labelled."""
+    if len(canary.labelled) < config.monitoring.min_labelled:
+        return None
+    return evidently_report(reference, canary, config).quality
+
+
+def evidently_report(reference: Reference, window: LogWindow, config: PipelineConfig) -> MonitoringReport:
+    """Evidently's drift and classification report of `window` against the reference, with the quality tests."""
+    monitoring, data = config.monitoring, config.data
+    return build_report(
+        reference.train, window.frame, data.numeric_features, data.categorical_features,
+        quality_reference=reference.test, drift_share=monitoring.drift_share,
+        threshold=monitoring.stattest_threshold, min_labelled=monitoring.min_labelled,
+        max_auc_drop=monitoring.max_auc_drop, max_log_loss_increase=monitoring.max_log_loss_increase,
+    )  # fmt: skip

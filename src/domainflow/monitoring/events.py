@@ -1,0 +1,38 @@
+"""The events domainflow emits, by name, with the domain as their resource.
+
+Prefect deployment triggers (prefect.yaml) match these names and read the domain from
+the resource's `domainflow.domain` label; the figures ride in the payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DRIFT_DETECTED = "domainflow.drift.detected"
+QUALITY_DEGRADED = "domainflow.quality.degraded"
+FORECAST_BREACH = "domainflow.forecast.breach"
+CHALLENGER_SET = "domainflow.registry.challenger_set"
+# The events that start a retraining run.
+RETRAINING_EVENTS = (DRIFT_DETECTED, QUALITY_DEGRADED, FORECAST_BREACH)
+EVENTS = (*RETRAINING_EVENTS, CHALLENGER_SET)
+
+
+def domain_resource(pipeline: str, domain: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"domainflow.domain.{pipeline}.{domain}",
+        "prefect.resource.name": domain,
+        "domainflow.domain": domain,
+        "domainflow.pipeline": pipeline,
+    }
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: str
+    pipeline: str
+    domain: str
+    payload: dict = field(default_factory=dict)
+
+    @property
+    def resource(self) -> dict[str, str]:
+        return domain_resource(self.pipeline, self.domain)

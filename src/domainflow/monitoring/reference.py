@@ -1,0 +1,90 @@
+"""The reference a served version is watched against: the rows it was trained on, and its test month.
+
+Training rows are not copied into MLflow (only differentially private statistics leave the
+pipeline): the reference is rebuilt from the data source with the version's own recorded
+configuration (`config.json` of its run) and checked against the data fingerprint the
+version carries, so a source that changed since training is reported, not silently used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.artifacts
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from sklearn.metrics import log_loss, roc_auc_score
+
+from domainflow.config import PipelineConfig
+from domainflow.data.sources import fingerprint_frame
+from domainflow.data.split import TimeSplit
+from domainflow.data.validation import LABEL_COLUMN
+from domainflow.registry.champion import score_version
+from domainflow.registry.mlflow_registry import TAG, fluent_tracking_uri
+
+from .window import LABEL, SCORE
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A registered version and the configuration and data fingerprint its training run recorded."""
+
+    name: str
+    version: str
+    run_id: str
+    config: PipelineConfig
+    data_fingerprint: str | None
+
+
+def version_record(tracking_uri: str, name: str, version: str) -> VersionRecord:
+    client = MlflowClient(tracking_uri)
+    model_version = client.get_model_version(name, version)
+    with fluent_tracking_uri(tracking_uri):
+        recorded = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/config.json")
+    return VersionRecord(
+        name=name,
+        version=version,
+        run_id=model_version.run_id,
+        config=PipelineConfig.model_validate(recorded),
+        data_fingerprint=model_version.tags.get(f"{TAG}data_fingerprint"),
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`train`: a seeded sample of the training rows with the version's scores; `test`: its scored test month."""
+
+    domain: str
+    version: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    # False when the source's valid rows no longer hash to the version's data fingerprint.
+    data_matches: bool
+
+    @property
+    def auc(self) -> float:
+        return float(roc_auc_score(self.test[LABEL], self.test[SCORE]))
+
+    @property
+    def log_loss(self) -> float:
+        return float(log_loss(self.test[LABEL], np.clip(self.test[SCORE], 1e-6, 1 - 1e-6), labels=[0, 1]))
+
+
+def build_reference(
+    tracking_uri: str, record: VersionRecord, domain: str, valid: pd.DataFrame, split: TimeSplit, rows: int, seed: int
+) -> Reference:
+    """Score a seeded sample of `split.train` (at most `rows`) and the whole test month with the version.
+
+    `valid` are the domain's valid rows `split` was made from; their fingerprint is compared with the version's.
+    """
+    features = record.config.data.features
+    train = split.train.sample(n=min(rows, len(split.train)), random_state=seed).sort_index()
+    frames = {}
+    for part, frame in (("train", train), ("test", split.test)):
+        scored = frame[features].copy()
+        scored[SCORE] = score_version(tracking_uri, record.name, record.version, frame[features]).scores
+        scored[LABEL] = frame[LABEL_COLUMN].to_numpy(dtype=float)
+        frames[part] = scored.reset_index(drop=True)
+    return Reference(domain, record.version, frames["train"], frames["test"],
+                     data_matches=record.data_fingerprint in (None, fingerprint_frame(valid)))  # fmt: skip

@@ -1,0 +1,74 @@
+"""A monitoring check as the flow's result and as the Prefect artifact a person reads."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from .check import DomainCheck
+
+
+class MonitoringOutcome(BaseModel):
+    """What one domain's monitoring run found and did."""
+
+    domain: str
+    status: str  # ok | drift | degraded | insufficient | not_served
+    version: str | None = None
+    health: float | None = None
+    health_status: str | None = None
+    drift_share: float | None = None
+    drifted_columns: list[str] = []
+    quality_passed: bool | None = None
+    auc: float | None = None
+    reference_auc: float | None = None
+    early_warnings: list[str] = []
+    events: list[str] = []
+    report_uri: str | None = None
+    canary_rolled_back: str | None = None  # the canary version the live quality gate rolled back
+    note: str = ""
+
+    @classmethod
+    def from_check(cls, check: DomainCheck, report_uri: str | None) -> MonitoringOutcome:
+        quality, health = check.quality, check.health
+        return cls(
+            domain=check.domain, status=check.status, version=check.version,
+            health=health.score if health else None, health_status=health.status if health else None,
+            drift_share=check.drift.share_drifted if check.drift else None,
+            drifted_columns=check.drift.drifted_columns() if check.drift else [],
+            quality_passed=quality.passed if quality else None, auc=quality.auc if quality else None,
+            reference_auc=quality.reference_auc if quality else None,
+            early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
+                            if f.early_warning],
+            events=[e.name for e in check.events], report_uri=report_uri, note=check.note,
+        )  # fmt: skip
+
+
+def check_markdown(check: DomainCheck, report_uri: str | None) -> str:
+    lines = [f"# Monitoring {check.domain} v{check.version}: {check.status}", ""]
+    if check.note:
+        lines += [check.note, ""]
+    lines += [f"- window: {check.window_rows:,} predictions, {check.labelled_rows:,} labelled"]
+    if check.drift is not None:
+        drifted = ", ".join(check.drift.drifted_columns()) or "none"
+        lines += [f"- drift: {check.drift.share_drifted:.0%} of feature columns drifted ({drifted})"]
+    if check.prediction_drift is not None:
+        p = check.prediction_drift
+        lines += [f"- prediction drift: {p.method} {p.score:.4g} (threshold {p.threshold:g}, drifted={p.drifted})"]
+    if check.quality is not None:
+        q = check.quality
+        lines += [f"- quality: AUC {q.auc:.4f} (reference {q.reference_auc:.4f}), log loss {q.log_loss:.4f} "
+                  f"(reference {q.reference_log_loss:.4f}): {'passed' if q.passed else 'FAILED'}"]  # fmt: skip
+        lines += [f"  - {t['name']}: {t['status']}" for t in q.tests]
+    for f in check.forecasts:
+        when = f"breach forecast on {f.breach_date}" if f.breach_date else "no breach forecast"
+        lines += [f"- forecast {f.metric}: last {f.last_value:.4g} on {f.last_date}, threshold {f.threshold:.4g}: "
+                  f"{when}{' (already breached)' if f.breach_observed else ''}"]  # fmt: skip
+    if check.health is not None and check.health.score is not None:
+        failing = [s.name for s in check.health.sla if s.ok is False]
+        lines += [f"- health: {check.health.score:.0f}/100 ({check.health.status}); SLA failing: "
+                  f"{', '.join(failing) or 'none'}"]  # fmt: skip
+    lines += [f"- events: {', '.join(e.name for e in check.events) or 'none'}"]
+    if not check.reference_data_matches:
+        lines += ["- the source changed since the version was trained: the reference is the source as it is now"]
+    if report_uri:
+        lines += ["", f"[Evidently report]({report_uri})"]
+    return "\n".join(lines)

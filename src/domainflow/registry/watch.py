@@ -1,0 +1,60 @@
+"""Challengers set by hand in the registry, found so their canary can start.
+
+Someone sets a domain's `challenger` alias in the MLflow UI or client; the watch notices it
+and announces the version once. A version that is rolling out, or whose promotion already
+ended, is left alone: no version is promoted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from domainflow.canary.state import read_promotion
+from domainflow.registry.aliases import pending_challenger
+from domainflow.serving.database import announcements
+
+
+@dataclass(frozen=True)
+class NewChallenger:
+    domain: str
+    model_name: str
+    version: str
+    champion: str | None
+
+
+def new_challengers(tracking_uri: str, engine: Engine, models: dict[str, str]) -> list[NewChallenger]:
+    """Challengers of `models` (domain -> registered model name) not yet announced nor promoted; claims each one.
+
+    The claim is an insert keyed by (domain, version), so two watches running at once announce a version once.
+    """
+    found = []
+    for domain, name in models.items():
+        pending = pending_challenger(tracking_uri, name)
+        if pending is None:
+            continue
+        version, champion = pending
+        promotion = read_promotion(engine, domain)
+        if promotion is not None and promotion.version == version:
+            continue  # rolling out, or already promoted / rolled back / aborted
+        if _claim(engine, domain, version):
+            found.append(NewChallenger(domain, name, version, champion))
+    return found
+
+
+def _claim(engine: Engine, domain: str, version: str) -> bool:
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(announcements).values(domain=domain, version=version, at=time.time()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def announced(engine: Engine, domain: str) -> list[str]:
+    with engine.connect() as connection:
+        query = select(announcements.c.version).where(announcements.c.domain == domain).order_by(announcements.c.at)
+        return list(connection.execute(query).scalars())

@@ -1,0 +1,73 @@
+"""Where a retrain's data ends: the split moved forward to include the newly labelled months.
+
+The retrain keeps the lengths of the configured validation and test windows and ends its
+test window where the labels end, so the new version is trained on everything before, is
+tested on the latest labelled month, and nothing it is judged on was seen in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, select
+
+from domainflow.config import SplitConfig
+from domainflow.serving.database import feedback, predictions
+
+
+@dataclass(frozen=True)
+class RetrainingWindow:
+    labelled_until: datetime | None
+    split: SplitConfig | None  # None: nothing new to train on
+    note: str
+
+
+def labelled_until(engine: Engine, domain: str) -> datetime | None:
+    """The day after the latest event time among the domain's labelled predictions (None without any)."""
+    query = (
+        select(func.max(predictions.c.event_time))
+        .select_from(predictions.join(feedback, feedback.c.request_id == predictions.c.request_id))
+        .where(predictions.c.domain == domain)
+    )
+    with engine.connect() as connection:
+        latest = connection.execute(query).scalar_one()
+    if latest is None:
+        return None
+    day = pd.Timestamp(datetime.fromtimestamp(latest, UTC).replace(tzinfo=None)).floor("D")
+    return (day + timedelta(days=1)).to_pydatetime()
+
+
+def retraining_window(current: SplitConfig, until: datetime | None) -> RetrainingWindow:
+    """`current` moved so its test window ends at `until`; no split when `until` adds nothing to it."""
+    if until is None:
+        return RetrainingWindow(None, None, "no labelled predictions in the log: nothing new to train on")
+    if until <= current.test_until:
+        note = (f"labels end at {until:%Y-%m-%d}, within the current split (test until "
+                f"{current.test_until:%Y-%m-%d}): nothing new to train on")  # fmt: skip
+        return RetrainingWindow(until, None, note)
+    test_length = current.test_until - current.validation_until
+    validation_length = current.validation_until - current.train_until
+    validation_until = until - test_length
+    split = SplitConfig(train_until=validation_until - validation_length, validation_until=validation_until,
+                        test_until=until)  # fmt: skip
+    note = (f"train before {split.train_until:%Y-%m-%d}, validate to {split.validation_until:%Y-%m-%d}, "
+            f"test to {split.test_until:%Y-%m-%d} (labels end {until:%Y-%m-%d})")  # fmt: skip
+    return RetrainingWindow(until, split, note)
+
+
+class RetrainingOutcome(BaseModel):
+    """A retraining run: why it ran, on which window, and what the gates and the canary made of it."""
+
+    domain: str
+    reason: str
+    status: Literal["retrained", "skipped", "failed"]
+    note: str = ""
+    split: SplitConfig | None = None
+    # The new version's training outcome and its canary (DomainOutcome / PromotionSummary, kept loose
+    # here so this module does not depend on the flows' summaries).
+    training: dict | None = None
+    promotion: dict | None = None

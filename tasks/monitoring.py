@@ -1,0 +1,172 @@
+"""Monitoring tasks: the served version and its reference, the prediction log, the check, its report and events."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from domainflow.canary.controller import roll_back_promotion
+from domainflow.canary.state import RUNNING, PromotionConflict, read_promotion
+from domainflow.config import PipelineConfig
+from domainflow.data.split import TimeSplit
+from domainflow.monitoring import reference as references
+from domainflow.monitoring.check import DomainCheck, check_canary_quality, check_domain
+from domainflow.monitoring.events import DomainEvent
+from domainflow.monitoring.history import record_check
+from domainflow.monitoring.summary import check_markdown
+from domainflow.monitoring.window import LogWindow, read_log
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
+from domainflow.serving.database import open_database
+from domainflow.serving.rollouts import CANARY_ARM
+from domainflow.summary import artifact_key
+
+from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
+
+_RETRIES = dict(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_unless_user_error)
+
+
+@task(**_RETRIES)
+def find_served_version(tracking_uri: str, domain: str, config: PipelineConfig) -> references.VersionRecord | None:
+    """The domain's champion with the config its training run recorded; None when nothing is served."""
+    from mlflow import MlflowClient
+
+    name = config.registered_model_name(domain)
+    version = current_alias_version(MlflowClient(tracking_uri), name, CHAMPION)
+    get_run_logger().info("domain=%s champion=%s", domain, version)
+    return None if version is None else references.version_record(tracking_uri, name, version)
+
+
+@task(cache_policy=CACHED_STAGE, **_RETRIES)
+def build_reference(
+    tracking_uri: str,
+    record: references.VersionRecord,
+    domain: str,
+    valid: pd.DataFrame,
+    split: TimeSplit,
+    config: PipelineConfig,
+) -> references.Reference:
+    """Cached: a version's reference only changes with its data, so each check after the first reuses it."""
+    reference = references.build_reference(tracking_uri, record, domain, valid, split,
+                                           config.monitoring.reference_rows, seed=0)  # fmt: skip
+    logger = get_run_logger()
+    logger.info("reference domain=%s v%s train_sample=%d test=%d auc=%.4f log_loss=%.4f", domain, record.version,
+                len(reference.train), len(reference.test), reference.auc, reference.log_loss)  # fmt: skip
+    if not reference.data_matches:
+        logger.warning("domain=%s v%s: the source's rows no longer match the data the version was trained on; "
+                       "the reference is rebuilt from the source as it is now", domain, record.version)  # fmt: skip
+    return reference
+
+
+@task(**_RETRIES)
+def read_prediction_log(database_url: str, domain: str, version: str, config: PipelineConfig) -> LogWindow:
+    history = read_log(open_database(database_url), domain, config.data.features, version=version,
+                       history_days=config.monitoring.history_days,
+                       max_rows=config.monitoring.max_exact_rows)  # fmt: skip
+    get_run_logger().info("log domain=%s v%s rows=%d labelled=%d", domain, version, history.rows,
+                          len(history.labelled))  # fmt: skip
+    return history
+
+
+@task
+def check_served_model(reference: references.Reference, history: LogWindow, config: PipelineConfig) -> DomainCheck:
+    check = check_domain(reference, history, config)
+    get_run_logger().info("check domain=%s v%s status=%s figures=%s events=%s", check.domain, check.version,
+                          check.status, check.figures(), [e.name for e in check.events])  # fmt: skip
+    return check
+
+
+@task(**_RETRIES)
+def publish_check(tracking_uri: str, database_url: str, config: PipelineConfig, check: DomainCheck) -> str | None:
+    """The Evidently report and figures to an MLflow run, the verdict to the database, a summary to Prefect."""
+    import mlflow
+
+    report_uri = None
+    if check.report_html is not None:
+        with (
+            fluent_tracking_uri(tracking_uri),
+            mlflow.start_run(
+                experiment_id=_monitoring_experiment(tracking_uri, config, check.domain),
+                run_name=f"monitor-{check.domain}-v{check.version}",
+                tags={"domainflow.domain": check.domain, "domainflow.version": check.version,
+                      "domainflow.status": check.status},  # fmt: skip
+            ) as run,
+            tempfile.TemporaryDirectory() as scratch,
+        ):
+            mlflow.log_metrics(check.figures())
+            mlflow.log_dict(check.to_dict(), "monitoring/check.json")
+            path = Path(scratch) / "evidently_report.html"
+            path.write_text(check.report_html)
+            mlflow.log_artifact(str(path), artifact_path="monitoring")
+            report_uri = f"{run.info.artifact_uri}/monitoring/evidently_report.html"
+    record_check(open_database(database_url), check, report_uri)
+    create_markdown_artifact(check_markdown(check, report_uri),
+                             key=artifact_key("monitoring", config.name, check.domain),
+                             description=f"{check.domain} monitoring: {check.status}")  # fmt: skip
+    return report_uri
+
+
+def _monitoring_experiment(tracking_uri: str, config: PipelineConfig, domain: str) -> str:
+    from mlflow import MlflowClient
+
+    client, name = MlflowClient(tracking_uri), f"{config.experiment_name(domain)}/monitoring"
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
+
+
+@task(**_RETRIES)
+def guard_canary(
+    tracking_uri: str, database_url: str, domain: str, config: PipelineConfig, reference: references.Reference
+) -> str | None:
+    """The live quality gate on a running canary: failing its tests rolls it back. Returns the version rolled back."""
+    engine = open_database(database_url)
+    promotion = read_promotion(engine, domain)
+    if promotion is None or promotion.status != RUNNING:
+        return None
+    canary = read_log(engine, domain, config.data.features, version=promotion.version, variant=CANARY_ARM,
+                      history_days=config.monitoring.history_days, max_rows=config.monitoring.window_rows)  # fmt: skip
+    quality = check_canary_quality(reference, canary, config)
+    logger = get_run_logger()
+    if quality is None or quality.passed:
+        logger.info("canary domain=%s v%s live quality: %s", domain, promotion.version,
+                    "too few labels yet" if quality is None else "passed")  # fmt: skip
+        return None
+    failed = ", ".join(t["name"] for t in quality.tests if t["status"] != "SUCCESS")
+    reason = (f"live quality gate: the canary failed {failed} on {quality.rows:,} labelled predictions "
+              f"(AUC {quality.auc:.4f}, reference {quality.reference_auc:.4f})")  # fmt: skip
+    actor = f"prefect-flow-run/{flow_run.id or 'local'}"
+    try:
+        roll_back_promotion(engine, tracking_uri, domain, config.registered_model_name(domain), actor, reason)
+    except PromotionConflict as error:  # its controller decided first
+        logger.info("canary domain=%s v%s ended before the rollback: %s", domain, promotion.version, error)
+        return None
+    logger.warning("canary domain=%s v%s rolled back: %s", domain, promotion.version, reason)
+    return promotion.version
+
+
+@task
+def emit_domain_events(events: list[DomainEvent]) -> list[str]:
+    """Each event to Prefect's event stream, where deployment triggers pick it up; returns the event ids."""
+    ids = []
+    for event in events:
+        emitted = emit_event(event=event.name, resource=event.resource, payload=_json_safe(event.payload))
+        get_run_logger().info("event %s domain=%s payload=%s", event.name, event.domain, event.payload)
+        if emitted is not None:
+            ids.append(str(emitted.id))
+    return ids
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
