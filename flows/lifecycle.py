@@ -1,7 +1,11 @@
-"""run_lifecycle: every configured domain through training, then its challenger through the canary.
+"""run_lifecycle: every configured domain through training, the canary, and the monitoring loop.
 
-The flow behind `domainflow run`: with `serving_url` (the CLI starts a server for the run),
-each domain's challenger is canary-promoted under replayed held-out traffic.
+The flow behind `domainflow run`. With `serving_url` (the CLI starts a server for the run):
+each domain's challenger is canary-promoted under replayed held-out traffic; then the loop
+closes: the held-out months before `replay.monitor_until` are served to the champion,
+monitoring checks them, and a retraining event retrains the domain, whose challenger goes
+through the canary on the months after. With deployments (prefect.yaml) the same events
+start the `retrain` deployment through its trigger; here the run acts on them in-process.
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
+from domainflow.flows.monitoring import monitor_domain
+from domainflow.flows.prepared import prepare_domain
 from domainflow.flows.promotion import promote_challenger
+from domainflow.flows.retraining import retrain_domain
 from domainflow.flows.training import train_domain_model
+from domainflow.monitoring.events import RETRAINING_EVENTS
+from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome
 from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
+from domainflow.tasks.replay import plot_lifecycle_timeline, replay_held_out_months
 
 
 @flow(name="domain-lifecycle", log_prints=True)
@@ -34,7 +44,31 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
         )
     if serving_url:
         outcomes = [promote(outcome, config, serving_url) for outcome in outcomes]
+    if serving_url and config.replay.monitor_until is not None:
+        outcomes = [close_the_loop(outcome, config, serving_url) for outcome in outcomes]
+        plot_lifecycle_timeline(outcomes, config, str(resolve_settings().reports_dir))
     return lifecycle_state(outcomes)
+
+
+def close_the_loop(outcome: DomainOutcome, config: PipelineConfig, serving_url: str) -> DomainOutcome:
+    """Serve the months up to replay.monitor_until, monitor them, and retrain on a retraining event."""
+    if outcome.status == "failed":
+        return outcome
+    domain = outcome.domain
+    split = prepare_domain(domain, config, resolve_settings()).split
+    replay_held_out_months(serving_url, domain, config, split, config.replay.monitor_until)
+    state = monitor_domain(domain, config, return_state=True)
+    if not state.is_completed():
+        return outcome.model_copy(update={"status": "failed", "error": f"monitoring: {state.message}"})
+    monitoring = state.result()
+    update: dict = {"monitoring": monitoring}
+    triggers = [event for event in monitoring.events if event in RETRAINING_EVENTS]
+    if triggers:
+        retrain = retrain_domain(domain, config, reason=triggers[0], serving_url=serving_url, return_state=True)
+        if not retrain.is_completed():
+            return outcome.model_copy(update={**update, "status": "failed", "error": f"retraining: {retrain.message}"})
+        update["retraining"] = retrain.result()
+    return outcome.model_copy(update=update)
 
 
 def promote(outcome: DomainOutcome, config: PipelineConfig, serving_url: str) -> DomainOutcome:

@@ -16,9 +16,11 @@ from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.monitoring.summary import MonitoringOutcome
 from domainflow.optimization.report import OptimizationResult
 from domainflow.registry.mlflow_registry import GateDecision, LoggedRun
 from domainflow.training.candidates import CandidateScores
+from domainflow.training.retraining import RetrainingOutcome
 from domainflow.tuning.study import TuningResult
 
 
@@ -57,6 +59,24 @@ class DomainOutcome(BaseModel):
     error: str | None = None
     # The canary promotion of the domain's challenger, when the run served and promoted.
     promotion: PromotionSummary | None = None
+    # `domainflow run`'s loop: what monitoring found on the replayed months, and the retrain it started.
+    monitoring: MonitoringOutcome | None = None
+    retraining: RetrainingOutcome | None = None
+
+    def timeline(self) -> list[str]:
+        """The domain's lifecycle in order: trained, promoted, drift detected, retrained, promoted or rolled back."""
+        if self.status == "failed":
+            return [f"failed: {self.error}"]
+        steps = [f"trained v{self.version} ({self.status})"]
+        if "champion" in self.aliases:
+            steps.append(f"v{self.version} champion")
+        if self.promotion is not None and self.promotion.version:
+            steps.append(f"canary v{self.promotion.version} {self.promotion.status.replace('_', ' ')}")
+        if self.monitoring is not None:
+            steps.append(self.monitoring.headline())
+        if self.retraining is not None:
+            steps += self.retraining.steps()
+        return steps
 
     @classmethod
     def failed(cls, domain: str, error: str) -> DomainOutcome:
@@ -64,7 +84,8 @@ class DomainOutcome(BaseModel):
 
     def to_markdown(self) -> str:
         """A report for the Prefect UI: exact counts left out, private ones (dp_*) in."""
-        exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published", "promotion"}
+        exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published", "promotion", "monitoring",
+                 "retraining"}  # fmt: skip
         rows = [
             (k, f"{v:.4f}" if isinstance(v, float) else v)
             for k, v in self.model_dump(exclude=exact).items()

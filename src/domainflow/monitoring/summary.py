@@ -25,6 +25,17 @@ class MonitoringOutcome(BaseModel):
     report_uri: str | None = None
     canary_rolled_back: str | None = None  # the canary version the live quality gate rolled back
     note: str = ""
+    # The daily series the forecasts were fitted to: [{"day": "2013-09-01", "log_loss": .., "auc": .., ...}].
+    daily: list[dict] = []
+
+    def headline(self) -> str:
+        if self.status in ("not_served", "failed", "insufficient"):
+            return f"monitoring: {self.status.replace('_', ' ')} ({self.note})"
+        found = [f"drift in {len(self.drifted_columns)} columns ({self.drift_share:.0%})" if self.drift_share else None,
+                 None if self.quality_passed is not False else f"quality degraded (AUC {self.auc:.3f} vs "
+                 f"{self.reference_auc:.3f})", *self.early_warnings]  # fmt: skip
+        health = f", health {self.health:.0f}" if self.health is not None else ""
+        return f"monitored v{self.version}: {'; '.join(f for f in found if f) or 'no drift, quality holds'}{health}"
 
     @classmethod
     def from_check(cls, check: DomainCheck, report_uri: str | None) -> MonitoringOutcome:
@@ -39,7 +50,17 @@ class MonitoringOutcome(BaseModel):
             early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
                             if f.early_warning],
             events=[e.name for e in check.events], report_uri=report_uri, note=check.note,
+            daily=_records(check.daily),
         )  # fmt: skip
+
+
+def _records(daily) -> list[dict]:
+    if daily is None or daily.empty:
+        return []
+    frame = daily.reset_index().rename(columns={"index": "day"})
+    frame["day"] = frame["day"].dt.strftime("%Y-%m-%d")
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]  # fmt: skip
 
 
 def check_markdown(check: DomainCheck, report_uri: str | None) -> str:

@@ -71,3 +71,14 @@ class RetrainingOutcome(BaseModel):
     # here so this module does not depend on the flows' summaries).
     training: dict | None = None
     promotion: dict | None = None
+
+    def steps(self) -> list[str]:
+        if self.status != "retrained":
+            return [f"retraining {self.status} ({self.reason}): {self.note}"]
+        training = self.training or {}
+        steps = [f"retrained v{training.get('version')} on {self.note.split(' (')[0]} ({self.reason}): "
+                 f"{training.get('status')}"]  # fmt: skip
+        if self.promotion and self.promotion.get("version"):
+            steps.append(f"canary v{self.promotion['version']} {self.promotion['status'].replace('_', ' ')}: "
+                         f"{self.promotion.get('reason', '')}")  # fmt: skip
+        return steps
