@@ -42,6 +42,10 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefe
 ServeOption = Annotated[
     bool, typer.Option("--serve/--no-serve", help="Serve the models and canary-promote challengers after training.")
 ]
+LoopOption = Annotated[
+    bool,
+    typer.Option("--loop/--no-loop", help="After the canary, serve the autumn months, monitor, retrain on drift."),
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -230,6 +234,13 @@ def _report(state, settings: Settings, started: float) -> None:
             status = p.status.replace("_", " ")
             console.print(f"canary {o.domain} v{p.version} against v{p.champion_version}: {status} ({p.reason}); "
                           f"replayed {p.replayed or 0:,} requests")  # fmt: skip
+        if o.monitoring is not None:
+            console.print(f"[bold]{o.domain} timeline:[/] " + " → ".join(o.timeline()))
+            if o.monitoring.report_uri:
+                console.print(f"  Evidently report: {o.monitoring.report_uri}")
+    plots = sorted(settings.reports_dir.glob("*-timeline.png")) if any(o.monitoring for o in outcomes) else []
+    if plots:
+        console.print(f"timeline plot: {plots[-1]}")
     console.print(f"finished in {time.perf_counter() - started:.1f}s: {state.message or state.name}")
     if not state.is_completed():
         raise typer.Exit(1)
@@ -245,10 +256,14 @@ def run(
     seed: SeedOption = None,
     verbose: VerboseOption = False,
     serve: ServeOption = True,
+    loop: LoopOption = True,
 ) -> None:
-    """Train, gate and register a model for every domain, then canary-promote each challenger under replayed traffic."""
+    """Train, gate and register every domain, canary its challenger, then monitor and retrain on drift (the loop)."""
     started = time.perf_counter()
-    settings, cfg = _prepare(config, _overrides(source, domains, max_epochs, devices, seed), verbose)
+    overrides = _overrides(source, domains, max_epochs, devices, seed)
+    if not loop:
+        overrides["replay"] = {"monitor_until": None}
+    settings, cfg = _prepare(config, overrides, verbose)
     from domainflow.flows.lifecycle import run_lifecycle
 
     per_domain = _tasks_per_domain(cfg) + (_PROMOTION_TASKS if serve else 0)
@@ -349,6 +364,78 @@ def _print_rollouts(settings: Settings) -> None:
         table.add_row(rollout.domain, arms, str(rollout.revision), last, (promotion.reason if promotion else "")[:120])
     if table.rows:
         console.print(table)
+    _print_health(engine)
+
+
+def _print_health(engine) -> None:
+    """Each domain's latest monitoring check: health, SLA checks, drift, quality and the events it raised."""
+    from domainflow.monitoring.history import latest_checks
+
+    checks = latest_checks(engine)
+    if not checks:
+        return
+    table = Table(title="monitoring (latest check per domain)")
+    for column in ("domain", "version", "status", "health", "SLA", "drift", "quality", "events", "report"):
+        table.add_column(column)
+    for domain, row in sorted(checks.items()):
+        summary = row["summary"]
+        health = summary.get("health") or {}
+        sla = ", ".join(f"{'[green]ok[/]' if c['ok'] else '[red]FAIL[/]' if c['ok'] is False else '-'} {c['name']}"
+                        for c in health.get("sla", []))  # fmt: skip
+        drift = summary.get("drift") or {}
+        quality = summary.get("quality") or {}
+        columns = ", ".join(summary.get("drifted_columns", [])[:4])
+        table.add_row(
+            domain, f"v{row['version']}", row["status"],
+            "-" if row["health"] is None else f"{row['health']:.0f} ({health.get('status', '-')})", sla or "-",
+            f"{drift.get('share_drifted', 0):.0%} ({columns})" if drift else "-",
+            "-" if not quality else f"AUC {quality['auc']:.3f} vs {quality['reference_auc']:.3f}: "
+                                    f"{'passed' if quality['passed'] else 'FAILED'}",
+            ", ".join(e.rsplit(".", 1)[-1] for e in summary.get("events", [])) or "-",
+            row["report_uri"] or "-",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def monitor(
+    config: ConfigOption = None,
+    domains: DomainsOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Check each served domain's champion for drift, live quality, forecast breaches and health; emit the events."""
+    started = time.perf_counter()
+    settings, cfg = _prepare(config, _overrides(None, domains, None, None), verbose)
+    from domainflow.flows.monitoring import monitor_domains
+
+    state = _run_with_progress(monitor_domains, None, config=cfg)
+    outcomes = state.result(raise_on_failure=False)
+    if isinstance(outcomes, BaseException) or outcomes is None:
+        raise _fail(f"the monitoring run failed: {state.message or outcomes}", code=1)
+    for outcome in outcomes:
+        console.print(f"{outcome.domain}: {outcome.headline()}; events: {', '.join(outcome.events) or 'none'}")
+        if outcome.report_uri:
+            console.print(f"  Evidently report: {outcome.report_uri}")
+    console.print(f"finished in {time.perf_counter() - started:.1f}s")
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("serve-flows")
+def serve_flows(
+    env: Annotated[str, typer.Option(help="A YAML file in deployments/ (without .yaml) overriding the defaults.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Serve the deployments from this process (schedules and event triggers fire) against PREFECT_API_URL."""
+    from domainflow.flows.deployments import serve_deployments
+
+    cfg = _load(config, {})
+    settings = resolve_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _fail("serve-flows needs a Prefect server for its schedules and triggers: start one with "
+                    "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")  # fmt: skip
+    serve_deployments(cfg)
 
 
 @app.command()

@@ -1,0 +1,97 @@
+"""The prediction log read back for monitoring: features, scores, labels, event days; and the retraining window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domainflow.config import SplitConfig
+from domainflow.monitoring.window import LABEL, daily_quality, read_log
+from domainflow.serving.database import open_database
+from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.training.retraining import labelled_until, retraining_window
+
+FEATURES = ["distance", "carrier"]
+
+
+def _at(day: str, hour: int = 12) -> float:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00").replace(tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/log.db")
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(300):
+        day = ["2013-09-01", "2013-09-02", "2013-09-03"][i % 3]
+        records.append(PredictionRecord(
+            request_id=f"r{i}", domain="EWR", variant="champion", model_version="1" if i < 270 else "2",
+            score=float(rng.uniform(0.05, 0.95)), latency_ms=float(i % 10), created_at=1_000.0 + i,
+            features={"distance": float(i), "carrier": "UA" if i % 2 else "B6"},
+            event_time=_at(day) if i % 30 else None,  # every 30th sent no event time: the request's clock stands in
+        ))  # fmt: skip
+    records.append(PredictionRecord("other", "JFK", "champion", "1", 0.5, 1.0, 5_000.0, features={}, event_time=0.0))
+    record_predictions(engine, records)
+    record_feedback(engine, "EWR", [(f"r{i}", i % 2) for i in range(0, 200)])
+    return engine
+
+
+def test_the_log_reads_back_one_versions_rows_with_features_labels_and_event_days(engine):
+    window = read_log(engine, "EWR", FEATURES, version="1", history_days=20_000)
+    assert window.rows == 270 and set(window.frame.columns) >= {*FEATURES, "score", LABEL, "loss", "at"}
+    assert len(window.labelled) == 200
+    assert window.frame.loc[window.frame["distance"] == 5.0, "carrier"].item() == "UA"
+    assert window.frame[LABEL].isna().sum() == 70  # unlabelled rows hold NaN
+    # Oldest first; the rows without an event time fall back to the request's time (1970 here).
+    assert window.frame["at"].is_monotonic_increasing
+    assert (window.frame["at"] < "1971-01-01").sum() == 9
+    assert window.latest(10).rows == 10 and window.error_rate == 0.0
+    assert window.p95_latency_ms == pytest.approx(9.0)
+
+
+def test_history_days_keep_only_the_days_before_the_latest(engine):
+    recent = read_log(engine, "EWR", FEATURES, version="1", history_days=1.5)
+    assert set(recent.frame["at"].dt.strftime("%Y-%m-%d")) == {"2013-09-02", "2013-09-03"}
+    assert read_log(engine, "LGA", FEATURES).rows == 0
+
+
+def test_daily_quality_needs_enough_labels_per_day(engine):
+    window = read_log(engine, "EWR", FEATURES, version="1", history_days=3)
+    daily = daily_quality(window, min_rows=50)
+    assert list(daily.index.strftime("%Y-%m-%d")) == ["2013-09-01", "2013-09-02", "2013-09-03"]
+    assert daily["labelled"].tolist() == [64, 64, 66] or daily["labelled"].sum() == len(window.labelled)
+    assert daily["log_loss"].notna().all() and daily["auc"].between(0, 1).all()
+    assert daily_quality(window, min_rows=1_000)["log_loss"].isna().all()
+
+
+def test_a_retrain_moves_the_split_to_where_the_labels_end(engine):
+    current = SplitConfig()  # train < Jul, validation Jul, test Aug
+    until = labelled_until(engine, "EWR")
+    assert until == datetime(2013, 9, 4)
+    window = retraining_window(current, datetime(2013, 11, 1))
+    assert window.split == SplitConfig(train_until=datetime(2013, 8, 31), validation_until=datetime(2013, 10, 1),
+                                       test_until=datetime(2013, 11, 1))  # fmt: skip
+    stale = retraining_window(current, datetime(2013, 8, 15))
+    assert stale.split is None and "nothing new to train on" in stale.note
+    assert retraining_window(current, None).split is None
+    assert labelled_until(engine, "LGA") is None
+
+
+def test_an_older_log_gains_the_event_time_column_and_keeps_its_rows(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE predictions (request_id VARCHAR(200) PRIMARY KEY, domain VARCHAR(200) NOT "
+                           "NULL, variant VARCHAR(100) NOT NULL, model_version VARCHAR(50) NOT NULL, score FLOAT, "
+                           "latency_ms FLOAT NOT NULL, created_at FLOAT NOT NULL, error TEXT, features JSON)")  # fmt: skip
+        connection.execute("INSERT INTO predictions VALUES ('kept', 'EWR', 'champion', '1', 0.4, 2.0, 10.0, NULL, "
+                           "'{\"distance\": 1.0}')")  # fmt: skip
+    engine = open_database(f"sqlite:///{path}")
+    window = read_log(engine, "EWR", FEATURES)
+    assert window.rows == 1 and window.frame["distance"].item() == 1.0
+    assert pd.isna(window.frame["carrier"].item())
