@@ -35,7 +35,7 @@ def tiny_config_file(flights_sample_csv, tmp_path) -> Path:
 
 
 def test_run_trains_registers_and_prints_the_summary(tiny_config_file, tmp_path):
-    result = _run(["run", "--config", str(tiny_config_file)], tmp_path / "home")
+    result = _run(["run", "--no-loop", "--config", str(tiny_config_file)], tmp_path / "home")
 
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in ("EWR", "JFK", "flight-delay-EWR", "champion", "challenger", "1,500"):

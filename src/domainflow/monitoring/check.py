@@ -8,7 +8,7 @@ holds the same figures for a person to read.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -79,7 +79,7 @@ class DomainCheck:
 
 def check_domain(reference: Reference, history: LogWindow, config: PipelineConfig) -> DomainCheck:
     """Judge the latest `monitoring.window_rows` of `history`, and forecast its daily series."""
-    monitoring, data = config.monitoring, config.data
+    monitoring = config.monitoring
     window = history.latest(monitoring.window_rows)
     base = dict(domain=reference.domain, version=reference.version, window_rows=window.rows,
                 labelled_rows=len(window.labelled), reference_data_matches=reference.data_matches)  # fmt: skip
@@ -87,9 +87,7 @@ def check_domain(reference: Reference, history: LogWindow, config: PipelineConfi
         note = f"{window.rows} predictions in the window; monitoring.min_window_rows is {monitoring.min_window_rows}"
         return DomainCheck(status="insufficient", note=note, **base)
 
-    drift = detect_drift(reference.train, window.frame, data.numeric_features, data.categorical_features,
-                         drift_share=monitoring.drift_share, threshold=monitoring.stattest_threshold,
-                         max_exact_rows=monitoring.max_exact_rows)  # fmt: skip
+    drift = feature_drift(reference.train, window.frame, config)
     report = evidently_report(reference, window, config)
     daily = daily_series(reference, history, config)
     forecasts = forecast_series(daily, reference, config)
@@ -120,15 +118,42 @@ def check_domain(reference: Reference, history: LogWindow, config: PipelineConfi
     )  # fmt: skip
 
 
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig) -> DriftResult:
+    """The fast path over the features; a feature with values in the reference and none now counts as drifted.
+
+    A feature that stops arriving is the plainest drift there is, and no statistical test takes an
+    empty sample, so it is recorded with the method "all_missing" instead of tested.
+    """
+    data, monitoring = config.data, config.monitoring
+    gone = [c for c in data.features if current[c].notna().sum() == 0 and reference[c].notna().sum() > 0]
+    numeric, categorical = _with_values(reference, current, config)
+    result = detect_drift(reference, current, numeric, categorical, drift_share=monitoring.drift_share,
+                          threshold=monitoring.stattest_threshold,
+                          max_exact_rows=monitoring.max_exact_rows)  # fmt: skip
+    if not gone:
+        return result
+    missing = [ColumnDrift(c, "numeric" if c in data.numeric_features else "categorical", "all_missing", 1.0, 1.0, True)
+               for c in gone]  # fmt: skip
+    columns = [*result.columns, *missing]
+    share = sum(c.drifted for c in columns) / len(columns)
+    return replace(result, columns=columns, share_drifted=share, dataset_drift=share >= result.drift_share)
+
+
+def _with_values(reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig):
+    """The numeric and the categorical features with values in both frames (the ones a test can take)."""
+
+    def usable(columns):
+        return [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
+
+    return usable(config.data.numeric_features), usable(config.data.categorical_features)
+
+
 def daily_series(reference: Reference, history: LogWindow, config: PipelineConfig) -> pd.DataFrame:
     """Per event day: predictions, labelled, log loss, AUC and the share of drifted feature columns."""
     daily = daily_quality(history, min_rows=config.monitoring.min_labelled // 4)
     shares = {}
     for day, rows in days_of(history, MIN_DAY_ROWS):
-        result = detect_drift(reference.train, rows, config.data.numeric_features, config.data.categorical_features,
-                              drift_share=config.monitoring.drift_share,
-                              threshold=config.monitoring.stattest_threshold)  # fmt: skip
-        shares[day] = result.share_drifted
+        shares[day] = feature_drift(reference.train, rows, config).share_drifted
     daily["drift_share"] = pd.Series(shares, dtype=float)
     return daily
 
@@ -161,9 +186,9 @@ def check_canary_quality(reference: Reference, canary: LogWindow, config: Pipeli
 
 def evidently_report(reference: Reference, window: LogWindow, config: PipelineConfig) -> MonitoringReport:
     """Evidently's drift and classification report of `window` against the reference, with the quality tests."""
-    monitoring, data = config.monitoring, config.data
+    monitoring = config.monitoring
     return build_report(
-        reference.train, window.frame, data.numeric_features, data.categorical_features,
+        reference.train, window.frame, *_with_values(reference.train, window.frame, config),
         quality_reference=reference.test, drift_share=monitoring.drift_share,
         threshold=monitoring.stattest_threshold, min_labelled=monitoring.min_labelled,
         max_auc_drop=monitoring.max_auc_drop, max_log_loss_increase=monitoring.max_log_loss_increase,
