@@ -124,15 +124,6 @@ class _Prepared:
     keys: np.ndarray | None = None
 
 
-def _finite_sorted(values: pd.Series, column: str, frame: str) -> np.ndarray:
-    if not pd.api.types.is_numeric_dtype(values):
-        raise ValueError(f"column {column!r} is listed as numeric but holds {values.dtype} in the {frame} frame")
-    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    array = array[np.isfinite(array)]
-    array.sort()
-    return array
-
-
 def _distinct(sorted_values: np.ndarray) -> np.ndarray:
     keep = np.empty(sorted_values.size, dtype=bool)
     keep[:1] = True
@@ -140,25 +131,45 @@ def _distinct(sorted_values: np.ndarray) -> np.ndarray:
     return sorted_values[keep]
 
 
-def _prepare(column: str, kind: str, reference: pd.Series, current: pd.Series) -> _Prepared:
+def _row_values(column: str, kind: str, reference: pd.Series, current: pd.Series):
+    """Both frames' values in row order: floats (numeric), or codes into shared keys with -1 for null (categorical)."""
     if kind == NUMERIC:
-        prepared = _Prepared(kind, _finite_sorted(reference, column, "reference"),
-                             _finite_sorted(current, column, "current"))  # fmt: skip
-    elif kind == CATEGORICAL:
+        arrays = []
+        for frame, values in (("reference", reference), ("current", current)):
+            if not pd.api.types.is_numeric_dtype(values):
+                dtype = values.dtype
+                raise ValueError(f"column {column!r} is listed as numeric but holds {dtype} in the {frame} frame")
+            arrays.append(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        return arrays[0], arrays[1], None
+    if kind == CATEGORICAL:
         values = pd.concat([reference, current], ignore_index=True)
         if pd.api.types.is_numeric_dtype(values):
             values = values.replace([np.inf, -np.inf], np.nan)
-        codes, keys = pd.factorize(values)  # nulls get -1
+        codes, keys = pd.factorize(values)
         codes = codes.astype(np.intp, copy=False)
-        reference_codes, current_codes = codes[: len(reference)], codes[len(reference) :]
-        prepared = _Prepared(kind, reference_codes[reference_codes >= 0], current_codes[current_codes >= 0],
-                             np.asarray(keys, dtype=object))  # fmt: skip
-    else:
-        raise ValueError(f"kind must be {NUMERIC!r} or {CATEGORICAL!r}, got {kind!r}")
-    for frame, values in (("reference", prepared.reference), ("current", prepared.current)):
+        return codes[: len(reference)], codes[len(reference) :], np.asarray(keys, dtype=object)
+    raise ValueError(f"kind must be {NUMERIC!r} or {CATEGORICAL!r}, got {kind!r}")
+
+
+def _usable(kind: str, values: np.ndarray) -> np.ndarray:
+    """What Evidently tests: non-null, finite values (sorted, for numeric columns)."""
+    if kind == CATEGORICAL:
+        return values[values >= 0]
+    finite = values[np.isfinite(values)]
+    finite.sort()
+    return finite
+
+
+def _prepared(column: str, kind: str, reference: np.ndarray, current: np.ndarray, keys) -> _Prepared:
+    for frame, values in (("reference", reference), ("current", current)):
         if values.size == 0:
             raise ValueError(f"column {column!r} has no non-null values in the {frame} frame")
-    return prepared
+    return _Prepared(kind, reference, current, keys)
+
+
+def _prepare(column: str, kind: str, reference: pd.Series, current: pd.Series) -> _Prepared:
+    reference_values, current_values, keys = _row_values(column, kind, reference, current)
+    return _prepared(column, kind, _usable(kind, reference_values), _usable(kind, current_values), keys)
 
 
 def _distinct_values(prepared: _Prepared) -> int:
@@ -186,8 +197,10 @@ def _counts(prepared: _Prepared) -> tuple[np.ndarray, np.ndarray, int]:
     """Rows per value in each frame, and the index of the smallest value (the z-test's "first" key)."""
     if prepared.kind == CATEGORICAL:
         k = len(prepared.keys)
-        first = min(range(k), key=lambda i: prepared.keys[i])
-        return np.bincount(prepared.reference, minlength=k), np.bincount(prepared.current, minlength=k), first
+        reference, current = np.bincount(prepared.reference, minlength=k), np.bincount(prepared.current, minlength=k)
+        present = np.flatnonzero(reference + current)  # a part of a sample may lack some values
+        first = min(range(present.size), key=lambda i: prepared.keys[present[i]])
+        return reference[present], current[present], first
     keys = np.union1d(_distinct(prepared.reference), _distinct(prepared.current))
 
     def count(values: np.ndarray) -> np.ndarray:
@@ -276,20 +289,25 @@ def _usable_rows(values: pd.Series) -> int:
 def _sampled_column_drift(
     reference: pd.Series, current: pd.Series, kind: str, threshold: float | None, picks: list[np.ndarray | None]
 ) -> ColumnDrift:
-    """The drift of the sampled rows, its test chosen by the whole reference's size, and its standard error."""
+    """The drift of the sampled rows, its test chosen by the whole reference's size, and its standard error.
+
+    The standard error comes from the same test on SAMPLING_PARTS disjoint strided parts of
+    each sampled frame (the sample is in random order); a frame used whole stays whole.
+    """
     column = str(reference.name)
     samples = [s if pick is None else s.iloc[pick] for s, pick in zip((reference, current), picks, strict=True)]
-    prepared = _prepare(column, kind, *samples)
+    *rows, keys = _row_values(column, kind, *samples)
+    prepared = _prepared(column, kind, *(_usable(kind, values) for values in rows), keys)
     method = choose_method(kind, _usable_rows(reference), _distinct_values(prepared))
     threshold = TESTS[method].default_threshold if threshold is None else threshold
     score = _score(method, prepared)
+    whole = (prepared.reference, prepared.current)
     parts = []
     for part in range(SAMPLING_PARTS):
-        split = [s if pick is None else s.iloc[part::SAMPLING_PARTS] for s, pick in zip(samples, picks, strict=True)]
-        try:
-            parts.append(_score(method, _prepare(column, kind, *split)))
-        except ValueError:  # a part without non-null values
-            continue
+        split = [used if pick is None else _usable(kind, values[part::SAMPLING_PARTS])
+                 for used, values, pick in zip(whole, rows, picks, strict=True)]  # fmt: skip
+        if min(values.size for values in split) > 0:
+            parts.append(_score(method, _Prepared(kind, *split, keys)))
     error = float(np.std(parts, ddof=1) / math.sqrt(SAMPLING_PARTS)) if len(parts) > 1 else None
     return ColumnDrift(column, kind, method, score, threshold, is_drifted(method, score, threshold), error)
 

@@ -136,3 +136,15 @@ def test_bad_settings_are_refused(large):
         detect_drift(*large, NUMERIC, [], drift_share=0)
     with pytest.raises(ValueError, match="kind must be"):
         column_drift(large[0]["dest"], large[1]["dest"], "text")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_value_only_the_current_window_holds_drifts_in_both():
+    reference = make_frame(600, shifted=False, seed=1)
+    current = make_frame(500, shifted=False, seed=2)
+    current.loc[current.index % 10 == 0, "dest"] = "SFO"
+    fast = detect_drift(reference, current, ["stable"], ["dest", "delayed"])
+    slow = evidently_drift(reference, current, ["stable"], ["dest", "delayed"])
+    assert [(c.method, c.drifted) for c in fast.columns] == [(c.method, c.drifted) for c in slow.columns]
+    assert [c.score for c in fast.columns] == pytest.approx([c.score for c in slow.columns], rel=1e-9)
+    assert fast.columns[1].method == "chisquare" and fast.columns[1].score == 0.0
