@@ -319,7 +319,7 @@ def check_columns(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[
     if both:
         raise ValueError(f"columns listed as both numeric and categorical: {both}")
     for name, frame in (("reference", reference), ("current", current)):
-        if frame.empty or len(frame) == 0:
+        if len(frame) == 0:
             raise ValueError(f"the {name} frame is empty")
         missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
         if missing:

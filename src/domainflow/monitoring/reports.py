@@ -193,7 +193,7 @@ def _merge(first, second):
             top_level_metrics=[*a.top_level_metrics, *b.top_level_metrics],
             widgets=[*a.widgets, *b.widgets],
             tests_widgets=[*a.tests_widgets, *b.tests_widgets],
-        )  # fmt: skip
+        )
     )
 
 
