@@ -14,6 +14,8 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 
 from domainflow.config import PipelineConfig
+from domainflow.monitoring.events import CHALLENGER_SET
+from domainflow.monitoring.events import RETRAINING_EVENTS as MONITORING_EVENTS
 
 TIMEZONE = "America/New_York"
 # prefect.yaml's default domain for a run started from the UI.
@@ -22,8 +24,6 @@ EXAMPLE_DOMAIN = "EWR"
 DOMAIN_RESOURCES = {"prefect.resource.id": "domainflow.domain.*"}
 # Rendered by the server when the trigger fires (a plain `{{ }}` string is Prefect's template syntax).
 EVENT_DOMAIN = "{{ event.resource['domainflow.domain'] }}"
-MONITORING_EVENTS = ("domainflow.drift.detected", "domainflow.quality.degraded", "domainflow.forecast.breach")
-CHALLENGER_SET = "domainflow.registry.challenger_set"
 
 
 def one_at_a_time() -> ConcurrencyLimitConfig:

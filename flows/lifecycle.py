@@ -19,7 +19,6 @@ from domainflow.flows.prepared import prepare_domain
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.retraining import retrain_domain
 from domainflow.flows.training import train_domain_model
-from domainflow.monitoring.events import RETRAINING_EVENTS
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome
 from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
@@ -55,16 +54,16 @@ def close_the_loop(outcome: DomainOutcome, config: PipelineConfig, serving_url: 
     if outcome.status == "failed":
         return outcome
     domain = outcome.domain
-    split = prepare_domain(domain, config, resolve_settings()).split
+    split = prepare_domain(domain, config, resolve_settings())[2]
     replay_held_out_months(serving_url, domain, config, split, config.replay.monitor_until)
     state = monitor_domain(domain, config, return_state=True)
     if not state.is_completed():
         return outcome.model_copy(update={"status": "failed", "error": f"monitoring: {state.message}"})
     monitoring = state.result()
     update: dict = {"monitoring": monitoring}
-    triggers = [event for event in monitoring.events if event in RETRAINING_EVENTS]
-    if triggers:
-        retrain = retrain_domain(domain, config, reason=triggers[0], serving_url=serving_url, return_state=True)
+    if monitoring.retraining_event:
+        retrain = retrain_domain(domain, config, reason=monitoring.retraining_event, serving_url=serving_url,
+                                 return_state=True)  # fmt: skip
         if not retrain.is_completed():
             return outcome.model_copy(update={**update, "status": "failed", "error": f"retraining: {retrain.message}"})
         update["retraining"] = retrain.result()
@@ -75,7 +74,8 @@ def promote(outcome: DomainOutcome, config: PipelineConfig, serving_url: str) ->
     """The domain's outcome with its promotion's; a domain whose training failed is not promoted."""
     if outcome.status == "failed":
         return outcome
-    state = promote_challenger(outcome.domain, config, serving_url, return_state=True)
+    # In a loop run the first canary sees the months before replay.monitor_until, the "present" the loop starts in.
+    state = promote_challenger(outcome.domain, config, serving_url, config.replay.monitor_until, return_state=True)
     if not state.is_completed():
         return outcome.model_copy(update={"status": "failed", "error": f"promotion: {state.message}"})
     return outcome.model_copy(update={"promotion": state.result()})

@@ -31,11 +31,11 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     if record is None:
         return MonitoringOutcome(domain=domain, status="not_served", note="the domain has no champion")
     # The reference is the champion's own training data: its recorded config, not today's.
-    prepared = prepare_domain(domain, record.config, settings)
-    reference = build_reference(settings.tracking_uri, record, domain, prepared.outcome.valid, prepared.split, config)
+    _, validated, split = prepare_domain(domain, record.config, settings)
+    reference = build_reference(settings.tracking_uri, record, domain, validated.valid, split, config)
     history = read_prediction_log(settings.database_url, domain, record.version, config)
     check = check_served_model(reference, history, config)
-    report_uri = publish_check(settings.tracking_uri, settings.database_url, config, check)
+    report_uri = publish_check(settings.tracking_uri, settings.artifact_root, settings.database_url, config, check)
     rolled_back = guard_canary(settings.tracking_uri, settings.database_url, domain, config, reference)
     emit_domain_events(check.events)
     return MonitoringOutcome.from_check(check, report_uri).model_copy(update={"canary_rolled_back": rolled_back})

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from domainflow.config import PipelineConfig
-from domainflow.data.split import TimeSplit
-from domainflow.data.validation import ValidationOutcome
 from domainflow.settings import Settings
 from domainflow.tasks.data import (
     filter_domain_rows,
@@ -17,17 +13,11 @@ from domainflow.tasks.data import (
 )
 
 
-class PreparedDomain(NamedTuple):
-    fingerprint: str
-    outcome: ValidationOutcome
-    split: TimeSplit
-
-
-def prepare_domain(domain: str, config: PipelineConfig, settings: Settings) -> PreparedDomain:
-    """Cached task by task: a second flow over the same source and config reads nothing again."""
+def prepare_domain(domain: str, config: PipelineConfig, settings: Settings) -> tuple:
+    """(source fingerprint, ValidationOutcome, TimeSplit); cached task by task, so a second flow reads nothing again."""
     fingerprint = fingerprint_data_source(config.data.source)
     frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     rows = filter_domain_rows(frame, config.domains.column, domain)
     outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
     split = split_by_time(outcome.valid, config.data.timestamp, config.split)
-    return PreparedDomain(fingerprint, outcome, split)
+    return fingerprint, outcome, split

@@ -7,6 +7,8 @@ traffic the server already gets (a deployment's case).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 
 from domainflow.config import PipelineConfig
@@ -16,8 +18,16 @@ from domainflow.tasks.promotion import find_challenger, report_promotion, run_ca
 
 
 @flow(name="promote-challenger", flow_run_name="promote-{domain}", log_prints=True)
-def promote_challenger(domain: str, config: PipelineConfig = PipelineConfig(), serving_url: str | None = None):
-    """Completes with a PromotionSummary: promoted, rolled back, or nothing to promote."""
+def promote_challenger(
+    domain: str,
+    config: PipelineConfig = PipelineConfig(),
+    serving_url: str | None = None,
+    replay_until: datetime | None = None,
+):
+    """Completes with a PromotionSummary: promoted, rolled back, or nothing to promote.
+
+    `replay_until` replays only the held-out rows before it (`domainflow run`'s loop keeps the later months).
+    """
     settings = resolve_settings()
     target = find_challenger(settings.tracking_uri, domain, config)
     if target is None:
@@ -25,7 +35,7 @@ def promote_challenger(domain: str, config: PipelineConfig = PipelineConfig(), s
     version, _champion = target
     split = None
     if serving_url:
-        split = prepare_domain(domain, config, settings).split
+        split = prepare_domain(domain, config, settings)[2]
     state, replayed = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, serving_url,
-                                 split)  # fmt: skip
+                                 split, replay_until)  # fmt: skip
     return report_promotion(domain, config, state, replayed)

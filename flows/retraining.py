@@ -15,8 +15,8 @@ from domainflow.config import PipelineConfig
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.training import train_domain_model
 from domainflow.settings import resolve_settings
+from domainflow.summary import RetrainingOutcome
 from domainflow.tasks.retraining import plan_retraining
-from domainflow.training.retraining import RetrainingOutcome
 
 
 @flow(name="retrain-domain", flow_run_name="retrain-{domain}", log_prints=True)
@@ -38,8 +38,6 @@ def retrain_domain(
         return RetrainingOutcome(domain=domain, reason=reason, status="failed", note=state.message or "training failed",
                                  split=window.split)  # fmt: skip
     training = state.result()
-    promotion = None
-    if training.status == "registered":
-        promotion = promote_challenger(domain, retrain_config, serving_url).model_dump(mode="json")
+    promotion = promote_challenger(domain, retrain_config, serving_url) if training.status == "registered" else None
     return RetrainingOutcome(domain=domain, reason=reason, status="retrained", note=window.note, split=window.split,
-                             training=training.model_dump(mode="json"), promotion=promotion)  # fmt: skip
+                             training=training, promotion=promotion)  # fmt: skip

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from mlflow import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
@@ -22,7 +23,12 @@ from domainflow.monitoring.events import DomainEvent
 from domainflow.monitoring.history import record_check
 from domainflow.monitoring.summary import check_markdown
 from domainflow.monitoring.window import LogWindow, read_log
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
+from domainflow.registry.mlflow_registry import (
+    CHAMPION,
+    current_alias_version,
+    experiment_id_for,
+    fluent_tracking_uri,
+)
 from domainflow.serving.database import open_database
 from domainflow.serving.rollouts import CANARY_ARM
 from domainflow.summary import artifact_key
@@ -35,8 +41,6 @@ _RETRIES = dict(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_
 @task(**_RETRIES)
 def find_served_version(tracking_uri: str, domain: str, config: PipelineConfig) -> references.VersionRecord | None:
     """The domain's champion with the config its training run recorded; None when nothing is served."""
-    from mlflow import MlflowClient
-
     name = config.registered_model_name(domain)
     version = current_alias_version(MlflowClient(tracking_uri), name, CHAMPION)
     get_run_logger().info("domain=%s champion=%s", domain, version)
@@ -83,7 +87,9 @@ def check_served_model(reference: references.Reference, history: LogWindow, conf
 
 
 @task(**_RETRIES)
-def publish_check(tracking_uri: str, database_url: str, config: PipelineConfig, check: DomainCheck) -> str | None:
+def publish_check(
+    tracking_uri: str, artifact_root: str, database_url: str, config: PipelineConfig, check: DomainCheck
+) -> str | None:
     """The Evidently report and figures to an MLflow run, the verdict to the database, a summary to Prefect."""
     import mlflow
 
@@ -92,10 +98,15 @@ def publish_check(tracking_uri: str, database_url: str, config: PipelineConfig, 
         with (
             fluent_tracking_uri(tracking_uri),
             mlflow.start_run(
-                experiment_id=_monitoring_experiment(tracking_uri, config, check.domain),
+                experiment_id=experiment_id_for(
+                    MlflowClient(tracking_uri), f"{config.experiment_name(check.domain)}/monitoring", artifact_root
+                ),
                 run_name=f"monitor-{check.domain}-v{check.version}",
-                tags={"domainflow.domain": check.domain, "domainflow.version": check.version,
-                      "domainflow.status": check.status},  # fmt: skip
+                tags={
+                    "domainflow.domain": check.domain,
+                    "domainflow.version": check.version,
+                    "domainflow.status": check.status,
+                },  # fmt: skip
             ) as run,
             tempfile.TemporaryDirectory() as scratch,
         ):
@@ -110,14 +121,6 @@ def publish_check(tracking_uri: str, database_url: str, config: PipelineConfig, 
                              key=artifact_key("monitoring", config.name, check.domain),
                              description=f"{check.domain} monitoring: {check.status}")  # fmt: skip
     return report_uri
-
-
-def _monitoring_experiment(tracking_uri: str, config: PipelineConfig, domain: str) -> str:
-    from mlflow import MlflowClient
-
-    client, name = MlflowClient(tracking_uri), f"{config.experiment_name(domain)}/monitoring"
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
 
 
 @task(**_RETRIES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
@@ -37,6 +39,7 @@ def run_canary(
     version: str,
     serving_url: str | None = None,
     split: TimeSplit | None = None,
+    replay_until: datetime | None = None,
 ) -> tuple[PromotionState, replay.ReplayReport | None]:
     """Retried once: the controller resumes its persisted state, so a retry continues where it stopped.
 
@@ -55,9 +58,12 @@ def run_canary(
         state = controller.run_promotion(engine, tracking_uri, domain, name, version, config.canary, actor,
                                          on_decision=log_decision)  # fmt: skip
         return state, None
+    held_out = split.holdout
+    if replay_until is not None:
+        held_out = held_out.loc[held_out[config.data.timestamp] < replay_until]
     state, report = replayed.promote_under_replay(
         engine, tracking_uri, domain, name, version, config.canary, actor, serving_url,
-        replay.Traffic.from_rows(split.holdout, config.data), config.replay, on_decision=log_decision,
+        replay.Traffic.from_rows(held_out, config.data), config.replay, on_decision=log_decision,
     )  # fmt: skip
     if report is not None:
         logger.info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",

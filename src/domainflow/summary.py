@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from domainflow.canary.report import PromotionSummary
-from domainflow.config import PipelineConfig
+from domainflow.config import PipelineConfig, SplitConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.evaluation.candidate import CandidateEvaluation
@@ -20,7 +20,6 @@ from domainflow.monitoring.summary import MonitoringOutcome
 from domainflow.optimization.report import OptimizationResult
 from domainflow.registry.mlflow_registry import GateDecision, LoggedRun
 from domainflow.training.candidates import CandidateScores
-from domainflow.training.retraining import RetrainingOutcome
 from domainflow.tuning.study import TuningResult
 
 
@@ -61,7 +60,7 @@ class DomainOutcome(BaseModel):
     promotion: PromotionSummary | None = None
     # `domainflow run`'s loop: what monitoring found on the replayed months, and the retrain it started.
     monitoring: MonitoringOutcome | None = None
-    retraining: RetrainingOutcome | None = None
+    retraining: RetrainingOutcome | None = None  # noqa: F821 - defined below, resolved by model_rebuild
 
     def timeline(self) -> list[str]:
         """The domain's lifecycle in order: trained, promoted, drift detected, retrained, promoted or rolled back."""
@@ -94,6 +93,33 @@ class DomainOutcome(BaseModel):
         rows += [(f"{k} (differentially private)", f"{v:,.0f}" if "rate" not in k else f"{v:.3f}")
                  for k, v in sorted(self.published.items())]  # fmt: skip
         return "\n".join(["| field | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
+class RetrainingOutcome(BaseModel):
+    """A retraining run: why it ran, on which window, and what the gates and the canary made of it."""
+
+    domain: str
+    reason: str
+    status: Literal["retrained", "skipped", "failed"]
+    note: str = ""
+    split: SplitConfig | None = None
+    # The new version's training outcome and its canary.
+    training: DomainOutcome | None = None
+    promotion: PromotionSummary | None = None
+
+    def steps(self) -> list[str]:
+        if self.status != "retrained":
+            return [f"retraining {self.status} ({self.reason}): {self.note}"]
+        training = self.training
+        window = f"data to {self.split.test_until:%Y-%m-%d}" if self.split else "?"
+        steps = [f"retrained v{training.version if training else '?'} on {window} ({self.reason}): "
+                 f"{training.status if training else '-'}"]  # fmt: skip
+        if self.promotion is not None and self.promotion.version:
+            steps.append(f"canary v{self.promotion.version} {self.promotion.status.replace('_', ' ')}")
+        return steps
+
+
+DomainOutcome.model_rebuild()
 
 
 def summarize_domain(

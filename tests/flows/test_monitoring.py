@@ -43,8 +43,9 @@ def _log(database_url: str, rows: pd.DataFrame, version: str, config) -> None:
     features = encode_records(rows, config.data.numeric_features, config.data.categorical_features)
     times = pd.to_datetime(rows[config.data.timestamp]).dt.tz_localize("UTC")
     records = [
-        PredictionRecord(f"r{i}", "EWR", "champion", version, float(score), 3.0, 1.0e9 + i, features=f,
-                         event_time=at.timestamp())  # fmt: skip
+        PredictionRecord(
+            f"r{i}", "EWR", "champion", version, float(score), 3.0, 1.0e9 + i, features=f, event_time=at.timestamp()
+        )  # fmt: skip
         for i, (score, f, at) in enumerate(zip(scores.scores, features, times, strict=True))
     ]
     engine = open_database(database_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from .check import DomainCheck
+from .events import RETRAINING_EVENTS
 
 
 class MonitoringOutcome(BaseModel):
@@ -27,6 +28,11 @@ class MonitoringOutcome(BaseModel):
     note: str = ""
     # The daily series the forecasts were fitted to: [{"day": "2013-09-01", "log_loss": .., "auc": .., ...}].
     daily: list[dict] = []
+
+    @property
+    def retraining_event(self) -> str | None:
+        """The first event this check raised that starts a retrain (the `retrain` deployment's trigger)."""
+        return next((event for event in self.events if event in RETRAINING_EVENTS), None)
 
     def headline(self) -> str:
         if self.status in ("not_served", "failed", "insufficient"):

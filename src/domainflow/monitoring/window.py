@@ -78,8 +78,14 @@ def read_log(
             return LogWindow(domain, version, _frame([], features))
         query = (
             select(
-                predictions.c.features, predictions.c.score, predictions.c.latency_ms, predictions.c.error,
-                predictions.c.variant, at.label(AT), feedback.c.label, feedback.c.loss,
+                predictions.c.features,
+                predictions.c.score,
+                predictions.c.latency_ms,
+                predictions.c.error,
+                predictions.c.variant,
+                at.label(AT),
+                feedback.c.label,
+                feedback.c.loss,
             )  # fmt: skip
             .select_from(predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id))
             .where(*where, at >= newest - history_days * SECONDS_PER_DAY)

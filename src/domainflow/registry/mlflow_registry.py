@@ -69,7 +69,8 @@ class GateDecision:
     aliases: list[str]
 
 
-def _experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
+def experiment_id_for(client: MlflowClient, name: str, artifact_root: str) -> str:
+    """The experiment's id, creating it with its artifacts under `artifact_root` when it does not exist yet."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -89,7 +90,7 @@ def find_finished_run(client: MlflowClient, experiment_id: str, run_key: str):
 def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedRun:
     """Log params, metrics, epoch history, documents and the pyfunc model; reuse an identical run."""
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment_id(client, record.experiment, artifact_root)
+    experiment_id = experiment_id_for(client, record.experiment, artifact_root)
     existing = find_finished_run(client, experiment_id, record.run_key)
     if existing is not None:
         return LoggedRun(

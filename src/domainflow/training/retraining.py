@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 
 from domainflow.config import SplitConfig
@@ -57,28 +55,3 @@ def retraining_window(current: SplitConfig, until: datetime | None) -> Retrainin
     note = (f"train before {split.train_until:%Y-%m-%d}, validate to {split.validation_until:%Y-%m-%d}, "
             f"test to {split.test_until:%Y-%m-%d} (labels end {until:%Y-%m-%d})")  # fmt: skip
     return RetrainingWindow(until, split, note)
-
-
-class RetrainingOutcome(BaseModel):
-    """A retraining run: why it ran, on which window, and what the gates and the canary made of it."""
-
-    domain: str
-    reason: str
-    status: Literal["retrained", "skipped", "failed"]
-    note: str = ""
-    split: SplitConfig | None = None
-    # The new version's training outcome and its canary (DomainOutcome / PromotionSummary, kept loose
-    # here so this module does not depend on the flows' summaries).
-    training: dict | None = None
-    promotion: dict | None = None
-
-    def steps(self) -> list[str]:
-        if self.status != "retrained":
-            return [f"retraining {self.status} ({self.reason}): {self.note}"]
-        training = self.training or {}
-        steps = [f"retrained v{training.get('version')} on {self.note.split(' (')[0]} ({self.reason}): "
-                 f"{training.get('status')}"]  # fmt: skip
-        if self.promotion and self.promotion.get("version"):
-            steps.append(f"canary v{self.promotion['version']} {self.promotion['status'].replace('_', ' ')}: "
-                         f"{self.promotion.get('reason', '')}")  # fmt: skip
-        return steps

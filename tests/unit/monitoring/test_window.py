@@ -86,9 +86,11 @@ def test_an_older_log_gains_the_event_time_column_and_keeps_its_rows(tmp_path):
 
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE predictions (request_id VARCHAR(200) PRIMARY KEY, domain VARCHAR(200) NOT "
-                           "NULL, variant VARCHAR(100) NOT NULL, model_version VARCHAR(50) NOT NULL, score FLOAT, "
-                           "latency_ms FLOAT NOT NULL, created_at FLOAT NOT NULL, error TEXT, features JSON)")  # fmt: skip
+        connection.execute(
+            "CREATE TABLE predictions (request_id VARCHAR(200) PRIMARY KEY, domain VARCHAR(200) NOT NULL, "
+            "variant VARCHAR(100) NOT NULL, model_version VARCHAR(50) NOT NULL, score FLOAT, "
+            "latency_ms FLOAT NOT NULL, created_at FLOAT NOT NULL, error TEXT, features JSON)"
+        )
         connection.execute("INSERT INTO predictions VALUES ('kept', 'EWR', 'champion', '1', 0.4, 2.0, 10.0, NULL, "
                            "'{\"distance\": 1.0}')")  # fmt: skip
     engine = open_database(f"sqlite:///{path}")
