@@ -150,7 +150,8 @@ def _with_values(reference: pd.DataFrame, current: pd.DataFrame, config: Pipelin
 
 def daily_series(reference: Reference, history: LogWindow, config: PipelineConfig) -> pd.DataFrame:
     """Per event day: predictions, labelled, log loss, AUC and the share of drifted feature columns."""
-    daily = daily_quality(history, min_rows=config.monitoring.min_labelled // 4)
+    # A day's AUC and log loss on fewer labels than a window needs are too noisy to forecast from.
+    daily = daily_quality(history, min_rows=config.monitoring.min_labelled)
     shares = {}
     for day, rows in days_of(history, MIN_DAY_ROWS):
         shares[day] = feature_drift(reference.train, rows, config).share_drifted

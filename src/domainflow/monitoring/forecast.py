@@ -27,8 +27,10 @@ DIRECTIONS = ("above", "below")
 # interval reproducible. 300 draws keep predict fast and the 80 % interval's edges stable to ~1e-3.
 UNCERTAINTY_SAMPLES = 300
 SEED = 0
-# Weekly seasonality needs two full weeks to be told apart from the trend.
+# Weekly seasonality needs two full weeks to be told apart from the trend, and each weekday seen at least twice:
+# fitted on a history with gaps (a weekday missing), it extrapolates that weekday wildly.
 MIN_DAYS_FOR_WEEKLY = 14
+MIN_SEEN_PER_WEEKDAY = 2
 # Prophet's 25 potential changepoints put one on nearly every day of a short history: the fit can then
 # interpolate the data, its noise scale collapses towards 0 and Newton's method takes seconds to get there
 # (5-7 s at 14-20 days against 0.1 s) with a trend that chases the last few points. One per three days
@@ -153,7 +155,7 @@ def _fit_predict(history: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
         model = Prophet(
             daily_seasonality=False,
             yearly_seasonality=False,
-            weekly_seasonality=len(history) >= MIN_DAYS_FOR_WEEKLY,
+            weekly_seasonality=_weekly_is_identifiable(history),
             interval_width=config.interval_width,
             changepoint_prior_scale=config.changepoint_prior_scale,
             n_changepoints=min(MAX_CHANGEPOINTS, len(history) // DAYS_PER_CHANGEPOINT),
@@ -170,6 +172,11 @@ def _fit_predict(history: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
     finally:
         np.random.set_state(state)
     return predicted[["ds", "yhat", "yhat_lower", "yhat_upper"]]
+
+
+def _weekly_is_identifiable(history: pd.DataFrame) -> bool:
+    weekdays = pd.to_datetime(history["ds"]).dt.weekday.value_counts()
+    return len(history) >= MIN_DAYS_FOR_WEEKLY and len(weekdays) == 7 and weekdays.min() >= MIN_SEEN_PER_WEEKDAY
 
 
 def _breaches(values, threshold: float, direction: str):

@@ -72,6 +72,17 @@ def test_flat_noisy_series_gives_no_warning():
     assert all(abs(point["yhat"] - 0.75) < 0.03 for point in forecast.points)
 
 
+def test_a_history_missing_a_weekday_does_not_extrapolate_that_weekday():
+    # Seen on the default data: days with too few labels leave gaps; weekly seasonality fitted without any
+    # Saturday forecast an AUC of -0.45 for the next Saturday. Without every weekday seen twice, no weekly term.
+    rng = np.random.default_rng(3)
+    days = [d for d in pd.date_range("2013-03-01", periods=42) if d.weekday() != 5]
+    series = pd.Series(0.76 + rng.normal(0, 0.02, len(days)), index=pd.DatetimeIndex(days))
+    forecast = forecast_breach(series, metric="auc", threshold=0.66, direction="below", config=CONFIG)
+    assert not forecast.early_warning
+    assert all(0.6 < point["yhat"] < 0.9 for point in forecast.points)
+
+
 def test_a_breach_already_observed_is_no_early_warning():
     forecast = forecast_breach(falling_auc(45), metric="auc", threshold=0.65, direction="below", config=CONFIG)
 
