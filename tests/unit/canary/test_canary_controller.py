@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.canary.controller import PromotionError, abort_promotion, run_promotion
+from domainflow.canary.controller import PromotionError, abort_promotion, roll_back_promotion, run_promotion
 from domainflow.canary.state import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
 from domainflow.config import CanaryConfig, RolloutStep
 from domainflow.optimization.torch_variants import build_fp32
@@ -438,6 +438,27 @@ def test_an_abort_sends_traffic_back_to_the_champion_and_stops_the_controller(ma
     again = world.run(holder="controller-b")
     assert again.status == PROMOTED and again.started_at > state.started_at
     assert world.aliases()[CHAMPION] == "2"
+
+
+def test_monitorings_live_quality_gate_rolls_a_running_canary_back_as_final(make_world):
+    world = make_world(GOOD)
+
+    def sleep(seconds: float) -> None:
+        world.sleep(seconds)
+        if world.tick == 2:
+            roll_back_promotion(world.engine, world.tracking_uri, world.domain, world.model, "monitor",
+                                "live quality gate: the canary failed RocAuc", clock=world.clock)  # fmt: skip
+
+    state = world.run(sleep=sleep)
+    assert (state.status, state.reason) == (ROLLED_BACK, "live quality gate: the canary failed RocAuc")
+    assert state.decisions[-1]["action"] == "rollback" and state.settled
+    assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
+    assert read_rollout(world.engine, world.domain).arms == (Arm("champion", "1", 1.0),)
+    # Unlike an abort, a rollback is a verdict: the version is not canaried again.
+    MlflowClient(world.tracking_uri).set_registered_model_alias(world.model, CHALLENGER, "2")
+    again = world.run(holder="controller-b")
+    assert (again.status, again.started_at) == (ROLLED_BACK, state.started_at)
+    assert read_rollout(world.engine, world.domain).arms == (Arm("champion", "1", 1.0),)
 
 
 def test_a_canary_needs_a_registered_version_and_a_champion_to_judge_it_against(make_world):
