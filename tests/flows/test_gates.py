@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from domainflow.settings import resolve_settings
 
-pytestmark = pytest.mark.slow
+# The EWR story is trained once per test process: its tests share one pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ewr-story")]
 
 
 def test_a_worse_challenger_is_rejected_and_a_same_quality_retrain_passes(ewr_story, ewr_home):

@@ -24,7 +24,8 @@ from domainflow.settings import resolve_settings
 
 from .conftest import ewr_config
 
-pytestmark = pytest.mark.slow
+# The EWR story is trained once per test process: its tests share one pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ewr-story")]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from domainflow.settings import resolve_settings
 
 from .conftest import ewr_config, isolate_home
 
-pytestmark = pytest.mark.slow
+# The EWR story is trained once per test process: its tests share one pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ewr-story")]
 
 # No bake time (the replay runs faster than real time), the default sample counts and statistics.
 CANARY = {"canary": {"steps": [{"weight": 0.01, "min_samples": 50},
