@@ -89,6 +89,8 @@ def lifecycle_state(outcomes: list[DomainOutcome]):
     canaries = [f"{o.domain} v{o.promotion.version} {o.promotion.status.replace('_', ' ')}"
                 for o in outcomes if o.promotion is not None and o.promotion.version]  # fmt: skip
     note += f"; canary: {', '.join(canaries)}" if canaries else ""
+    looped = [f"{o.domain} {o.timeline()[-1]}" for o in outcomes if o.monitoring is not None]
+    note += f"; loop: {'; '.join(looped)}" if looped else ""
     if failed:
         message = f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}{note}"
         return Failed(message=message, data=outcomes)

@@ -6,6 +6,7 @@ judged them (the end of the window), and the retrained version's test window.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +42,8 @@ def plot_timeline(outcomes: list, config: PipelineConfig, path: Path) -> Path:
                          label=f"retrain's test window ({retraining.status})")  # fmt: skip
         lines = axis.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
         axis.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
-        axis.set_title(" → ".join(outcome.timeline())[:160], fontsize=8)
+        story = textwrap.fill(" → ".join(outcome.timeline()), width=150, max_lines=3, placeholder=" …")
+        axis.set_title(f"{outcome.domain}: {story}", fontsize=8, loc="left")
     figure.suptitle(f"{config.name}: the served champions over the replayed months")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
