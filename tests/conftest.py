@@ -78,3 +78,12 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """Refuse tests that share a node id: pytest-xdist keys tests by id and would run only one of them."""
+    from collections import Counter
+
+    shared = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if shared:
+        raise pytest.UsageError(f"tests share node ids, so pytest-xdist would run only one of each: {shared}")
