@@ -63,6 +63,9 @@ def quiet_environment(settings: Settings, environ: dict[str, str] | None = None)
     """
     env = os.environ if environ is None else environ
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its ephemeral API 20 s to start; on a busy two-core machine it took longer and the
+    # command failed before doing anything.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     env.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
     env.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(settings.results_dir))
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -83,6 +83,21 @@ def test_bad_flags_end_in_one_clear_message(args, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_monitoring_a_home_with_nothing_served_says_so(tiny_config_file, tmp_path):
+    result = _run(["monitor", "--config", str(tiny_config_file)], tmp_path / "home", timeout=300)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EWR: monitoring: not served (the domain has no champion)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_serving_the_flows_needs_a_prefect_server(tmp_path):
+    result = _run(["serve-flows"], tmp_path / "home", timeout=120)
+
+    assert result.returncode == 2
+    assert "serve-flows needs a Prefect server" in result.stderr and "PREFECT_API_URL" in result.stderr
+
+
 def test_a_bad_config_file_names_the_field(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("training:\n  max_epochs: -1\ndata:\n  numeric_features: [dep_delay]\n")
