@@ -30,5 +30,10 @@ def plan_retraining(
         note = f"challenger v{pending[0]} awaits its canary; it is the answer to this event"
         return retraining.RetrainingWindow(None, None, note)
     window = retraining.retraining_window(config.split, until or retraining.labelled_until(engine, domain))
+    if window.split is not None:
+        done = retraining.version_trained_on(tracking_uri, config.registered_model_name(domain), window.split)
+        if done is not None:
+            note = f"v{done} was trained on this window already ({window.note}); retrain when new labels move it"
+            window = retraining.RetrainingWindow(window.labelled_until, None, note)
     get_run_logger().info("retraining domain=%s: %s", domain, window.note)
     return window

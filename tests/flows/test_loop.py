@@ -65,3 +65,12 @@ def test_drift_in_the_served_months_retrains_the_domain_and_canaries_the_retrain
     assert steps[0] == "trained v1 (registered)" and steps[2].startswith("monitored v1: drift")
     assert steps[-1].startswith("canary v2 ")
     assert (settings.reports_dir / "flight-delay-timeline.png").stat().st_size > 10_000
+
+    # The same event again with the labels still ending on 1 November: v2 answers it, nothing is retrained.
+    # (Here the canary's Nov-Dec labels have since arrived, so without the date the window would move.)
+    from domainflow.flows.retraining import retrain_domain
+
+    again = retrain_domain(
+        "EWR", config, reason=monitoring.retraining_event, labelled_until=retraining.split.test_until
+    )
+    assert again.status == "skipped" and "v2 was trained on this window already" in again.note

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import mlflow.artifacts
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine, func, select
 
 from domainflow.config import SplitConfig
+from domainflow.registry.mlflow_registry import fluent_tracking_uri
 from domainflow.serving.database import feedback, predictions
 
 
@@ -55,3 +59,25 @@ def retraining_window(current: SplitConfig, until: datetime | None) -> Retrainin
     note = (f"train before {split.train_until:%Y-%m-%d}, validate to {split.validation_until:%Y-%m-%d}, "
             f"test to {split.test_until:%Y-%m-%d} (labels end {until:%Y-%m-%d})")  # fmt: skip
     return RetrainingWindow(until, split, note)
+
+
+def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_back: int = 5) -> str | None:
+    """The newest of the model's latest `look_back` versions whose run trained on `split`, if any.
+
+    Drift persists for days, so monitoring raises the same event every hour; a version already trained
+    on the window answers it until new labels move the window.
+    """
+    client = MlflowClient(tracking_uri)
+    try:
+        versions = client.search_model_versions(f"name = '{name}'", max_results=200)
+    except MlflowException:
+        return None
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True)[:look_back]:
+        try:
+            with fluent_tracking_uri(tracking_uri):
+                recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/config.json")
+        except MlflowException:
+            continue
+        if SplitConfig.model_validate(recorded.get("split", {})) == split:
+            return str(version.version)
+    return None
