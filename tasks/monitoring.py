@@ -13,12 +13,11 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from domainflow.canary.controller import roll_back_promotion
-from domainflow.canary.state import RUNNING, PromotionConflict, read_promotion
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.monitoring import reference as references
-from domainflow.monitoring.check import DomainCheck, check_canary_quality, check_domain
+from domainflow.monitoring.canary_guard import guard_running_canary
+from domainflow.monitoring.check import DomainCheck, check_domain
 from domainflow.monitoring.events import DomainEvent
 from domainflow.monitoring.history import record_check
 from domainflow.monitoring.summary import check_markdown
@@ -30,7 +29,6 @@ from domainflow.registry.mlflow_registry import (
     fluent_tracking_uri,
 )
 from domainflow.serving.database import open_database
-from domainflow.serving.rollouts import CANARY_ARM
 from domainflow.summary import artifact_key
 
 from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
@@ -127,30 +125,12 @@ def publish_check(
 def guard_canary(
     tracking_uri: str, database_url: str, domain: str, config: PipelineConfig, reference: references.Reference
 ) -> str | None:
-    """The live quality gate on a running canary: failing its tests rolls it back. Returns the version rolled back."""
-    engine = open_database(database_url)
-    promotion = read_promotion(engine, domain)
-    if promotion is None or promotion.status != RUNNING:
-        return None
-    canary = read_log(engine, domain, config.data.features, version=promotion.version, variant=CANARY_ARM,
-                      history_days=config.monitoring.history_days, max_rows=config.monitoring.window_rows)  # fmt: skip
-    quality = check_canary_quality(reference, canary, config)
-    logger = get_run_logger()
-    if quality is None or quality.passed:
-        logger.info("canary domain=%s v%s live quality: %s", domain, promotion.version,
-                    "too few labels yet" if quality is None else "passed")  # fmt: skip
-        return None
-    failed = ", ".join(t["name"] for t in quality.tests if t["status"] != "SUCCESS")
-    reason = (f"live quality gate: the canary failed {failed} on {quality.rows:,} labelled predictions "
-              f"(AUC {quality.auc:.4f}, reference {quality.reference_auc:.4f})")  # fmt: skip
+    """The live quality gate on a running canary; returns the version it rolled back, if any."""
     actor = f"prefect-flow-run/{flow_run.id or 'local'}"
-    try:
-        roll_back_promotion(engine, tracking_uri, domain, config.registered_model_name(domain), actor, reason)
-    except PromotionConflict as error:  # its controller decided first
-        logger.info("canary domain=%s v%s ended before the rollback: %s", domain, promotion.version, error)
-        return None
-    logger.warning("canary domain=%s v%s rolled back: %s", domain, promotion.version, reason)
-    return promotion.version
+    guard = guard_running_canary(open_database(database_url), tracking_uri, domain, config, reference, actor)
+    log = get_run_logger().warning if guard.verdict == "rolled back" else get_run_logger().info
+    log("canary domain=%s v%s live quality: %s %s", domain, guard.version, guard.verdict, guard.reason)
+    return guard.version if guard.verdict == "rolled back" else None
 
 
 @task
