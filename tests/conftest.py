@@ -80,6 +80,34 @@ def prefect_api():
         yield
 
 
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """A moto S3 server on loopback (a real HTTP S3 API), with boto3's and MLflow's variables pointing at it."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+        monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        import boto3
+
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+
+
 def pytest_collection_modifyitems(items):
     """Refuse tests that share a node id: pytest-xdist keys tests by id and would run only one of them."""
     from collections import Counter

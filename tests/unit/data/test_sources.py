@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 
 import numpy as np
 import pandas as pd
@@ -117,35 +116,10 @@ def test_fingerprint_frame_tracks_values_and_column_names(small_frame):
     assert fingerprint_frame(changed) != base
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def s3_bucket(monkeypatch):
-    """A moto S3 server on loopback, with the standard variables pointing boto3 at it."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(name, raising=False)
-        import boto3
-
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="flights")
-        yield client
-    finally:
-        server.stop()
+def s3_bucket(moto_s3):
+    moto_s3.create_bucket(Bucket="flights")
+    return moto_s3
 
 
 def test_s3_csv_loads_and_fingerprints(s3_bucket, small_frame):
