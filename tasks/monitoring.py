@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from prefect import task
@@ -89,8 +90,6 @@ def publish_check(
     tracking_uri: str, artifact_root: str, database_url: str, config: PipelineConfig, check: DomainCheck
 ) -> str | None:
     """The Evidently report and figures to an MLflow run, the verdict to the database, a summary to Prefect."""
-    import mlflow
-
     report_uri = None
     if check.report_html is not None:
         with (

@@ -9,6 +9,7 @@ version carries, so a source that changed since training is reported, not silent
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import mlflow.artifacts
 import numpy as np
@@ -62,11 +63,11 @@ class Reference:
     # False when the source's valid rows no longer hash to the version's data fingerprint.
     data_matches: bool
 
-    @property
+    @cached_property
     def auc(self) -> float:
         return float(roc_auc_score(self.test[LABEL], self.test[SCORE]))
 
-    @property
+    @cached_property
     def log_loss(self) -> float:
         return float(log_loss(self.test[LABEL], np.clip(self.test[SCORE], 1e-6, 1 - 1e-6), labels=[0, 1]))
 
@@ -80,11 +81,12 @@ def build_reference(
     """
     features = record.config.data.features
     train = split.train.sample(n=min(rows, len(split.train)), random_state=seed).sort_index()
-    frames = {}
-    for part, frame in (("train", train), ("test", split.test)):
-        scored = frame[features].copy()
-        scored[SCORE] = score_version(tracking_uri, record.name, record.version, frame[features]).scores
-        scored[LABEL] = frame[LABEL_COLUMN].to_numpy(dtype=float)
-        frames[part] = scored.reset_index(drop=True)
+    # One load of the version, one call over both parts.
+    both = pd.concat([train, split.test], ignore_index=True)
+    scored = both[features].copy()
+    scored[SCORE] = score_version(tracking_uri, record.name, record.version, both[features]).scores
+    scored[LABEL] = both[LABEL_COLUMN].to_numpy(dtype=float)
+    frames = {"train": scored.iloc[: len(train)].reset_index(drop=True),
+              "test": scored.iloc[len(train) :].reset_index(drop=True)}  # fmt: skip
     return Reference(domain, record.version, frames["train"], frames["test"],
                      data_matches=record.data_fingerprint in (None, fingerprint_frame(valid)))  # fmt: skip
