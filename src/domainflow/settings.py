@@ -5,13 +5,27 @@ SQLite store and its artifacts, Prefect's persisted task results (the cache),
 the quarantine files and the evaluation reports. Production points MLflow at PostgreSQL and S3 with
 the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`) and the serving state
 (prediction log, rollouts, audit) at `DOMAINFLOW_DATABASE_URL`; the admin token is `DOMAINFLOW_ADMIN_TOKEN`.
+
+Those URLs may carry a password: whatever shows one (the CLI, a log line, an error, `repr`) shows
+`redact_url(url)` instead.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
+
+# scheme://user:PASSWORD@host: the password runs to the last "@", so one with an unescaped "@" is hidden whole.
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*):.*@")
+# ...?password=...: libpq and some drivers also take the password (or a token) as a query parameter.
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key|apikey)=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (inline or as a query parameter) replaced by ***; anything else unchanged."""
+    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
 
 
 @dataclass(frozen=True)
@@ -22,7 +36,15 @@ class Settings:
     # The prediction log, rollout weights, promotion state and audit log (SQLAlchemy URL).
     database_url: str = ""
     # Bearer token of the serving app's admin routes; None disables them.
-    admin_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = None
+
+    def __repr__(self) -> str:
+        # The URLs without their passwords; the admin token not at all.
+        return (
+            f"Settings(home={self.home!r}, tracking_uri={redact_url(self.tracking_uri)!r}, "
+            f"artifact_root={redact_url(self.artifact_root)!r}, database_url={redact_url(self.database_url)!r}, "
+            f"admin_token={'***' if self.admin_token else None})"
+        )
 
     @property
     def quarantine_dir(self) -> Path:
