@@ -14,13 +14,14 @@ from domainflow.flows.prepared import prepare_domain
 from domainflow.monitoring.summary import MonitoringOutcome
 from domainflow.settings import resolve_settings
 from domainflow.tasks.monitoring import (
+    build_daily_series,
     build_reference,
     check_served_model,
     emit_domain_events,
     find_served_version,
     guard_canary,
     publish_check,
-    read_prediction_log,
+    read_prediction_window,
 )
 
 
@@ -33,8 +34,9 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     # The reference is the champion's own training data: its recorded config, not today's.
     _, validated, split = prepare_domain(domain, record.config, settings)
     reference = build_reference(settings.tracking_uri, record, domain, validated.valid, split, config)
-    history = read_prediction_log(settings.database_url, domain, record.version, config)
-    check = check_served_model(reference, history, config)
+    window = read_prediction_window(settings.database_url, domain, record.version, config)
+    daily = build_daily_series(settings.database_url, domain, record.version, reference, config)
+    check = check_served_model(reference, window, daily, config)
     report_uri = publish_check(settings.tracking_uri, settings.artifact_root, settings.database_url, config, check)
     rolled_back = guard_canary(settings.tracking_uri, settings.database_url, domain, config, reference)
     emit_domain_events(check.events)

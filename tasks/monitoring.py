@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -18,11 +19,11 @@ from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.monitoring import reference as references
 from domainflow.monitoring.canary_guard import guard_running_canary
-from domainflow.monitoring.check import DomainCheck, check_domain
+from domainflow.monitoring.check import DomainCheck, check_domain, daily_series
 from domainflow.monitoring.events import DomainEvent
 from domainflow.monitoring.history import record_check
 from domainflow.monitoring.summary import check_markdown
-from domainflow.monitoring.window import LogWindow, read_log
+from domainflow.monitoring.window import LogWindow, read_log, stream_log_days
 from domainflow.registry.mlflow_registry import (
     CHAMPION,
     current_alias_version,
@@ -68,18 +69,36 @@ def build_reference(
 
 
 @task(**_RETRIES)
-def read_prediction_log(database_url: str, domain: str, version: str, config: PipelineConfig) -> LogWindow:
-    history = read_log(open_database(database_url), domain, config.data.features, version=version,
-                       history_days=config.monitoring.history_days,
-                       max_rows=config.monitoring.max_exact_rows)  # fmt: skip
-    get_run_logger().info("log domain=%s v%s rows=%d labelled=%d", domain, version, history.rows,
-                          len(history.labelled))  # fmt: skip
-    return history
+def read_prediction_window(database_url: str, domain: str, version: str, config: PipelineConfig) -> LogWindow:
+    """The version's latest monitoring.window_rows predictions: the rows the check judges."""
+    window = read_log(open_database(database_url), domain, config.data.features, version=version,
+                      history_days=config.monitoring.history_days,
+                      max_rows=config.monitoring.window_rows)  # fmt: skip
+    get_run_logger().info("window domain=%s v%s rows=%d labelled=%d", domain, version, window.rows,
+                          len(window.labelled))  # fmt: skip
+    return window
+
+
+@task(**_RETRIES)
+def build_daily_series(
+    database_url: str, domain: str, version: str, reference: references.Reference, config: PipelineConfig
+) -> pd.DataFrame:
+    """The version's history streamed from the log one day at a time; only the small daily frame leaves the task."""
+    started = time.perf_counter()
+    days = stream_log_days(open_database(database_url), domain, config.data.features, version=version,
+                           history_days=config.monitoring.history_days)  # fmt: skip
+    daily = daily_series(reference, days, config)
+    get_run_logger().info("daily series domain=%s v%s days=%d rows=%d labelled=%d seconds=%.1f", domain, version,
+                          len(daily), daily["predictions"].sum(), daily["labelled"].sum(),
+                          time.perf_counter() - started)  # fmt: skip
+    return daily
 
 
 @task
-def check_served_model(reference: references.Reference, history: LogWindow, config: PipelineConfig) -> DomainCheck:
-    check = check_domain(reference, history, config)
+def check_served_model(
+    reference: references.Reference, window: LogWindow, daily: pd.DataFrame, config: PipelineConfig
+) -> DomainCheck:
+    check = check_domain(reference, window, daily, config)
     get_run_logger().info("check domain=%s v%s status=%s figures=%s events=%s", check.domain, check.version,
                           check.status, check.figures(), [e.name for e in check.events])  # fmt: skip
     return check

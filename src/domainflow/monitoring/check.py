@@ -8,8 +8,10 @@ holds the same figures for a person to read.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from domainflow.config import PipelineConfig
@@ -20,10 +22,11 @@ from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
 from .reference import Reference
 from .reports import MonitoringReport, QualityCheck, build_report
-from .window import LogWindow, daily_quality, days_of
+from .window import LogWindow, day_quality
 
 # A day needs this many predictions before its drift share counts in the daily series.
 MIN_DAY_ROWS = 100
+DAILY_COLUMNS = ["predictions", "labelled", "log_loss", "auc", "drift_share"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,10 @@ class DomainCheck:
         }  # fmt: skip
 
 
-def check_domain(reference: Reference, history: LogWindow, config: PipelineConfig) -> DomainCheck:
-    """Judge the latest `monitoring.window_rows` of `history`, and forecast its daily series."""
+def check_domain(reference: Reference, window: LogWindow, daily: pd.DataFrame, config: PipelineConfig) -> DomainCheck:
+    """Judge the latest `monitoring.window_rows` of `window`, and forecast the `daily_series` of its history."""
     monitoring = config.monitoring
-    window = history.latest(monitoring.window_rows)
+    window = window.latest(monitoring.window_rows)
     base = dict(domain=reference.domain, version=reference.version, window_rows=window.rows,
                 labelled_rows=len(window.labelled), reference_data_matches=reference.data_matches)  # fmt: skip
     if window.rows < monitoring.min_window_rows:
@@ -89,7 +92,6 @@ def check_domain(reference: Reference, history: LogWindow, config: PipelineConfi
 
     drift = feature_drift(reference.train, window.frame, config)
     report = evidently_report(reference, window, config)
-    daily = daily_series(reference, history, config)
     forecasts = forecast_series(daily, reference, config)
     quality = report.quality
     health = health_score(
@@ -148,15 +150,25 @@ def _with_values(reference: pd.DataFrame, current: pd.DataFrame, config: Pipelin
     return usable(config.data.numeric_features), usable(config.data.categorical_features)
 
 
-def daily_series(reference: Reference, history: LogWindow, config: PipelineConfig) -> pd.DataFrame:
-    """Per event day: predictions, labelled, log loss, AUC and the share of drifted feature columns."""
-    # A day's AUC and log loss on fewer labels than a window needs are too noisy to forecast from.
-    daily = daily_quality(history, min_rows=config.monitoring.min_labelled)
-    shares = {}
-    for day, rows in days_of(history, MIN_DAY_ROWS):
-        shares[day] = feature_drift(reference.train, rows, config).share_drifted
-    daily["drift_share"] = pd.Series(shares, dtype=float)
-    return daily
+def daily_series(
+    reference: Reference, days: Iterable[tuple[pd.Timestamp, LogWindow]], config: PipelineConfig
+) -> pd.DataFrame:
+    """Per event day: predictions, labelled, log loss, AUC and the share of drifted feature columns.
+
+    `days` come one at a time (`stream_log_days` from the log, `days_in` from a frame), and each is
+    dropped once its figures are taken, so a long history never sits in memory whole.
+    """
+    figures = []
+    for day, rows in days:
+        # A day's AUC and log loss on fewer labels than a window needs are too noisy to forecast from.
+        quality = day_quality(rows, min_labelled=config.monitoring.min_labelled)
+        drifted = np.nan
+        if rows.rows >= MIN_DAY_ROWS:
+            drifted = float(feature_drift(reference.train, rows.frame, config).share_drifted)
+        figures.append({"day": day, **quality, "drift_share": drifted})
+    if not figures:
+        return pd.DataFrame(columns=DAILY_COLUMNS)
+    return pd.DataFrame(figures).set_index("day")
 
 
 def forecast_series(daily: pd.DataFrame, reference: Reference, config: PipelineConfig) -> list[Forecast]:

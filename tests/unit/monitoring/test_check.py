@@ -1,16 +1,22 @@
-"""One domain's verdict on synthetic windows: drift, degraded quality, a vanished feature, too few rows."""
+"""One domain's verdict on synthetic windows: drift, degraded quality, a vanished feature, too few rows.
+
+And the daily series streamed from a prediction log, against the whole history read into one frame.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from domainflow.config import build_config
-from domainflow.monitoring.check import check_domain
+from domainflow.monitoring.check import MIN_DAY_ROWS, check_domain, daily_series, feature_drift
 from domainflow.monitoring.events import DRIFT_DETECTED, QUALITY_DEGRADED
 from domainflow.monitoring.reference import Reference
-from domainflow.monitoring.window import LogWindow
+from domainflow.monitoring.window import LABEL, LOSS, SCORE, LogWindow, days_in, read_log, stream_log_days
+from domainflow.serving.database import open_database
+from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
 
 NUMERIC, CATEGORICAL = ["a", "b", "c", "d"], ["k"]
 CONFIG = build_config({
@@ -42,15 +48,21 @@ def reference() -> Reference:
     return Reference("EWR", "1", _rows(5_000, 0).drop(columns=["at"]), _rows(2_000, 1), data_matches=True)
 
 
+def _check(reference: Reference, frame: pd.DataFrame):
+    """The check of `frame` as the window, its own days as the history."""
+    window = LogWindow("EWR", "1", frame)
+    return check_domain(reference, window, daily_series(reference, days_in(window), CONFIG), CONFIG)
+
+
 def test_a_window_like_the_reference_is_ok(reference):
-    check = check_domain(reference, LogWindow("EWR", "1", _rows(3_000, 2)), CONFIG)
+    check = _check(reference, _rows(3_000, 2))
     assert check.status == "ok" and check.events == []
     assert check.quality is not None and check.quality.passed
     assert check.health.score > 80 and len(check.daily) >= 30 and check.report_html
 
 
 def test_shifted_features_drift_and_raise_the_event(reference):
-    check = check_domain(reference, LogWindow("EWR", "1", _rows(3_000, 3, shift=1.0)), CONFIG)
+    check = _check(reference, _rows(3_000, 3, shift=1.0))
     assert check.drift.dataset_drift and set(check.drift.drifted_columns()) >= set(NUMERIC)
     assert DRIFT_DETECTED in [e.name for e in check.events]
     event = next(e for e in check.events if e.name == DRIFT_DETECTED)
@@ -60,7 +72,7 @@ def test_shifted_features_drift_and_raise_the_event(reference):
 def test_scores_that_no_longer_match_the_labels_degrade_quality(reference):
     window = _rows(3_000, 4)
     window["score"] = window["score"].sample(frac=1.0, random_state=0).to_numpy()
-    check = check_domain(reference, LogWindow("EWR", "1", window), CONFIG)
+    check = _check(reference, window)
     assert check.status == "degraded" and not check.quality.passed
     [event] = [e for e in check.events if e.name == QUALITY_DEGRADED]
     assert event.payload["failed_tests"] and event.payload["auc"] < 0.6
@@ -69,11 +81,82 @@ def test_scores_that_no_longer_match_the_labels_degrade_quality(reference):
 def test_a_feature_that_stops_arriving_counts_as_drifted(reference):
     window = _rows(3_000, 5)
     window["c"] = np.nan
-    check = check_domain(reference, LogWindow("EWR", "1", window), CONFIG)
+    check = _check(reference, window)
     [gone] = [c for c in check.drift.columns if c.column == "c"]
     assert gone.drifted and gone.method == "all_missing"
 
 
 def test_too_few_predictions_are_not_judged(reference):
-    check = check_domain(reference, LogWindow("EWR", "1", _rows(100, 6)), CONFIG)
+    check = _check(reference, _rows(100, 6))
     assert check.status == "insufficient" and check.events == [] and "min_window_rows" in check.note
+
+
+def _whole_frame_daily_series(reference: Reference, history: LogWindow, config) -> pd.DataFrame:
+    """The daily series as the whole-history read of issue 5 computed it: every day grouped out of one frame."""
+    frame = history.frame
+    days = frame["at"].dt.floor("D")
+    rows = []
+    for day, part in frame.groupby(days):
+        labelled = part.loc[part[LABEL].notna() & part[SCORE].notna()]
+        enough = len(labelled) >= config.monitoring.min_labelled
+        both = enough and labelled[LABEL].nunique() == 2
+        rows.append({
+            "day": day, "predictions": len(part), "labelled": len(labelled),
+            "log_loss": float(labelled[LOSS].mean()) if enough else np.nan,
+            "auc": float(roc_auc_score(labelled[LABEL], labelled[SCORE])) if both else np.nan,
+        })  # fmt: skip
+    daily = pd.DataFrame(rows).set_index("day")
+    shares = {day: feature_drift(reference.train, part, config).share_drifted
+              for day, part in frame.groupby(days) if len(part) >= MIN_DAY_ROWS}  # fmt: skip
+    daily["drift_share"] = pd.Series(shares, dtype=float)
+    return daily
+
+
+@pytest.fixture(scope="module")
+def prediction_log(tmp_path_factory):
+    """40 days of version 1's predictions, 20 to 400 a day on a coarse clock (ties in time), drifting from day 30;
+    most labelled, some features missing, some without an event time; version 2 and a canary beside them."""
+    rng = np.random.default_rng(8)
+    per_day = rng.integers(20, 400, size=40)
+    records, labels = [], []
+    for d, n in enumerate(per_day):
+        frame = _rows(int(n), 100 + d, shift=0.8 * (d >= 30))
+        start = pd.Timestamp("2013-01-01", tz="UTC") + pd.Timedelta(days=d)
+        minutes = np.sort(rng.integers(0, 24 * 60, size=len(frame)))
+        for i, row in enumerate(frame.itertuples(index=False)):
+            request_id = f"d{d}-{i}"
+            features = {name: getattr(row, name) for name in [*NUMERIC, *CATEGORICAL]}
+            if i % 17 == 0:
+                features["c"] = None
+            if i % 23 == 0:
+                del features["k"]
+            event_time = (start + pd.Timedelta(minutes=int(minutes[i]))).timestamp() if i % 41 else None
+            version = "2" if i % 13 == 0 else "1"
+            variant = "canary" if i % 19 == 0 else "champion"
+            record = PredictionRecord(request_id, "EWR", variant, version, float(row.score), 5.0,
+                                      start.timestamp() + i, features=features, event_time=event_time)  # fmt: skip
+            records.append(record)
+            if i % 5:
+                labels.append((request_id, int(row.label)))
+    engine = open_database(f"sqlite:///{tmp_path_factory.mktemp('log')}/log.db")
+    record_predictions(engine, records)
+    record_feedback(engine, "EWR", labels)
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("version", "variant", "history_days"), [("1", "champion", 120), ("1", None, 12), (None, None, 120)]
+)
+def test_the_streamed_daily_series_equals_the_whole_history_read(
+    reference, prediction_log, version, variant, history_days
+):
+    config = CONFIG.model_copy(update={"monitoring": CONFIG.monitoring.model_copy(update={"min_labelled": 60})})
+    log = dict(domain="EWR", features=[*NUMERIC, *CATEGORICAL], version=version, variant=variant,
+               history_days=history_days)  # fmt: skip
+    whole = read_log(prediction_log, **log, max_rows=1_000_000)
+    streamed = daily_series(reference, stream_log_days(prediction_log, **log, chunk_rows=64), config)
+
+    pd.testing.assert_frame_equal(streamed, _whole_frame_daily_series(reference, whole, config), check_exact=True)
+    assert streamed["predictions"].sum() == whole.rows and streamed["log_loss"].notna().any()
+    assert streamed["drift_share"].notna().any() and streamed["drift_share"].isna().any()
+    assert streamed["auc"].notna().any() and streamed["auc"].isna().any()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from domainflow.config import SplitConfig
-from domainflow.monitoring.window import LABEL, daily_quality, read_log
+from domainflow.monitoring.window import LABEL, day_quality, days_in, read_log, stream_log_days
 from domainflow.serving.database import open_database
 from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
 from domainflow.training.retraining import labelled_until, retraining_window
@@ -59,13 +59,35 @@ def test_history_days_keep_only_the_days_before_the_latest(engine):
     assert read_log(engine, "LGA", FEATURES).rows == 0
 
 
-def test_daily_quality_needs_enough_labels_per_day(engine):
-    window = read_log(engine, "EWR", FEATURES, version="1", history_days=3)
-    daily = daily_quality(window, min_rows=50)
-    assert list(daily.index.strftime("%Y-%m-%d")) == ["2013-09-01", "2013-09-02", "2013-09-03"]
-    assert daily["labelled"].tolist() == [64, 64, 66] or daily["labelled"].sum() == len(window.labelled)
-    assert daily["log_loss"].notna().all() and daily["auc"].between(0, 1).all()
-    assert daily_quality(window, min_rows=1_000)["log_loss"].isna().all()
+def test_the_window_is_the_latest_rows_of_the_history(engine):
+    history = read_log(engine, "EWR", FEATURES, version="1", history_days=20_000, max_rows=1_000)
+    window = read_log(engine, "EWR", FEATURES, version="1", history_days=20_000, max_rows=50)
+    assert window.rows == 50
+    pd.testing.assert_frame_equal(window.frame, history.frame.tail(50).reset_index(drop=True))
+
+
+def test_the_history_streams_one_whole_day_at_a_time_as_in_memory(engine):
+    whole = read_log(engine, "EWR", FEATURES, version="1", history_days=20_000, max_rows=1_000)
+    # Chunks of 7 rows: days begin and end inside chunks and span several of them.
+    streamed = list(stream_log_days(engine, "EWR", FEATURES, version="1", history_days=20_000, chunk_rows=7))
+    in_memory = list(days_in(whole))
+    assert [day for day, _ in streamed] == [day for day, _ in in_memory]
+    assert [day.strftime("%Y-%m-%d") for day, _ in streamed][-3:] == ["2013-09-01", "2013-09-02", "2013-09-03"]
+    for (day, rows), (_, expected) in zip(streamed, in_memory, strict=True):
+        assert (rows.frame["at"].dt.floor("D") == day).all() and rows.version == "1"
+        pd.testing.assert_frame_equal(rows.frame, expected.frame.reset_index(drop=True))
+    recent = stream_log_days(engine, "EWR", FEATURES, version="1", history_days=1.5)
+    assert [day.strftime("%Y-%m-%d") for day, _ in recent] == ["2013-09-02", "2013-09-03"]
+    assert list(stream_log_days(engine, "LGA", FEATURES)) == []
+
+
+def test_a_days_quality_needs_enough_labels(engine):
+    days = dict(stream_log_days(engine, "EWR", FEATURES, version="1", history_days=3))
+    figures = [day_quality(rows, min_labelled=50) for rows in days.values()]
+    # Every 30th row sent no event time: it counts on its request's day (in 1970), not here.
+    assert [f["predictions"] for f in figures] == [81, 90, 90] and [f["labelled"] for f in figures] == [60, 67, 66]
+    assert all(f["log_loss"] > 0 and 0 <= f["auc"] <= 1 for f in figures)
+    assert all(np.isnan(day_quality(rows, min_labelled=1_000)["log_loss"]) for rows in days.values())
 
 
 def test_a_retrain_moves_the_split_to_where_the_labels_end(engine):
