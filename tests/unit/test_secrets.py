@@ -1,0 +1,188 @@
+"""No credential in the repository, and none shown where a URL that may carry one is shown.
+
+The repository scan reads every file `git ls-files` lists and looks for AWS access key ids,
+private keys, and URLs with an inline password (scheme://user:password@host). The allowlist
+is one rule, the same for every file: a password that is visibly not a real one may stay.
+That is a template (`${POSTGRES_PASSWORD:?...}` in compose, `{password}` in an f-string,
+`$VAR`), a `<placeholder>`, a `CHANGE-ME...` value, or one of the words in PLACEHOLDERS
+(docs write `user:password@host`; tests use throwaway values such as `tuner:secret@127.0.0.1`
+or moto's `testing`, never a real server's). AWS's documented example key (…EXAMPLE) is
+allowed too. Private keys have no exception.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from domainflow.settings import redact_url, resolve_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "s3cret"
+SECRET_URL = f"postgresql+psycopg://user:{PASSWORD}@host/db"
+
+PLACEHOLDERS = {"password", "pass", "passwd", "secret", PASSWORD, "testing", "changeme", "***", "xxx"}
+AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"`]*:([^\s@'\"`]+)@")
+
+
+def _is_placeholder(password: str) -> bool:
+    return (
+        password.lower() in PLACEHOLDERS
+        or password.upper().startswith("CHANGE-ME")
+        or "$" in password  # ${VAR}, $VAR
+        or "{" in password  # an f-string or format template
+        or (password.startswith("<") and password.endswith(">"))
+    )
+
+
+def find_credentials(text: str) -> list[str]:
+    """What looks like a real credential in `text`, each named by its kind."""
+    found = [f"AWS access key id {m}" for m in AWS_KEY_ID.findall(text) if not m.endswith("EXAMPLE")]
+    found += ["a private key" for _ in PRIVATE_KEY.findall(text)]
+    found += [f"a URL with the password {p[:2]}…" for p in URL_PASSWORD.findall(text) if not _is_placeholder(p)]
+    return found
+
+
+def tracked_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True)
+    return [ROOT / name for name in listed.stdout.split("\0") if name]
+
+
+def test_no_tracked_file_holds_a_credential():
+    leaks = []
+    for path in tracked_files():
+        if not path.is_file():  # deleted in the work tree, not yet committed
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        leaks += [f"{path.relative_to(ROOT)}: {what}" for what in find_credentials(data.decode("utf-8", "replace"))]
+    assert leaks == [], "move these to the environment (infra/README.md, 'Where secrets come from')"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "key = 'AKIA" + "Z7Q2" * 4 + "'",
+        "-----BEGIN RSA PRIVATE" + " KEY-----\nMIIE...",
+        "-----BEGIN OPENSSH PRIVATE" + " KEY-----",
+        # Split so that this file does not hold what it plants.
+        "MLFLOW_TRACKING_URI=http://admin:" + "hunter2@mlflow:5000",
+        'url = "postgresql+psycopg://domainflow:' + 'Xk93-fq@db.internal:5432/domainflow"',
+    ],
+    ids=["aws-key-id", "rsa-key", "openssh-key", "http-url", "database-url"],
+)
+def test_the_scan_finds_a_planted_credential(text):
+    """Guards the scan above: a pattern that matches nothing would pass every repository."""
+    assert find_credentials(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql+psycopg://${POSTGRES_USER:?set it}:${POSTGRES_PASSWORD:?set it}@postgres:5432/mlflow",
+        "DOMAINFLOW_DATABASE_URL=postgresql+psycopg://user:password@host:5432/domainflow",
+        'f"postgresql://{user}:{password}@{host}/db"',
+        "mysql://tuner:secret@127.0.0.1/studies",
+        "AKIAIOSFODNN7EXAMPLE",
+        "postgresql://mlflow@db/mlflow and sqlite:////tmp/mlflow.db",
+    ],
+)
+def test_the_scan_lets_placeholders_through(text):
+    assert find_credentials(text) == []
+
+
+def test_real_env_files_are_ignored_and_untracked():
+    tracked = [p.relative_to(ROOT).as_posix() for p in tracked_files()]
+    assert [name for name in tracked if Path(name).name == ".env"] == []
+    ignored = subprocess.run(["git", "check-ignore", "-q", "infra/.env"], cwd=ROOT)
+    assert ignored.returncode == 0, "infra/.env holds the compose stack's real credentials: keep it in .gitignore"
+
+
+# --- shown without the password --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (SECRET_URL, "postgresql+psycopg://user:***@host/db"),
+        ("http://admin:" + "p@ss/word@mlflow:5000", "http://admin:***@mlflow:5000"),
+        ("postgresql://host/db?user=u&password=s3cret&sslmode=require",
+         "postgresql://host/db?user=u&password=***&sslmode=require"),
+        ("postgresql://:s3cret@host/db", "postgresql://:***@host/db"),
+        ("postgresql://mlflow@db/mlflow", "postgresql://mlflow@db/mlflow"),
+        ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
+        ("s3://bucket/mlflow", "s3://bucket/mlflow"),
+        ("mlflow-artifacts:/", "mlflow-artifacts:/"),
+    ],
+)  # fmt: skip
+def test_redact_url_hides_the_password_and_keeps_the_rest(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_settings_repr_hides_passwords_and_the_admin_token(tmp_path):
+    settings = resolve_settings({
+        "DOMAINFLOW_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"http://admin:{PASSWORD}@mlflow:5000",
+        "DOMAINFLOW_DATABASE_URL": SECRET_URL, "DOMAINFLOW_ADMIN_TOKEN": "token-" + PASSWORD,
+    })  # fmt: skip
+    shown = f"{settings!r} {settings}"
+    assert PASSWORD not in shown
+    assert "postgresql+psycopg://user:***@host/db" in shown and "admin:***@mlflow:5000" in shown
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """The CLI with password-bearing URLs in its environment; what a command adds to the environment is undone."""
+    from domainflow.cli import app
+
+    saved = dict(os.environ)
+    monkeypatch.setenv("DOMAINFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://admin:{PASSWORD}@127.0.0.1:9/")
+    monkeypatch.setenv("DOMAINFLOW_DATABASE_URL", SECRET_URL)
+    monkeypatch.setenv("DOMAINFLOW_ADMIN_TOKEN", "token-" + PASSWORD)
+    config = tmp_path / "config.yaml"
+    # No domains: `serve` prints its banner, then stops before it opens anything.
+    config.write_text(f"domains: {{values: null}}\ntuning: {{storage: '{SECRET_URL}'}}\n")
+    yield lambda *args: CliRunner().invoke(app, [*args, "--config", str(config)])
+    # `serve` sets quiet_environment's defaults (Prefect's results folder: this test's tmp_path).
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_serve_banner_names_the_servers_without_their_passwords(cli):
+    result = cli("serve")
+    output = result.output.replace("\n", "")
+    assert result.exit_code == 2 and "serving needs the domains" in output  # stopped where the test meant
+    assert "user:***@host/db" in output and "admin:***@127.0.0.1:9" in output
+    assert PASSWORD not in output
+
+
+def test_show_config_prints_tuning_storage_without_its_password(cli):
+    result = cli("show-config")
+    assert result.exit_code == 0
+    assert "storage: postgresql+psycopg://user:***@host/db" in result.output
+    assert PASSWORD not in result.output
+
+
+URL_SETTINGS = {"tracking_uri", "database_url", "artifact_root"}
+
+
+def test_every_url_the_cli_prints_goes_through_redact_url():
+    """Commands that need a live registry or database cannot run here; their f-strings are read instead."""
+    tree = ast.parse((ROOT / "src" / "domainflow" / "cli.py").read_text())
+    bare = [
+        f"line {node.lineno}: {{{ast.unparse(node.value)}}}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FormattedValue)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr in URL_SETTINGS
+    ]
+    assert bare == [], "wrap these in redact_url(...)"
