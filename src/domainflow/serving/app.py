@@ -43,6 +43,9 @@ def _describe(error: dict, features: list[str]) -> str:
         return f"{where}: unknown feature {error['loc'][-1]!r}; the features are {', '.join(features)}"
     if error.get("type") == "json_invalid":
         return f"the body is not valid JSON ({error.get('msg')})"
+    if error.get("type") == "string_pattern_mismatch" and tuple(error.get("loc", ()))[-1:] == ("version",):
+        return (f"{where}: a version is the number of a registered version of the domain's model, e.g. 3; "
+                "a URI, a path, an alias or another model is not accepted")  # fmt: skip
     return f"{where}: {error.get('msg')}"
 
 

@@ -5,11 +5,16 @@ new serving table per domain; requests read whichever table is current, so a wei
 needs no restart and a request never sees half of one. A version whose files fail their
 digest check, or that fails to load, is refused: the arm is shown with the reason, its
 traffic goes to the champion arm, and the models loaded before keep serving.
+
+Only registered versions of the configured model names are loaded, from the configured
+registry, by number (or the `champion` alias): a rollout naming another model, or a
+version that is not a number (a URI, a path), is refused before anything is fetched.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -27,11 +32,14 @@ from domainflow.config import PipelineConfig
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
 from domainflow.registry.mlflow_registry import CHAMPION
 from domainflow.serving.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts, route
+from domainflow.settings import redact_url
 
 logger = logging.getLogger(__name__)
 
 # Error codes MLflow answers for a model, version or alias that does not exist (as opposed to an outage).
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+# A registered version's number, as the registry gives it: the only form a version is loaded by.
+REGISTRY_VERSION = re.compile(r"[1-9][0-9]{0,9}")
 
 
 @dataclass(frozen=True)
@@ -98,12 +106,19 @@ class ModelCache:
         failure = self._failed.get(key)
         if failure is not None and time.monotonic() - failure[1] < self.retry_seconds:
             return None, failure[0]
+        if not REGISTRY_VERSION.fullmatch(version):
+            return None, self._refuse(
+                key, "source", f"{name}: version {version!r} is not a registered version number; only numbered "
+                "versions of the configured model are loaded, never a URI or a path",
+            )  # fmt: skip
         try:
             loaded = self._load(name, version)
         except IntegrityError as error:
             return None, self._refuse(key, "integrity", str(error))
         except Exception as error:  # a broken or missing version must not stop the others
-            return None, self._refuse(key, "load", f"{name} v{version} failed to load: {type(error).__name__}: {error}")
+            # The reason is shown by /ready and /rollouts: a registry URL in it goes without its password.
+            why = str(error).replace(self.tracking_uri, redact_url(self.tracking_uri))
+            return None, self._refuse(key, "load", f"{name} v{version} failed to load: {type(error).__name__}: {why}")
         self._failed.pop(key, None)
         self._loaded[key] = loaded
         logger.info("loaded model=%s version=%s", name, version)
@@ -183,7 +198,13 @@ class ModelRefresher:
             return tables
 
     def _table(self, domain: str, rollout: Rollout | None) -> ServingTable:
-        name = rollout.model_name if rollout else self.config.registered_model_name(domain)
+        name = self.config.registered_model_name(domain)
+        foreign = None
+        if rollout is not None and rollout.model_name != name:
+            # Written by hand or by another config: its versions are not this server's to load.
+            foreign = (f"the rollout of {domain} (revision {rollout.revision}) names model {rollout.model_name!r}, "
+                       f"not the configured {name}: ignored, the `{CHAMPION}` alias serves")  # fmt: skip
+            rollout = None
         champion = None
         if rollout is None or rollout.version_of(CHAMPION_ARM) is None:
             champion = self.champion_version(name)
@@ -214,6 +235,8 @@ class ModelRefresher:
             problems[""] = f"no rollout and no `{CHAMPION}` alias on {name}: register a version and promote it"
         elif fallback is None and "" not in problems:
             problems[""] = f"the {CHAMPION_ARM} arm is not loaded, so {domain} is not ready"
+        if foreign:
+            problems[""] = f"{foreign}; {problems['']}" if "" in problems else foreign
         return ServingTable(domain, name, source, revision, reason, arms, models, fallback, problems)
 
     def start(self, interval: float) -> None:
