@@ -22,7 +22,7 @@ from rich.table import Table
 
 from domainflow.config import ConfigError, PipelineConfig, load_config
 from domainflow.data.sources import SourceError, fingerprint_source
-from domainflow.settings import Settings, quiet_environment, redact_url, resolve_settings
+from domainflow.settings import Settings, quiet_environment, resolve_settings, without_passwords
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__.splitlines()[0]
@@ -171,7 +171,8 @@ def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
 
 
 def _summary_table(outcomes, settings: Settings) -> Table:
-    table = Table(title="domainflow run", caption=f"models registered in MLflow at {redact_url(settings.tracking_uri)}")
+    registry = without_passwords(settings.tracking_uri)
+    table = Table(title="domainflow run", caption=f"models registered in MLflow at {registry}")
     table.add_column("domain")
     table.add_column("rows in\nkept\nquarantined", justify="right")
     # Test AUC: the served network variant vs the gradient-boosting baseline.
@@ -325,7 +326,7 @@ def status(config: ConfigOption = None) -> None:
 
     settings, cfg = resolve_settings(), _load(config, {})
     client = MlflowClient(settings.tracking_uri)
-    table = Table(title=f"MLflow registry ({redact_url(settings.tracking_uri)})")
+    table = Table(title=f"MLflow registry ({without_passwords(settings.tracking_uri)})")
     for column in ("model", "versions", "aliases", "latest version", "gate"):
         table.add_column(column)
     models = client.search_registered_models(filter_string=f"name LIKE '{cfg.name}-%'")
@@ -354,7 +355,7 @@ def _print_rollouts(settings: Settings) -> None:
     if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
         return  # nothing served yet; do not create an empty database just to look
     engine = open_database(settings.database_url)
-    table = Table(title=f"rollouts and canaries ({redact_url(settings.database_url)})")
+    table = Table(title=f"rollouts and canaries ({without_passwords(settings.database_url)})")
     for column in ("domain", "serving", "revision", "last canary", "why"):
         table.add_column(column)
     for rollout in read_rollouts(engine):
@@ -457,7 +458,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err_console.print(
         f"serving {', '.join(cfg.domains.values or [])} on http://{cfg.serving.host}:{cfg.serving.port} "
-        f"(registry {redact_url(settings.tracking_uri)}, log {redact_url(settings.database_url)}, admin routes "
+        f"(registry {without_passwords(settings.tracking_uri)}, log {without_passwords(settings.database_url)}, "
+        "admin routes "
         f"{'on' if settings.admin_token else 'off: set DOMAINFLOW_ADMIN_TOKEN'})"
     )
     try:
@@ -494,7 +496,7 @@ def experiment_start(
 
     cfg, settings = _load(config, {}), resolve_settings()
     chosen, name = _parse_versions(versions), cfg.registered_model_name(domain)
-    client, registry = MlflowClient(settings.tracking_uri), redact_url(settings.tracking_uri)
+    client, registry = MlflowClient(settings.tracking_uri), without_passwords(settings.tracking_uri)
     for variant, version in chosen.items():
         try:
             client.get_model_version(name, version)
@@ -546,7 +548,7 @@ def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as YAML (defaults overlaid with --config)."""
     effective = _load(config, {}).model_dump(mode="json")
     if effective["tuning"]["storage"]:
-        effective["tuning"]["storage"] = redact_url(effective["tuning"]["storage"])
+        effective["tuning"]["storage"] = without_passwords(effective["tuning"]["storage"])
     console.print(yaml.safe_dump(effective, sort_keys=False), markup=False, highlight=False)
 
 

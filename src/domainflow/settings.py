@@ -7,7 +7,7 @@ the standard variables (`MLFLOW_TRACKING_URI`, `DOMAINFLOW_ARTIFACT_ROOT`) and t
 (prediction log, rollouts, audit) at `DOMAINFLOW_DATABASE_URL`; the admin token is `DOMAINFLOW_ADMIN_TOKEN`.
 
 Those URLs may carry a password: whatever shows one (the CLI, a log line, an error, `repr`) shows
-`redact_url(url)` instead.
+`without_passwords(url)` instead.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# scheme://user:PASSWORD@host: the password runs to the last "@", so one with an unescaped "@" is hidden whole.
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*):.*@")
+# scheme://user:PASSWORD@host: the password runs to the URL's last "@", so one with an unescaped "@" is hidden whole.
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s'\"]*):[^\s'\"]*@")
 # ...?password=...: libpq and some drivers also take the password (or a token) as a query parameter.
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key|apikey)=)[^&#]*")
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key|apikey)=)[^&#\s'\"]*")
 
 
-def redact_url(url: str) -> str:
-    """`url` with its password (inline or as a query parameter) replaced by ***; anything else unchanged."""
-    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
+def without_passwords(text: str) -> str:
+    """`text` (a URL, or a message quoting URLs) with each URL's password, inline or as a query parameter, as ***."""
+    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,11 @@ class Settings:
 
     def __repr__(self) -> str:
         # The URLs without their passwords; the admin token not at all.
-        return (
-            f"Settings(home={self.home!r}, tracking_uri={redact_url(self.tracking_uri)!r}, "
-            f"artifact_root={redact_url(self.artifact_root)!r}, database_url={redact_url(self.database_url)!r}, "
-            f"admin_token={'***' if self.admin_token else None})"
+        urls = ", ".join(
+            f"{name}={without_passwords(getattr(self, name))!r}"
+            for name in ("tracking_uri", "artifact_root", "database_url")
         )
+        return f"Settings(home={self.home!r}, {urls}, admin_token={'***' if self.admin_token else None})"
 
     @property
     def quarantine_dir(self) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from domainflow.settings import redact_url, resolve_settings
+from domainflow.settings import resolve_settings, without_passwords
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret"
@@ -122,10 +122,14 @@ def test_real_env_files_are_ignored_and_untracked():
         ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
         ("s3://bucket/mlflow", "s3://bucket/mlflow"),
         ("mlflow-artifacts:/", "mlflow-artifacts:/"),
+        # MLflow's own error quotes the request URL, credentials and all.
+        ("API request to http://admin:" + "s3cret@mlflow:5000/api/2.0/x failed with exception HTTPConnectionPool("
+         "host='mlflow', port=5000)", "API request to http://admin:***@mlflow:5000/api/2.0/x failed with exception "
+         "HTTPConnectionPool(host='mlflow', port=5000)"),
     ],
 )  # fmt: skip
-def test_redact_url_hides_the_password_and_keeps_the_rest(url, shown):
-    assert redact_url(url) == shown
+def test_without_passwords_hides_the_password_and_keeps_the_rest(url, shown):
+    assert without_passwords(url) == shown
 
 
 def test_settings_repr_hides_passwords_and_the_admin_token(tmp_path):
@@ -175,7 +179,7 @@ def test_show_config_prints_tuning_storage_without_its_password(cli):
 URL_SETTINGS = {"tracking_uri", "database_url", "artifact_root"}
 
 
-def test_every_url_the_cli_prints_goes_through_redact_url():
+def test_every_url_the_cli_prints_goes_through_without_passwords():
     """Commands that need a live registry or database cannot run here; their f-strings are read instead."""
     tree = ast.parse((ROOT / "src" / "domainflow" / "cli.py").read_text())
     bare = [
@@ -185,4 +189,4 @@ def test_every_url_the_cli_prints_goes_through_redact_url():
         and isinstance(node.value, ast.Attribute)
         and node.value.attr in URL_SETTINGS
     ]
-    assert bare == [], "wrap these in redact_url(...)"
+    assert bare == [], "wrap these in without_passwords(...)"

@@ -32,7 +32,7 @@ from domainflow.config import PipelineConfig
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
 from domainflow.registry.mlflow_registry import CHAMPION
 from domainflow.serving.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts, route
-from domainflow.settings import redact_url
+from domainflow.settings import without_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class ModelCache:
             return None, self._refuse(key, "integrity", str(error))
         except Exception as error:  # a broken or missing version must not stop the others
             # The reason is shown by /ready and /rollouts: a registry URL in it goes without its password.
-            why = str(error).replace(self.tracking_uri, redact_url(self.tracking_uri))
+            why = without_passwords(str(error))
             return None, self._refuse(key, "load", f"{name} v{version} failed to load: {type(error).__name__}: {why}")
         self._failed.pop(key, None)
         self._loaded[key] = loaded

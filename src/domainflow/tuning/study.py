@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from domainflow.config import TuningConfig
-from domainflow.settings import redact_url
+from domainflow.settings import without_passwords
 
 HEARTBEAT_SECONDS = 5
 SCHEMA_ATTEMPTS = 5
@@ -98,7 +98,7 @@ def open_storage(url: str | None) -> BaseStorage | None:
     if kind == "sqlite":
         # Workers sharing a SQLite file wait for its write lock instead of failing at once.
         engine_kwargs["connect_args"] = {"timeout": 60}
-    where = f"tuning.storage {redact_url(url)}"
+    where = f"tuning.storage {without_passwords(url)}"
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         try:
             return _rdb_storage(url, engine_kwargs)
@@ -220,5 +220,6 @@ def summarize_study(storage: str | None, study_name: str) -> TuningResult:
     try:
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:
-        raise TuningStorageError(f"tuning.storage {redact_url(storage)} holds no study named {study_name!r}") from None
+        where = f"tuning.storage {without_passwords(storage)}"
+        raise TuningStorageError(f"{where} holds no study named {study_name!r}") from None
     return summarize(study, storage_kind(storage))
