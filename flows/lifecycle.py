@@ -10,7 +10,7 @@ start the `retrain` deployment through its trigger; here the run acts on them in
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, task
 from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
@@ -18,11 +18,12 @@ from domainflow.flows.monitoring import monitor_domain
 from domainflow.flows.prepared import prepare_domain
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.retraining import retrain_domain
-from domainflow.flows.training import train_domain_model
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome
 from domainflow.tasks.data import choose_domains, fingerprint_data_source, load_dataset
+from domainflow.tasks.registry import prepare_tracking_store
 from domainflow.tasks.replay import plot_lifecycle_timeline, replay_held_out_months
+from domainflow.tasks.training import domain_worker_pool
 
 
 @flow(name="domain-lifecycle", log_prints=True)
@@ -35,18 +36,42 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
     fingerprint = fingerprint_data_source(config.data.source)
     frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     domains = choose_domains(frame, config.domains)
-    outcomes: list[DomainOutcome] = []
-    for domain in domains:
-        state = train_domain_model(domain, config, return_state=True)
-        outcomes.append(
-            state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed")
-        )
+    outcomes = train_domains(domains, config)
     if serving_url:
         outcomes = [promote(outcome, config, serving_url) for outcome in outcomes]
     if serving_url and config.replay.monitor_until is not None:
         outcomes = [close_the_loop(outcome, config, serving_url) for outcome in outcomes]
         plot_lifecycle_timeline(outcomes, config, str(resolve_settings().reports_dir))
     return lifecycle_state(outcomes)
+
+
+@task(task_run_name="train-{domain}")
+def train_domain(domain: str, config: PipelineConfig) -> DomainOutcome:
+    """The domain's training flow, run where the task runs (this process, or a domain worker)."""
+    # Imported here, not taken from this module's globals: a worker process then gets the flow from its
+    # module, whose annotations resolve. Pickled along with this task, the flow arrives without
+    # `PipelineConfig` in its globals and fails to validate its parameters.
+    from domainflow.flows.training import train_domain_model
+
+    state = train_domain_model(domain, config, return_state=True)
+    return state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "failed")
+
+
+def train_domains(domains: list[str], config: PipelineConfig) -> list[DomainOutcome]:
+    """Up to `scale.domain_workers` domains at once, each in a worker process; one by one in this process at 1."""
+    if config.scale.domain_workers == 1 or len(domains) == 1:
+        states = [train_domain(domain, config, return_state=True) for domain in domains]
+    else:
+        prepare_tracking_store(resolve_settings().tracking_uri)
+        with domain_worker_pool(config.scale, len(domains)) as pool:
+            futures = [pool.submit(train_domain, {"domain": domain, "config": config}) for domain in domains]
+            for future in futures:
+                future.wait()
+        states = [future.state for future in futures]
+    return [
+        state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "training failed")
+        for domain, state in zip(domains, states)
+    ]  # fmt: skip
 
 
 def close_the_loop(outcome: DomainOutcome, config: PipelineConfig, serving_url: str) -> DomainOutcome:

@@ -25,6 +25,12 @@ _MLFLOW_RETRIES = dict(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_con
 
 
 @task(**_MLFLOW_RETRIES)
+def prepare_tracking_store(tracking_uri: str) -> None:
+    """Before domains train in parallel: the store's schema is built once, not raced by every worker."""
+    mlflow_registry.open_tracking_store(tracking_uri)
+
+
+@task(**_MLFLOW_RETRIES)
 def log_training_run(
     tracking_uri: str,
     artifact_root: str,

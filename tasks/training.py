@@ -6,13 +6,15 @@ from pathlib import Path
 
 from prefect import task
 from prefect.logging import get_run_logger
+from prefect.task_runners import ProcessPoolTaskRunner
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from domainflow.config import BaselineConfig, OptimizationConfig, TrainingConfig, TuningConfig
+from domainflow.config import BaselineConfig, OptimizationConfig, ScaleConfig, TrainingConfig, TuningConfig
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
 from domainflow.optimization.report import OptimizationResult
 from domainflow.training import candidates
+from domainflow.training import workers
 from domainflow.training.trainer import TrainedNetwork
 from domainflow.tuning.study import TuningResult, summarize_study
 
@@ -95,3 +97,10 @@ def score_candidates(
         scores.network["test"]["auc"], scores.baseline["test"]["auc"],
     )  # fmt: skip
     return scores
+
+
+def domain_worker_pool(scale: ScaleConfig, domains: int) -> ProcessPoolTaskRunner:
+    """Prefect's process pool for `scale.domain_workers` domains at once, each worker with its share of the cores."""
+    count = min(scale.domain_workers, domains)
+    threads = workers.threads_per_worker(scale, count)
+    return ProcessPoolTaskRunner(max_workers=count, initializer=workers.start_worker, initargs=(threads,))

@@ -438,6 +438,21 @@ class MonitoringConfig(_Strict):
     sla: SlaConfig = SlaConfig()
 
 
+class ScaleConfig(_Strict):
+    """How much of the lifecycle runs at once.
+
+    `domain_workers` domains train at the same time, each in its own worker process
+    (Prefect's ProcessPoolTaskRunner): processes, not threads, because torch's random
+    generator and torch.export are process-wide, and a run must train the same models
+    however many domains share the machine. 1 trains the domains one after another in
+    the flow's own process. Each worker gets `torch_threads` (0: the machine's cores
+    divided among the workers).
+    """
+
+    domain_workers: int = Field(default=1, ge=1)
+    torch_threads: int = Field(default=0, ge=0)
+
+
 class PipelineConfig(_Strict):
     """Everything one `domainflow run` needs; this is the flows' typed parameter."""
 
@@ -457,6 +472,7 @@ class PipelineConfig(_Strict):
     replay: ReplayConfig = ReplayConfig()
     experiment: ExperimentConfig = ExperimentConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    scale: ScaleConfig = ScaleConfig()
 
     @model_validator(mode="after")
     def _validation_names_features(self) -> PipelineConfig:
@@ -485,8 +501,12 @@ class PipelineConfig(_Strict):
         return f"{self.name}/{domain}"
 
     def config_hash(self) -> str:
-        """Stable hash of every setting; a model version records it as a tag."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of every setting but `scale`; a model version records it as a tag.
+
+        `scale` says how many domains train at once, not what they train: the same run on more
+        workers keeps its key, its cache and its tuning study.
+        """
+        payload = json.dumps(self.model_dump(mode="json", exclude={"scale"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

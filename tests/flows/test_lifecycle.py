@@ -92,7 +92,13 @@ def _latest_artifact(key: str) -> str:
 
 
 def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, domainflow_home):
-    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
+    """The first run trains both domains at once in worker processes; the second, one by one, reuses all of it."""
+    parallel = tiny_config.model_copy(update={"scale": tiny_config.scale.model_copy(update={"domain_workers": 2})})
+    first_state = run_lifecycle(config=parallel, return_state=True)
+    assert first_state.is_completed(), first_state.message
+    first = _outcomes(first_state)
+    trained_in_workers = _task_states(first_state.state_details.flow_run_id)
+    assert {name.split("@")[0] for name in trained_in_workers} >= {"train", "train_network", "register_model_version"}
     state = run_lifecycle(config=tiny_config, return_state=True)
 
     second = _outcomes(state)

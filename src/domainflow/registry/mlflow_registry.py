@@ -187,6 +187,17 @@ def _log_model(record: RunRecord) -> str:
     return info.model_uri
 
 
+def open_tracking_store(tracking_uri: str) -> None:
+    """Create (or migrate) the tracking and registry schema now, from this one process.
+
+    MLflow builds a fresh SQLite store's tables on first use; two worker processes doing that
+    at once both run the migration, and one fails ("table _alembic_tmp_experiments already exists").
+    """
+    client = MlflowClient(tracking_uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+
+
 def register_model_version(
     tracking_uri: str, name: str, logged: LoggedRun, tags: dict[str, str], description: str = ""
 ) -> str:
