@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -208,6 +209,18 @@ class TuningConfig(_Strict):
     trial_max_epochs: int = Field(default=3, ge=1)
     trial_limit_train_batches: float = Field(default=1.0, gt=0, le=1)
     space: SearchSpace = SearchSpace()
+
+    @field_validator("storage")
+    @classmethod
+    def _no_password_in_storage(cls, storage: str | None) -> str | None:
+        # The config is a flow parameter, which Prefect stores as it is, and the run's config.json
+        # goes to MLflow: a password written here would sit in both in plain text.
+        if storage is not None and urlsplit(storage).password:
+            raise ValueError(
+                "the storage URL carries a password, which would be stored with every flow run's parameters; "
+                "leave it out (postgresql://user@host/db) and give it as PGPASSWORD or in ~/.pgpass"
+            )
+        return storage
 
     @model_validator(mode="after")
     def _shared_workers_need_storage(self) -> TuningConfig:

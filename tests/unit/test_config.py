@@ -163,3 +163,10 @@ def test_tuning_optimization_and_gate_settings_are_checked(overrides, message):
 def test_a_shared_study_with_a_database_is_accepted():
     config = build_config({"tuning": {"workers": 2, "storage": "sqlite:///studies.db"}})
     assert config.tuning.workers == 2
+
+
+def test_a_password_in_the_tuning_storage_is_refused_and_not_echoed():
+    with pytest.raises(ConfigError, match="tuning.storage: .*PGPASSWORD") as error:
+        build_config({"tuning": {"storage": "postgresql://optuna:s3cret@db:5432/optuna"}})
+    assert "s3cret" not in str(error.value)
+    assert build_config({"tuning": {"storage": "postgresql://optuna@db:5432/optuna"}}).tuning.storage
