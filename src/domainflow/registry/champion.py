@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
+from domainflow.registry.integrity import verified_model_folder
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,21 @@ def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> Champion
 
 
 def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame) -> ChampionScores:
-    """A registered version's delay probabilities for `rows`, loaded through pyfunc as serving loads it."""
+    """A registered version's delay probabilities for `rows`, loaded through pyfunc as serving loads it.
+
+    As in serving, only files whose digest matches the one recorded at registration are loaded.
+    """
     run_id = MlflowClient(tracking_uri).get_model_version(name, version).run_id
-    with fluent_tracking_uri(tracking_uri):
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    # The version's own input schema: it may have been trained on other features than the rows carry.
-    inputs = model.metadata.get_input_schema().inputs
-    missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
-    if missing:
-        raise ValueError(f"{name} v{version} needs columns the rows lack: {missing}")
-    present = [spec for spec in inputs if spec.name in rows.columns]
-    served = rows[[spec.name for spec in present]].astype(
-        {spec.name: "float64" for spec in present if spec.type.name == "double"}
-    )
-    return ChampionScores(version=version, run_id=run_id, scores=np.asarray(model.predict(served), dtype=float))
+    with tempfile.TemporaryDirectory(prefix="domainflow-score-") as scratch:
+        model = mlflow.pyfunc.load_model(str(verified_model_folder(tracking_uri, name, version, Path(scratch))))
+        # The version's own input schema: it may have been trained on other features than the rows carry.
+        inputs = model.metadata.get_input_schema().inputs
+        missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
+        if missing:
+            raise ValueError(f"{name} v{version} needs columns the rows lack: {missing}")
+        present = [spec for spec in inputs if spec.name in rows.columns]
+        served = rows[[spec.name for spec in present]].astype(
+            {spec.name: "float64" for spec in present if spec.type.name == "double"}
+        )
+        scores = np.asarray(model.predict(served), dtype=float)
+    return ChampionScores(version=version, run_id=run_id, scores=scores)

@@ -8,6 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from domainflow.optimization.torch_variants import build_fp32
+from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
@@ -61,7 +62,7 @@ def story(store, make_record):
     steps = {}
     for step, (key, auc) in {"first": ("key-1", 0.81), "second": ("key-2", 0.83), "failing": ("key-3", 0.55)}.items():
         logged = log_training_run(tracking_uri, artifact_root, make_record(key))
-        version = register_model_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
+        version = register_verified_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
         aliases_before = _aliases(tracking_uri)
         decision = _gate(tracking_uri, MODEL, version, auc)
         steps[step] = dict(logged=logged, version=version, decision=decision,
