@@ -70,7 +70,7 @@ def train_domains(domains: list[str], config: PipelineConfig) -> list[DomainOutc
         states = [future.state for future in futures]
     return [
         state.result() if state.is_completed() else DomainOutcome.failed(domain, state.message or "training failed")
-        for domain, state in zip(domains, states)
+        for domain, state in zip(domains, states, strict=True)
     ]  # fmt: skip
 
 

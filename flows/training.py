@@ -52,7 +52,7 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
         outcome, split, pipeline, tuning, network, optimized, scores, evaluation,
     )  # fmt: skip
     version = register_model_version(settings.tracking_uri, domain, config, logged)
-    decision = apply_quality_gate(settings.tracking_uri, domain, config, version, evaluation)
+    decision = apply_quality_gate(settings.tracking_uri, settings.database_url, domain, config, version, evaluation)
     summary = summarize_domain_run(
         domain, config, outcome, split, tuning, optimized, scores, evaluation, logged, version, decision
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 
 from domainflow.config import PipelineConfig
 from domainflow.data.features import FeaturePipeline
@@ -12,7 +13,8 @@ from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.evaluation.candidate import CandidateEvaluation
 from domainflow.optimization.report import OptimizationResult
-from domainflow.registry import integrity, mlflow_registry
+from domainflow.registry import aliases, integrity, mlflow_registry
+from domainflow.serving.database import open_database
 from domainflow.summary import DomainOutcome, artifact_key, summarize_domain
 from domainflow.tracking import log_domain_run
 from domainflow.training.candidates import CandidateScores
@@ -47,10 +49,11 @@ def log_training_run(
     evaluation: CandidateEvaluation,
 ) -> mlflow_registry.LoggedRun:
     """Trials become child runs; the served variant is the run's model."""
-    logged = log_domain_run(
-        tracking_uri, artifact_root, domain, config, source_fingerprint, outcome, split, pipeline,
-        tuning, network, optimized, scores, evaluation,
-    )  # fmt: skip
+    with mlflow_registry.explained_store_errors(tracking_uri):
+        logged = log_domain_run(
+            tracking_uri, artifact_root, domain, config, source_fingerprint, outcome, split, pipeline,
+            tuning, network, optimized, scores, evaluation,
+        )  # fmt: skip
     get_run_logger().info("mlflow run_id=%s reused=%s model=%s", logged.run_id, logged.reused, logged.model_uri)
     return logged
 
@@ -62,21 +65,28 @@ def register_model_version(
     """The version carries the run's tags (data, config, code) and the digest of its files, checked before serving."""
     name = config.registered_model_name(domain)
     description = f"{config.name}: delay model for {config.domains.column} = {domain}, trained by domainflow."
-    version = integrity.register_verified_version(tracking_uri, name, logged, logged.version_tags, description)
+    with mlflow_registry.explained_store_errors(tracking_uri):
+        version = integrity.register_verified_version(tracking_uri, name, logged, logged.version_tags, description)
     get_run_logger().info("registered model=%s version=%s", name, version)
     return version
 
 
 @task(**_MLFLOW_RETRIES)
 def apply_quality_gate(
-    tracking_uri: str, domain: str, config: PipelineConfig, version: str, evaluation: CandidateEvaluation
+    tracking_uri: str,
+    database_url: str,
+    domain: str,
+    config: PipelineConfig,
+    version: str,
+    evaluation: CandidateEvaluation,
 ) -> mlflow_registry.GateDecision:
-    """Gates the alias: only a version that passed every check becomes `challenger`."""
+    """Gates the alias: only a version that passed every check becomes `challenger`; the moves are audited."""
     verdict = evaluation.verdict
-    decision = mlflow_registry.apply_gate_verdict(
-        tracking_uri, config.registered_model_name(domain), version, verdict.passed, verdict.reason,
-        verdict.failed_checks,
-    )  # fmt: skip
+    with mlflow_registry.explained_store_errors(tracking_uri):
+        decision = aliases.apply_gate_verdict(
+            tracking_uri, open_database(database_url), domain, config.registered_model_name(domain), version,
+            verdict.passed, verdict.reason, verdict.failed_checks, actor=f"prefect-flow-run/{flow_run.id or 'local'}",
+        )  # fmt: skip
     log = get_run_logger().info if decision.passed else get_run_logger().warning
     log("gate domain=%s version=%s passed=%s aliases=%s (%s)",
         domain, version, decision.passed, decision.aliases, decision.reason)  # fmt: skip

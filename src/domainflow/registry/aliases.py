@@ -14,7 +14,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
-from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
+from domainflow.registry.locks import domain_lock
+from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, GateDecision, current_alias_version
 from domainflow.serving.audit import record_audit
 
 CANARY = "canary"
@@ -53,25 +54,65 @@ def move_alias(
     return True
 
 
+def apply_gate_verdict(
+    tracking_uri: str,
+    engine: Engine,
+    domain: str,
+    name: str,
+    version: str,
+    passed: bool,
+    reason: str,
+    failed_checks: list[str] | tuple = (),
+    actor: str = "gate",
+) -> GateDecision:
+    """A passing version becomes `challenger`, and `champion` if the domain has none.
+
+    Every version is tagged with the verdict; a failing one keeps no alias and
+    names its failed checks, so the registry UI shows why it stopped there. The
+    alias moves are audited and made under the domain's lock: of two versions gated
+    at once on a domain without a champion, exactly one becomes it.
+    """
+    client = MlflowClient(tracking_uri)
+    client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
+    client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason[:4_000])
+    client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
+    note = f"gate {'passed' if passed else 'failed'}: {reason}"
+    aliases: list[str] = []
+    with domain_lock(engine, domain, actor):
+        if not passed and current_alias_version(client, name, CHALLENGER) == version:
+            # A re-gated version that no longer passes stops being the challenger.
+            move_alias(tracking_uri, engine, domain, name, CHALLENGER, None, note, actor)
+        if passed:
+            move_alias(tracking_uri, engine, domain, name, CHALLENGER, version, note, actor)
+            aliases.append(CHALLENGER)
+            champion = current_alias_version(client, name, CHAMPION)
+            if champion is None or champion == version:
+                move_alias(tracking_uri, engine, domain, name, CHAMPION, version, note, actor)
+                aliases.append(CHAMPION)
+    return GateDecision(passed=passed, reason=reason, aliases=aliases)
+
+
 def promote(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
     """`champion` moves to `version`; `previous-champion` keeps the old one; canary/challenger aliases are cleared."""
     client = MlflowClient(tracking_uri)
-    old = current_alias_version(client, name, CHAMPION)
-    if old is not None and old != version:
-        move_alias(tracking_uri, engine, domain, name, PREVIOUS_CHAMPION, old, reason, actor)
-    move_alias(tracking_uri, engine, domain, name, CHAMPION, version, reason, actor)
-    for alias in (CANARY, CHALLENGER):
-        if current_alias_version(client, name, alias) == version:
-            move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
+    with domain_lock(engine, domain, actor):
+        old = current_alias_version(client, name, CHAMPION)
+        if old is not None and old != version:
+            move_alias(tracking_uri, engine, domain, name, PREVIOUS_CHAMPION, old, reason, actor)
+        move_alias(tracking_uri, engine, domain, name, CHAMPION, version, reason, actor)
+        for alias in (CANARY, CHALLENGER):
+            if current_alias_version(client, name, alias) == version:
+                move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
     client.set_model_version_tag(name, version, f"{TAG}rollout", "promoted")
 
 
 def roll_back(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
     """The version loses `canary` and `challenger` (the champion keeps serving); the reason stays on its tags."""
     client = MlflowClient(tracking_uri)
-    for alias in (CANARY, CHALLENGER):
-        if current_alias_version(client, name, alias) == version:
-            move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
+    with domain_lock(engine, domain, actor):
+        for alias in (CANARY, CHALLENGER):
+            if current_alias_version(client, name, alias) == version:
+                move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
     client.set_model_version_tag(name, version, f"{TAG}rollout", "rolled_back")
     client.set_model_version_tag(name, version, f"{TAG}rollout_reason", reason[:4_000])
 

@@ -168,6 +168,31 @@ def fluent_tracking_uri(tracking_uri: str):
         mlflow.set_tracking_uri(previous)
 
 
+class StoreBusy(RuntimeError):
+    """MLflow's SQLite store stayed locked by another writer past MLflow's own waiting and retrying."""
+
+
+@contextmanager
+def explained_store_errors(tracking_uri: str):
+    """A SQLite store's "database is locked" becomes a StoreBusy that says why and what to do.
+
+    SQLite takes one writer at a time; MLflow waits for the lock and retries, so this only
+    surfaces when another writer held it for a long time (many domain workers, a long transaction).
+    The store is left as it was: SQLite rolls the failed write back whole.
+    """
+    try:
+        yield
+    except MlflowException as error:
+        if not (tracking_uri.startswith("sqlite") and "database is locked" in str(error)):
+            raise
+        raise StoreBusy(
+            f"MLflow's SQLite store {tracking_uri.removeprefix('sqlite:///')} stayed locked by another writer, "
+            "and this write was not made (nothing was half-written). SQLite takes one writer at a time: run it "
+            "again, train fewer domains at once (scale.domain_workers), or put MLflow on PostgreSQL "
+            "(MLFLOW_TRACKING_URI=postgresql://...) for concurrent writers"
+        ) from None
+
+
 def _log_model(record: RunRecord) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         pipeline_path = Path(scratch) / "feature_pipeline.joblib"
@@ -224,29 +249,3 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
-
-
-def apply_gate_verdict(
-    tracking_uri: str, name: str, version: str, passed: bool, reason: str, failed_checks: list[str] | tuple = ()
-) -> GateDecision:
-    """A passing version becomes `challenger`, and `champion` if the domain has none.
-
-    Every version is tagged with the verdict; a failing one keeps no alias and
-    names its failed checks, so the registry UI shows why it stopped there.
-    """
-    client = MlflowClient(tracking_uri)
-    client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
-    client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason[:4_000])
-    client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
-    aliases: list[str] = []
-    if not passed and current_alias_version(client, name, CHALLENGER) == version:
-        # A re-gated version that no longer passes stops being the challenger.
-        client.delete_registered_model_alias(name, CHALLENGER)
-    if passed:
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        aliases.append(CHALLENGER)
-        champion = current_alias_version(client, name, CHAMPION)
-        if champion is None or champion == version:
-            client.set_registered_model_alias(name, CHAMPION, version)
-            aliases.append(CHAMPION)
-    return GateDecision(passed=passed, reason=reason, aliases=aliases)

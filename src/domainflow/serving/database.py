@@ -127,6 +127,16 @@ announcements = Table(
 )
 
 
+# One writer at a time for a domain's registry aliases (domainflow.registry.locks): the row is the lock.
+registry_locks = Table(
+    "registry_locks",
+    metadata,
+    Column("domain", String(200), primary_key=True),
+    Column("holder", String(400), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
 def _sqlite_pragmas(connection, _record) -> None:
     # WAL lets the server write the log while the controller reads it; the busy timeout
     # makes a writer wait for another instead of failing with "database is locked".

@@ -18,13 +18,12 @@ from domainflow.canary.controller import PromotionError, abort_promotion, roll_b
 from domainflow.canary.state import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
 from domainflow.config import CanaryConfig, RolloutStep
 from domainflow.optimization.torch_variants import build_fp32
-from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION
+from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION, apply_gate_verdict
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     TAG,
     RunRecord,
-    apply_gate_verdict,
     current_alias_version,
     log_training_run,
     register_model_version,
@@ -181,9 +180,11 @@ def make_world(mlflow_store, logged_runs, tmp_path):
 
     def register() -> str:
         model = f"flight-delay-EWR-{next(_models)}"
+        # The gates audit into a database of their own: each world's audit then starts at its canary.
+        gates = open_database(f"sqlite:///{tmp_path}/gates.db")
         for logged in logged_runs:
             version = register_model_version(tracking_uri, model, logged, tags={})
-            apply_gate_verdict(tracking_uri, model, version, True, "min_test_auc: 0.8100 > 0.6000")
+            apply_gate_verdict(tracking_uri, gates, DOMAIN, model, version, True, "min_test_auc: 0.8100 > 0.6000")
         return model
 
     def make(behaviours=GOOD, seed: int = 0, shared_registry: bool = False) -> World:
@@ -371,6 +372,7 @@ def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_nex
     wrap(aliases, "move_alias")  # the moves inside promote() and roll_back()
 
     reference = make_world(GOOD, seed=5, shared_registry=True)
+    calls.clear()  # registering the shared model gated its versions (alias moves): only the run's calls count
     reference.run()
     expected = reference.outcome()
     changes = [i + 1 for i, label in enumerate(calls) if label not in calls[:i]]  # first time each change happens

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -8,17 +9,18 @@ import pytest
 from mlflow import MlflowClient
 
 from domainflow.optimization.torch_variants import build_fp32
+from domainflow.registry.aliases import apply_gate_verdict
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     TAG,
     RunRecord,
-    apply_gate_verdict,
     current_alias_version,
     log_training_run,
     register_model_version,
 )
+from domainflow.serving.database import open_database
 
 MODEL = "flight-delay-EWR"
 
@@ -74,7 +76,9 @@ def _gate(tracking_uri: str, name: str, version: str, auc: float):
     """A one-check verdict, as the evaluation gates would hand it over."""
     passed = auc > 0.6
     reason = f"min_test_auc: {auc:.4f} {'>' if passed else '<='} 0.6000"
-    return apply_gate_verdict(tracking_uri, name, version, passed, reason, [] if passed else ["min_test_auc"])
+    engine = open_database(f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).parent}/serving.db")
+    return apply_gate_verdict(tracking_uri, engine, "EWR", name, version, passed, reason,
+                              [] if passed else ["min_test_auc"])  # fmt: skip
 
 
 def _aliases(tracking_uri: str) -> dict[str, str | None]:
