@@ -13,8 +13,7 @@ from domainflow.config import BaselineConfig, OptimizationConfig, ScaleConfig, T
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
 from domainflow.optimization.report import OptimizationResult
-from domainflow.training import candidates
-from domainflow.training import workers
+from domainflow.training import candidates, workers
 from domainflow.training.trainer import TrainedNetwork
 from domainflow.tuning.study import TuningResult, summarize_study
 
