@@ -10,12 +10,11 @@ START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/p
 
 
 @pytest.fixture
-def postgres_database():
-    """A fresh PostgreSQL database for one test, dropped afterwards.
+def postgres_databases():
+    """Fresh PostgreSQL databases for one test, made on demand (`postgres_databases()` -> URL), dropped afterwards.
 
-    One per test, not per session: MLflow and Optuna both keep their schema
-    version in an `alembic_version` table, so they cannot share a database
-    (each then refuses the other's revision).
+    One per store, not one shared: MLflow and Optuna both keep their schema version in an
+    `alembic_version` table, so they cannot share a database (each then refuses the other's revision).
 
     Skips with the reason where PostgreSQL is absent; in CI (CI=true) its
     absence is a failure, so integration tests can never pass by skipping.
@@ -28,10 +27,23 @@ def postgres_database():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    name = f"domainflow_it_{uuid.uuid4().hex[:10]}"
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"domainflow_it_{uuid.uuid4().hex[:10]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return POSTGRES_DSN.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
     with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield POSTGRES_DSN.rsplit("/", 1)[0] + f"/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in made:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
+
+
+@pytest.fixture
+def postgres_database(postgres_databases):
+    """One fresh PostgreSQL database for one test (see postgres_databases)."""
+    return postgres_databases()
