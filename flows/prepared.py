@@ -18,6 +18,6 @@ def prepare_domain(domain: str, config: PipelineConfig, settings: Settings) -> t
     fingerprint = fingerprint_data_source(config.data.source)
     frame = load_dataset(config.data.source, fingerprint, config.source_columns())
     rows = filter_domain_rows(frame, config.domains.column, domain)
-    outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, str(settings.quarantine_dir))
+    outcome = quarantine_invalid_rows(rows, config.data, config.validation, domain, settings.quarantine_root)
     split = split_by_time(outcome.valid, config.data.timestamp, config.split)
     return fingerprint, outcome, split

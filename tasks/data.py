@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import task
 from prefect.logging import get_run_logger
@@ -54,11 +52,11 @@ def filter_domain_rows(frame: pd.DataFrame, column: str, domain: str) -> pd.Data
 
 @task(cache_policy=CACHED_STAGE)
 def quarantine_invalid_rows(
-    frame: pd.DataFrame, schema: DatasetSchema, rules: ValidationConfig, domain: str, quarantine_dir: str
+    frame: pd.DataFrame, schema: DatasetSchema, rules: ValidationConfig, domain: str, quarantine_root: str
 ) -> validation.ValidationOutcome:
     """Gates the run: fails when the quarantined share exceeds validation.max_quarantine_share."""
     run_folder = flow_run.root_flow_run_id or flow_run.id or "local"
-    path = Path(quarantine_dir) / str(run_folder) / f"{domain}.csv"
+    path = f"{quarantine_root}/{run_folder}/{domain}.csv"  # a folder or an s3:// prefix
     outcome = validation.quarantine_invalid_rows(frame, schema, rules, path)
     get_run_logger().info(
         "validation domain=%s rows_in=%d rows_kept=%d rows_quarantined=%d quarantine=%s",

@@ -35,6 +35,8 @@ class Settings:
     artifact_root: str
     # The prediction log, rollout weights, promotion state and audit log (SQLAlchemy URL).
     database_url: str = ""
+    # Where quarantined rows go: a folder or s3://bucket/prefix (DOMAINFLOW_OUTPUT_ROOT); the home by default.
+    output_root: str = ""
     # Bearer token of the serving app's admin routes; None disables them.
     admin_token: str | None = None
 
@@ -47,8 +49,8 @@ class Settings:
         return f"Settings(home={self.home!r}, {urls}, admin_token={'***' if self.admin_token else None})"
 
     @property
-    def quarantine_dir(self) -> Path:
-        return self.home / "quarantine"
+    def quarantine_root(self) -> str:
+        return f"{(self.output_root or str(self.home)).rstrip('/')}/quarantine"
 
     @property
     def results_dir(self) -> Path:
@@ -74,6 +76,7 @@ def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
         database_url=database_url,
+        output_root=env.get("DOMAINFLOW_OUTPUT_ROOT") or str(home),
         admin_token=env.get("DOMAINFLOW_ADMIN_TOKEN") or None,
     )
 

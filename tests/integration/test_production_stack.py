@@ -1,5 +1,5 @@
 """The production stack, set by environment alone: MLflow on PostgreSQL with artifacts on S3, the
-serving state and the Optuna studies on PostgreSQL, the training data on S3.
+serving state and the Optuna studies on PostgreSQL, the training data and the quarantined rows on S3.
 
 PostgreSQL is the one on this machine (and in CI); S3 is moto's server on loopback, a real HTTP
 S3 API. The lifecycle trains both domains at once in worker processes; the prediction server
@@ -12,6 +12,7 @@ import time
 
 import httpx
 import optuna
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from sqlalchemy import func, select
@@ -55,7 +56,9 @@ def test_the_lifecycle_and_the_server_run_on_postgresql_and_s3(
     tracking, serving, studies = postgres_databases(), postgres_databases(), postgres_databases()
     moto_s3.create_bucket(Bucket="data")
     moto_s3.create_bucket(Bucket="mlflow")
-    moto_s3.upload_file(str(flights_sample_csv), "data", "flights/sample.csv")
+    flights = pd.read_csv(flights_sample_csv)
+    flights.loc[len(flights)] = {**flights.iloc[0].to_dict(), "distance": -719.0}  # a row validation must quarantine
+    moto_s3.put_object(Bucket="data", Key="flights/sample.csv", Body=flights.to_csv(index=False).encode())
     home = tmp_path / "home"
     for name, value in {
         "DOMAINFLOW_HOME": str(home),
@@ -63,6 +66,7 @@ def test_the_lifecycle_and_the_server_run_on_postgresql_and_s3(
         "DOMAINFLOW_ARTIFACT_ROOT": "s3://mlflow/artifacts",
         "DOMAINFLOW_DATABASE_URL": serving,
         "DOMAINFLOW_ADMIN_TOKEN": TOKEN,
+        "DOMAINFLOW_OUTPUT_ROOT": "s3://data/outputs",
     }.items():
         monkeypatch.setenv(name, value)
     overrides = tiny_overrides("s3://data/flights/sample.csv")
@@ -73,6 +77,9 @@ def test_the_lifecycle_and_the_server_run_on_postgresql_and_s3(
     state = run_lifecycle(config=config, return_state=True)
 
     assert state.is_completed(), state.message
+    quarantined = [o.quarantine_path for o in state.result() if o.rows_quarantined]
+    assert len(quarantined) == 1 and quarantined[0].startswith("s3://data/outputs/quarantine/")
+    assert any(key.startswith("outputs/quarantine/") for key in bucket_keys(moto_s3, "data"))
     client = MlflowClient(tracking)
     engine = open_database(serving)
     keys = bucket_keys(moto_s3, "mlflow")

@@ -11,9 +11,14 @@ def test_everything_defaults_under_home(tmp_path):
     assert settings.home == home
     assert settings.tracking_uri == f"sqlite:///{home / 'mlflow.db'}"
     assert settings.artifact_root == (home / "mlartifacts").as_uri()
-    assert settings.quarantine_dir == home / "quarantine"
+    assert settings.quarantine_root == f"{home}/quarantine"
     assert settings.results_dir == home / "prefect-results"
     assert settings.checkpoint_dir == home / "checkpoints"
+
+
+def test_quarantined_rows_can_go_to_a_bucket(tmp_path):
+    settings = resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), "DOMAINFLOW_OUTPUT_ROOT": "s3://data/outputs/"})
+    assert settings.quarantine_root == "s3://data/outputs/quarantine"
 
 
 def test_home_defaults_to_dot_domainflow_in_cwd(tmp_path, monkeypatch):
@@ -31,7 +36,7 @@ def test_standard_variables_override_tracking_and_artifacts(tmp_path):
     settings = resolve_settings(env)
     assert settings.tracking_uri == "postgresql://mlflow@db/mlflow"
     assert settings.artifact_root == "s3://bucket/artifacts"
-    assert settings.quarantine_dir == tmp_path.resolve() / "quarantine"
+    assert settings.quarantine_root == f"{tmp_path.resolve()}/quarantine"
 
 
 def test_empty_tracking_uri_falls_back_to_sqlite(tmp_path):

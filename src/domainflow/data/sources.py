@@ -111,6 +111,23 @@ def _local_path(uri: str) -> Path:
     return path
 
 
+def write_output(uri: str, data: bytes) -> str:
+    """Write `data` to `uri`, a local path or s3://bucket/key; returns `uri`."""
+    if uri.startswith("s3://"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = _split_s3_uri(uri)
+        try:
+            _s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        except (BotoCoreError, ClientError) as error:
+            raise _s3_error(uri, error) from None
+        return uri
+    path = Path(uri).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return uri
+
+
 def load_source(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Read the dataset behind `uri` into a DataFrame, keeping only `columns` (all when None).
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from domainflow.config import DatasetSchema, ValidationConfig
+from domainflow.data.sources import write_output
 
 LABEL_COLUMN = "_label"
 REASON_COLUMN = "_quarantine_reason"
@@ -41,7 +42,7 @@ class ValidationOutcome:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     gx_result: dict[str, Any]
-    quarantine_path: Path | None = None
+    quarantine_path: str | None = None  # a local path or s3:// URI
 
     @property
     def rows_in(self) -> int:
@@ -184,9 +185,9 @@ def quarantine_invalid_rows(
     frame: pd.DataFrame,
     schema: DatasetSchema,
     rules: ValidationConfig,
-    quarantine_path: Path,
+    quarantine_path: Path | str,
 ) -> ValidationOutcome:
-    """Validate, write failing rows to `quarantine_path` (CSV), and enforce the ceiling.
+    """Validate, write failing rows to `quarantine_path` (CSV; a local path or s3:// URI), and enforce the ceiling.
 
     The file is written before the ceiling is checked, so a run that fails on
     it leaves the evidence behind.
@@ -194,9 +195,7 @@ def quarantine_invalid_rows(
     outcome = validate_rows(frame, schema, rules)
     path = None
     if len(outcome.quarantined):
-        quarantine_path.parent.mkdir(parents=True, exist_ok=True)
-        outcome.quarantined.to_csv(quarantine_path, index=False)
-        path = quarantine_path
+        path = write_output(str(quarantine_path), outcome.quarantined.to_csv(index=False).encode())
     logger.info(
         "validation rows_in=%d rows_kept=%d rows_quarantined=%d share=%.4f",
         outcome.rows_in, len(outcome.valid), len(outcome.quarantined), outcome.quarantined_share,

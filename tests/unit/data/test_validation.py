@@ -171,7 +171,7 @@ def test_quarantine_file_written_and_ceiling_enforced(raw, tmp_path):
 def test_quarantine_under_the_ceiling_returns_the_path(raw, tmp_path):
     path = tmp_path / "EWR.csv"
     result = quarantine_invalid_rows(raw, DatasetSchema(), ValidationConfig(max_quarantine_share=0.2), path)
-    assert result.quarantine_path == path
+    assert result.quarantine_path == str(path)
     assert path.is_file()
     assert len(result.valid) == ROWS - len(BAD)
 
