@@ -119,3 +119,7 @@ def test_an_older_log_gains_the_event_time_column_and_keeps_its_rows(tmp_path):
     window = read_log(engine, "EWR", FEATURES)
     assert window.rows == 1 and window.frame["distance"].item() == 1.0
     assert pd.isna(window.frame["carrier"].item())
+    # and the index monitoring reads by, which create_all makes only with a new table
+    with sqlite3.connect(path) as connection:
+        indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ix_predictions_version_time" in indexes
