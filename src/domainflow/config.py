@@ -456,10 +456,11 @@ class ScaleConfig(_Strict):
 
     `domain_workers` domains train at the same time, each in its own worker process
     (Prefect's ProcessPoolTaskRunner): processes, not threads, because torch's random
-    generator and torch.export are process-wide, and a run must train the same models
-    however many domains share the machine. 1 trains the domains one after another in
-    the flow's own process. Each worker gets `torch_threads` (0: the machine's cores
-    divided among the workers).
+    generator and torch.export are process-wide, and each domain must train from its own
+    seeds however many domains share the machine. 1 trains the domains one after another
+    in the flow's own process. Each worker gets `torch_threads` (0: the machine's cores
+    divided among the workers); a different thread count can change a result in the last
+    float digits (torch sums in another order), nothing more.
     """
 
     domain_workers: int = Field(default=1, ge=1)
