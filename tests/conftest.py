@@ -108,10 +108,22 @@ def moto_s3(monkeypatch):
         server.stop()
 
 
-def pytest_collection_modifyitems(items):
-    """Refuse tests that share a node id: pytest-xdist keys tests by id and would run only one of them."""
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which tags grouped tests' node ids
+def pytest_collection_modifyitems(config, items):
+    """Refuse tests that share a node id, and a worker whose xdist_group marks were not applied.
+
+    pytest-xdist keys tests by id and would run only one of those sharing it; and a group it did not
+    tag (`name@group`) is spread over the workers, so each trains the group's shared fixture again.
+    """
     from collections import Counter
 
     shared = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
     if shared:
         raise pytest.UsageError(f"tests share node ids, so pytest-xdist would run only one of each: {shared}")
+    if getattr(config.option, "loadgroup", False):  # set in pytest-xdist workers under --dist loadgroup
+        untagged = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if untagged:
+            raise pytest.UsageError(
+                f"pytest-xdist did not tag {len(untagged)} xdist_group tests (e.g. {untagged[0]}), so their group "
+                "would be split over the workers; check the pytest / pytest-xdist versions pinned in pyproject.toml"
+            )
