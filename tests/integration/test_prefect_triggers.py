@@ -29,7 +29,8 @@ from .prefect_server import (
     prefect_server,  # noqa: F401  (the fixture)
 )
 
-pytestmark = pytest.mark.integration
+# One worker for the module: its server and `prefect deploy --all` (about 40 s) are set up once, not per worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prefect-server")]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_POOL = "domainflow"
