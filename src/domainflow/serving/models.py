@@ -32,14 +32,14 @@ from domainflow.config import PipelineConfig
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
 from domainflow.registry.mlflow_registry import CHAMPION
 from domainflow.serving.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts, route
+from domainflow.serving.schemas import VERSION_NUMBER
 from domainflow.settings import without_passwords
 
 logger = logging.getLogger(__name__)
 
 # Error codes MLflow answers for a model, version or alias that does not exist (as opposed to an outage).
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
-# A registered version's number, as the registry gives it: the only form a version is loaded by.
-REGISTRY_VERSION = re.compile(r"[1-9][0-9]{0,9}")
+REGISTRY_VERSION = re.compile(VERSION_NUMBER)
 
 
 @dataclass(frozen=True)

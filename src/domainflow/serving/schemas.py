@@ -62,7 +62,9 @@ def _version_text(value):
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Version = Annotated[str, BeforeValidator(_version_text), Strict(), Field(pattern=r"^[1-9][0-9]{0,9}$")]
+# A registered version's number, as the registry gives it: the only form a version is accepted or loaded by.
+VERSION_NUMBER = r"[1-9][0-9]{0,9}"
+Version = Annotated[str, BeforeValidator(_version_text), Strict(), Field(pattern=f"^{VERSION_NUMBER}$")]
 Variant = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 
 
