@@ -43,7 +43,8 @@ from domainflow.config import PipelineConfig
 from domainflow.monitoring.check import daily_series
 from domainflow.monitoring.reference import Reference
 from domainflow.monitoring.window import LABEL, SCORE, LogWindow, days_in, read_log, stream_log_days
-from domainflow.serving.database import feedback, open_database, predictions
+from domainflow.store.database import open_database
+from domainflow.store.schema import feedback, predictions
 
 DOMAIN, VERSION = "BENCH", "1"
 START = pd.Timestamp("2013-01-01", tz="UTC").timestamp()

@@ -40,10 +40,10 @@ from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import CHAMPION, RunRecord, log_training_run
 from domainflow.serving.app import create_app
-from domainflow.serving.database import open_database
-from domainflow.serving.rollouts import Arm, set_rollout
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings, quiet_environment
+from domainflow.store.database import open_database
+from domainflow.store.rollouts import Arm, set_rollout
 from domainflow.training.candidates import fit_network
 
 ONE, TWO = "one", "two"  # domains: one variant, and two at 50/50

@@ -21,7 +21,6 @@ from domainflow.monitoring import reference as references
 from domainflow.monitoring.canary_guard import guard_running_canary
 from domainflow.monitoring.check import DomainCheck, check_domain, daily_series
 from domainflow.monitoring.events import DomainEvent
-from domainflow.monitoring.history import record_check
 from domainflow.monitoring.summary import check_markdown
 from domainflow.monitoring.window import LogWindow, read_log, stream_log_days
 from domainflow.registry.mlflow_registry import (
@@ -30,7 +29,8 @@ from domainflow.registry.mlflow_registry import (
     experiment_id_for,
     fluent_tracking_uri,
 )
-from domainflow.serving.database import open_database
+from domainflow.store.checks import record_check
+from domainflow.store.database import open_database
 from domainflow.summary import artifact_key
 
 from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
@@ -132,7 +132,7 @@ def publish_check(
             path.write_text(check.report_html)
             mlflow.log_artifact(str(path), artifact_path="monitoring")
             report_uri = f"{run.info.artifact_uri}/monitoring/evidently_report.html"
-    record_check(open_database(database_url), check, report_uri)
+    record_check(open_database(database_url), check.to_record(report_uri))
     create_markdown_artifact(check_markdown(check, report_uri),
                              key=artifact_key("monitoring", config.name, check.domain),
                              description=f"{check.domain} monitoring: {check.status}")  # fmt: skip

@@ -11,12 +11,12 @@ from prefect.runtime import flow_run
 
 from domainflow.canary import controller, replayed
 from domainflow.canary.report import PromotionSummary, summarize_promotion
-from domainflow.canary.state import PromotionState
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.registry import aliases
 from domainflow.serving import replay
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
+from domainflow.store.promotions import PromotionState
 from domainflow.summary import artifact_key
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error

@@ -14,7 +14,7 @@ from domainflow.data.validation import ValidationOutcome
 from domainflow.evaluation.candidate import CandidateEvaluation
 from domainflow.optimization.report import OptimizationResult
 from domainflow.registry import aliases, integrity, mlflow_registry
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
 from domainflow.summary import DomainOutcome, artifact_key, summarize_domain
 from domainflow.tracking import log_domain_run
 from domainflow.training.candidates import CandidateScores

@@ -9,7 +9,7 @@ from prefect.logging import get_run_logger
 from domainflow.config import PipelineConfig
 from domainflow.monitoring.events import CHALLENGER_SET, domain_resource
 from domainflow.registry.watch import new_challengers
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from prefect import task
 from prefect.logging import get_run_logger
 
-from domainflow.canary.state import RUNNING, read_promotion
 from domainflow.config import PipelineConfig
 from domainflow.registry import aliases
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
+from domainflow.store.promotions import RUNNING, read_promotion
 from domainflow.training import retraining
 
 from .policies import IO_RETRY_DELAYS, retry_unless_user_error

@@ -347,9 +347,9 @@ def _print_rollouts(settings: Settings) -> None:
     """What serves each domain (the rollout's arms) and how its last canary promotion went."""
     from sqlalchemy import make_url
 
-    from domainflow.canary.state import read_promotion
-    from domainflow.serving.database import open_database
-    from domainflow.serving.rollouts import read_rollouts
+    from domainflow.store.database import open_database
+    from domainflow.store.promotions import read_promotion
+    from domainflow.store.rollouts import read_rollouts
 
     url = make_url(settings.database_url)
     if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
@@ -370,7 +370,7 @@ def _print_rollouts(settings: Settings) -> None:
 
 def _print_health(engine) -> None:
     """Each domain's latest monitoring check: health, SLA checks, drift, quality and the events it raised."""
-    from domainflow.monitoring.history import latest_checks
+    from domainflow.store.checks import latest_checks
 
     checks = latest_checks(engine)
     if not checks:
@@ -492,7 +492,7 @@ def experiment_start(
     from mlflow.exceptions import MlflowException
 
     from domainflow.canary.experiment import ExperimentError, start_experiment
-    from domainflow.serving.database import open_database
+    from domainflow.store.database import open_database
 
     cfg, settings = _load(config, {}), resolve_settings()
     chosen, name = _parse_versions(versions), cfg.registered_model_name(domain)
@@ -517,8 +517,8 @@ def experiment_analyze(
 ) -> None:
     """Compare the domain's variants on the labelled predictions since the experiment started."""
     from domainflow.canary.experiment import ExperimentError, analyze_experiment
-    from domainflow.serving.database import open_database
-    from domainflow.serving.rollouts import read_rollout
+    from domainflow.store.database import open_database
+    from domainflow.store.rollouts import read_rollout
 
     cfg, settings = _load(config, {}), resolve_settings()
     engine = open_database(settings.database_url)

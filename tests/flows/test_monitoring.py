@@ -16,11 +16,11 @@ from domainflow.data.validation import LABEL_COLUMN
 from domainflow.monitoring.events import DRIFT_DETECTED
 from domainflow.registry.champion import score_version
 from domainflow.registry.mlflow_registry import CHALLENGER
-from domainflow.registry.watch import announced
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
 from domainflow.serving.replay import encode_records
 from domainflow.settings import resolve_settings
+from domainflow.store.announcements import announced
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
 
 from .conftest import ewr_config
 

@@ -12,15 +12,16 @@ import pytest
 from mlflow import MlflowClient
 
 from domainflow.canary.controller import run_promotion
-from domainflow.canary.state import read_promotion
 from domainflow.flows.promotion import promote_challenger
 from domainflow.serving.app import create_app
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.serving.rollouts import read_rollout, route
+from domainflow.serving.routing import route
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import resolve_settings
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.promotions import read_promotion
+from domainflow.store.rollouts import read_rollout
 
 from .conftest import ewr_config, isolate_home
 

@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 
 from domainflow.config import build_config
 from domainflow.serving.app import create_app
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import open_database, predictions
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import resolve_settings
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
+from domainflow.store.schema import predictions
 
 from ..conftest import SAMPLE_DOMAINS, tiny_overrides
 

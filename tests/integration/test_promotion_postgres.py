@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
 
-from ..unit.canary.test_promotion_state import assert_one_winner_per_race
+from ..unit.store.test_promotions import assert_one_winner_per_race
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, current_alias_version
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import open_database
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
 
 DOMAINS = [f"D{i}" for i in range(8)]
 VERSIONS_PER_WRITER = 2

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import (
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import (
     PredictionRecord,
     arm_stats,
     record_feedback,
     record_predictions,
     stratified_arm_stats,
 )
-from domainflow.serving.rollouts import Arm, RolloutConflict, read_rollout, set_rollout
+from domainflow.store.rollouts import Arm, RolloutConflict, read_rollout, set_rollout
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +42,32 @@ def test_rollouts_log_feedback_and_audit_round_trip_on_postgresql(postgres_datab
     assert [sum(s.predictions for s in stratum.values()) for stratum in strata] == [100, 100]
     assert [e.reason for e in read_audit(engine, "EWR")] == ["first", "canary"]
     engine.dispose()
+
+
+def test_processes_migrating_a_fresh_postgresql_database_at_once_all_succeed(postgres_database):
+    """Without the advisory lock, concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL's catalog."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    from domainflow.store.database import LATEST_VERSION, _with_installed_driver, migrate, schema_version
+
+    engines = [create_engine(_with_installed_driver(postgres_database)) for _ in range(6)]
+    start, errors = threading.Barrier(len(engines)), []
+
+    def open_one(engine):
+        start.wait()
+        try:
+            migrate(engine)
+        except Exception as error:  # collected, asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
+    assert schema_version(open_database(postgres_database)) == LATEST_VERSION

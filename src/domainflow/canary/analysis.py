@@ -12,7 +12,7 @@ from typing import Literal
 
 from domainflow.config import CanaryConfig
 from domainflow.evaluation.experiments import always_valid_interval
-from domainflow.serving.prediction_log import ArmStats
+from domainflow.store.prediction_log import ArmStats
 
 Action = Literal["advance", "hold", "rollback"]
 Figure = float | int | None

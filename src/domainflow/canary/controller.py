@@ -21,7 +21,11 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
 from domainflow.canary.analysis import Decision, decide
-from domainflow.canary.state import (
+from domainflow.config import CanaryConfig
+from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
+from domainflow.store.prediction_log import arm_stats, stratified_arm_stats
+from domainflow.store.promotions import (
     ABORTED,
     PROMOTED,
     ROLLED_BACK,
@@ -35,11 +39,7 @@ from domainflow.canary.state import (
     read_promotion,
     save_state,
 )
-from domainflow.config import CanaryConfig
-from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
-from domainflow.serving.prediction_log import arm_stats, stratified_arm_stats
-from domainflow.serving.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, set_rollout
+from domainflow.store.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, set_rollout
 
 OnDecision = Callable[[PromotionState, Decision], None]
 

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from domainflow.config import ExperimentConfig
 from domainflow.evaluation.experiments import MeansVerdict, compare_variant_means
-from domainflow.serving.prediction_log import stratified_arm_stats
-from domainflow.serving.rollouts import Arm, Rollout, check_arms, set_rollout
+from domainflow.store.prediction_log import stratified_arm_stats
+from domainflow.store.rollouts import Arm, Rollout, check_arms, set_rollout
 
 
 class ExperimentError(ValueError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from domainflow.canary.controller import OnDecision, abort_promotion, run_promotion
-from domainflow.canary.state import PromotionState
 from domainflow.config import CanaryConfig, ReplayConfig
 from domainflow.serving.replay import ReplayReport, Traffic, replaying
+from domainflow.store.promotions import PromotionState
 
 
 def promote_under_replay(

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from domainflow.canary.controller import roll_back_promotion
-from domainflow.canary.state import RUNNING, PromotionConflict, read_promotion
 from domainflow.config import PipelineConfig
-from domainflow.serving.rollouts import CANARY_ARM
+from domainflow.store.promotions import RUNNING, PromotionConflict, read_promotion
+from domainflow.store.rollouts import CANARY_ARM
 
 from .check import check_canary_quality
 from .reference import Reference

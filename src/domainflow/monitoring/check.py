@@ -8,6 +8,7 @@ holds the same figures for a person to read.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from domainflow.config import PipelineConfig
+from domainflow.store.checks import CheckRecord
 
 from .drift import ColumnDrift, DriftResult, detect_drift
 from .events import DRIFT_DETECTED, FORECAST_BREACH, QUALITY_DEGRADED, DomainEvent
@@ -78,6 +80,13 @@ class DomainCheck:
             "events": [e.name for e in self.events],
             "reference_data_matches": self.reference_data_matches,
         }  # fmt: skip
+
+    def to_record(self, report_uri: str | None, at: float | None = None) -> CheckRecord:
+        """The row the state database keeps of this check (domainflow.store.checks)."""
+        health = self.health.score if self.health is not None else None
+        return CheckRecord(domain=self.domain, version=self.version, status=self.status, health=health,
+                           figures=self.figures(), summary=self.to_dict(), report_uri=report_uri,
+                           at=time.time() if at is None else at)  # fmt: skip
 
 
 def check_domain(reference: Reference, window: LogWindow, daily: pd.DataFrame, config: PipelineConfig) -> DomainCheck:

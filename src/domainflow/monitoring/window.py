@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import Connection, Engine, Select, func, select
 
-from domainflow.serving.database import feedback, predictions
+from domainflow.store.schema import feedback, predictions
 
 SECONDS_PER_DAY = 86_400.0
 

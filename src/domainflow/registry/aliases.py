@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
-from domainflow.registry.locks import domain_lock
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, GateDecision, current_alias_version
-from domainflow.serving.audit import record_audit
+from domainflow.store.audit import record_audit
+from domainflow.store.locks import domain_lock
 
 CANARY = "canary"
 PREVIOUS_CHAMPION = "previous-champion"

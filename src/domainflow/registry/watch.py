@@ -7,15 +7,13 @@ ended, is left alone: no version is promoted twice.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
-from domainflow.canary.state import read_promotion
 from domainflow.registry.aliases import pending_challenger
-from domainflow.serving.database import announcements
+from domainflow.store.announcements import claim_announcement
+from domainflow.store.promotions import read_promotion
 
 
 @dataclass(frozen=True)
@@ -40,21 +38,6 @@ def new_challengers(tracking_uri: str, engine: Engine, models: dict[str, str]) -
         promotion = read_promotion(engine, domain)
         if promotion is not None and promotion.version == version:
             continue  # rolling out, or already promoted / rolled back / aborted
-        if _claim(engine, domain, version):
+        if claim_announcement(engine, domain, version):
             found.append(NewChallenger(domain, name, version, champion))
     return found
-
-
-def _claim(engine: Engine, domain: str, version: str) -> bool:
-    try:
-        with engine.begin() as connection:
-            connection.execute(insert(announcements).values(domain=domain, version=version, at=time.time()))
-    except IntegrityError:
-        return False
-    return True
-
-
-def announced(engine: Engine, domain: str) -> list[str]:
-    with engine.connect() as connection:
-        query = select(announcements.c.version).where(announcements.c.domain == domain).order_by(announcements.c.at)
-        return list(connection.execute(query).scalars())

@@ -28,10 +28,10 @@ from domainflow.config import PipelineConfig
 from domainflow.serving import schemas
 from domainflow.serving.models import ServingTable, absent_in_registry
 from domainflow.serving.predict import predict_records
-from domainflow.serving.prediction_log import record_feedback
-from domainflow.serving.rollouts import CHAMPION_ARM, Arm, RolloutConflict, RolloutError, set_rollout
 from domainflow.serving.state import ServingState, rollout_view
 from domainflow.settings import Settings
+from domainflow.store.prediction_log import record_feedback
+from domainflow.store.rollouts import CHAMPION_ARM, Arm, RolloutConflict, RolloutError, set_rollout
 
 logger = logging.getLogger(__name__)
 ADMIN_ACTOR = "admin-api"

@@ -17,24 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from domainflow.serving.database import predictions
-from domainflow.serving.prediction_log import PredictionRecord, record_predictions
+from domainflow.store.prediction_log import PredictionRecord, logged_request_ids, record_predictions
 
 logger = logging.getLogger(__name__)
-
-
-def logged_request_ids(engine: Engine, ids: Sequence[str]) -> list[str]:
-    """Those of `ids` that the prediction log already holds."""
-    found: list[str] = []
-    with engine.connect() as connection:
-        for start in range(0, len(ids), 500):  # bounded IN lists
-            chunk = list(ids[start : start + 500])
-            query = select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk))
-            found += connection.execute(query).scalars().all()
-    return sorted(found)
 
 
 class PredictionWriter:

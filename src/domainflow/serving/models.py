@@ -31,9 +31,10 @@ from sqlalchemy import Engine
 from domainflow.config import PipelineConfig
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
 from domainflow.registry.mlflow_registry import CHAMPION
-from domainflow.serving.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts, route
+from domainflow.serving.routing import route
 from domainflow.serving.schemas import VERSION_NUMBER
 from domainflow.settings import without_passwords
+from domainflow.store.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from domainflow.config import DatasetSchema, PipelineConfig
 from domainflow.serving import schemas
 from domainflow.serving.metrics import ServingMetrics
 from domainflow.serving.models import LoadedModel
-from domainflow.serving.prediction_log import PredictionRecord
+from domainflow.store.prediction_log import PredictionRecord
 
 
 @dataclass

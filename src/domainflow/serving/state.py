@@ -9,11 +9,11 @@ from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig
 from domainflow.serving import schemas
-from domainflow.serving.database import open_database
 from domainflow.serving.log_writer import PredictionWriter
 from domainflow.serving.metrics import ServingMetrics
 from domainflow.serving.models import ModelCache, ModelRefresher, ServingTable
 from domainflow.settings import Settings
+from domainflow.store.database import open_database
 
 logger = logging.getLogger(__name__)
 

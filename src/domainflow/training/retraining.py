@@ -14,11 +14,11 @@ import mlflow.artifacts
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from domainflow.config import SplitConfig
 from domainflow.registry.mlflow_registry import fluent_tracking_uri
-from domainflow.serving.database import feedback, predictions
+from domainflow.store.prediction_log import latest_labelled_event_time
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,7 @@ class RetrainingWindow:
 
 def labelled_until(engine: Engine, domain: str) -> datetime | None:
     """The day after the latest event time among the domain's labelled predictions (None without any)."""
-    query = (
-        select(func.max(predictions.c.event_time))
-        .select_from(predictions.join(feedback, feedback.c.request_id == predictions.c.request_id))
-        .where(predictions.c.domain == domain)
-    )
-    with engine.connect() as connection:
-        latest = connection.execute(query).scalar_one()
+    latest = latest_labelled_event_time(engine, domain)
     if latest is None:
         return None
     day = pd.Timestamp(datetime.fromtimestamp(latest, UTC).replace(tzinfo=None)).floor("D")

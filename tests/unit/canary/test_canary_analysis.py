@@ -6,7 +6,7 @@ import pytest
 
 from domainflow.canary.analysis import decide
 from domainflow.config import CanaryConfig, RolloutStep
-from domainflow.serving.prediction_log import ArmStats
+from domainflow.store.prediction_log import ArmStats
 
 PLAN = CanaryConfig(
     steps=[

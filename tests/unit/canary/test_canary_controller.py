@@ -15,7 +15,6 @@ import pytest
 from mlflow import MlflowClient
 
 from domainflow.canary.controller import PromotionError, abort_promotion, roll_back_promotion, run_promotion
-from domainflow.canary.state import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
 from domainflow.config import CanaryConfig, RolloutStep
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION, apply_gate_verdict
@@ -28,10 +27,12 @@ from domainflow.registry.mlflow_registry import (
     log_training_run,
     register_model_version,
 )
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.serving.rollouts import Arm, read_rollout, route, set_rollout
+from domainflow.serving.routing import route
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.promotions import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
+from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 DOMAIN = "EWR"
 ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS_CHAMPION)

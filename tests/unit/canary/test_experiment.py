@@ -7,9 +7,10 @@ import pytest
 
 from domainflow.canary.experiment import ExperimentError, analyze_experiment, start_experiment
 from domainflow.config import ConfigError, ExperimentConfig, build_config
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.serving.rollouts import read_rollout, route
+from domainflow.serving.routing import route
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.rollouts import read_rollout
 
 SPLIT = {"control": 0.4, "sharper": 0.3, "blurred": 0.3}
 VERSIONS = {"control": "1", "sharper": "2", "blurred": "3"}

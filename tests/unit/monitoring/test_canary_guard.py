@@ -7,13 +7,13 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.canary.state import ROLLED_BACK, claim_promotion, read_promotion
 from domainflow.monitoring.canary_guard import guard_running_canary
 from domainflow.monitoring.reference import Reference
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.serving.rollouts import Arm, read_rollout, set_rollout
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.promotions import ROLLED_BACK, claim_promotion, read_promotion
+from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 from .test_check import CONFIG, _rows
 

@@ -15,8 +15,8 @@ from domainflow.monitoring.check import MIN_DAY_ROWS, check_domain, daily_series
 from domainflow.monitoring.events import DRIFT_DETECTED, QUALITY_DEGRADED
 from domainflow.monitoring.reference import Reference
 from domainflow.monitoring.window import LABEL, LOSS, SCORE, LogWindow, days_in, read_log, stream_log_days
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
 
 NUMERIC, CATEGORICAL = ["a", "b", "c", "d"], ["k"]
 CONFIG = build_config({

@@ -10,8 +10,8 @@ import pytest
 
 from domainflow.config import SplitConfig
 from domainflow.monitoring.window import LABEL, day_quality, days_in, read_log, stream_log_days
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import PredictionRecord, record_feedback, record_predictions
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
 from domainflow.training.retraining import labelled_until, retraining_window
 
 FEATURES = ["distance", "carrier"]
@@ -101,25 +101,3 @@ def test_a_retrain_moves_the_split_to_where_the_labels_end(engine):
     assert stale.split is None and "nothing new to train on" in stale.note
     assert retraining_window(current, None).split is None
     assert labelled_until(engine, "LGA") is None
-
-
-def test_an_older_log_gains_the_event_time_column_and_keeps_its_rows(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute(
-            "CREATE TABLE predictions (request_id VARCHAR(200) PRIMARY KEY, domain VARCHAR(200) NOT NULL, "
-            "variant VARCHAR(100) NOT NULL, model_version VARCHAR(50) NOT NULL, score FLOAT, "
-            "latency_ms FLOAT NOT NULL, created_at FLOAT NOT NULL, error TEXT, features JSON)"
-        )
-        connection.execute("INSERT INTO predictions VALUES ('kept', 'EWR', 'champion', '1', 0.4, 2.0, 10.0, NULL, "
-                           "'{\"distance\": 1.0}')")  # fmt: skip
-    engine = open_database(f"sqlite:///{path}")
-    window = read_log(engine, "EWR", FEATURES)
-    assert window.rows == 1 and window.frame["distance"].item() == 1.0
-    assert pd.isna(window.frame["carrier"].item())
-    # and the index monitoring reads by, which create_all makes only with a new table
-    with sqlite3.connect(path) as connection:
-        indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "ix_predictions_version_time" in indexes

@@ -20,7 +20,7 @@ from domainflow.registry.mlflow_registry import (
     log_training_run,
     register_model_version,
 )
-from domainflow.serving.database import open_database
+from domainflow.store.database import open_database
 
 MODEL = "flight-delay-EWR"
 

@@ -7,10 +7,11 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.canary.state import claim_promotion
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION
-from domainflow.registry.watch import announced, new_challengers
-from domainflow.serving.database import open_database
+from domainflow.registry.watch import new_challengers
+from domainflow.store.announcements import announced
+from domainflow.store.database import open_database
+from domainflow.store.promotions import claim_promotion
 
 MODELS = {"EWR": "flight-delay-EWR", "JFK": "flight-delay-JFK"}
 

@@ -22,10 +22,11 @@ from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import CHAMPION, TAG, RunRecord, log_training_run
 from domainflow.serving.app import create_app
-from domainflow.serving.database import open_database, predictions
-from domainflow.serving.rollouts import Arm, set_rollout
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings
+from domainflow.store.database import open_database
+from domainflow.store.rollouts import Arm, set_rollout
+from domainflow.store.schema import predictions
 
 MODEL = "flight-delay-EWR"
 ADMIN_TOKEN = "test-admin-token"

@@ -9,11 +9,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from domainflow.serving.audit import read_audit
-from domainflow.serving.database import predictions
 from domainflow.serving.log_writer import PredictionWriter
-from domainflow.serving.prediction_log import PredictionRecord, record_predictions
-from domainflow.serving.rollouts import Arm, read_rollout, route
+from domainflow.serving.routing import route
+from domainflow.store.audit import read_audit
+from domainflow.store.prediction_log import PredictionRecord, record_predictions
+from domainflow.store.rollouts import Arm, read_rollout
+from domainflow.store.schema import predictions
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +263,7 @@ def _row(request_id: str) -> PredictionRecord:
 
 
 def test_the_writer_refuses_a_claimed_id_and_keeps_a_batch_whose_id_another_process_logged(tmp_path):
-    from domainflow.serving.database import open_database
+    from domainflow.store.database import open_database
 
     engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
     writer = PredictionWriter(engine, interval=0.01)

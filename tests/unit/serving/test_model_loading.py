@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from domainflow.registry.integrity import register_verified_version
 from domainflow.registry.mlflow_registry import CHAMPION, LoggedRun, fluent_tracking_uri
-from domainflow.serving.rollouts import Arm, route
+from domainflow.serving.routing import route
+from domainflow.store.rollouts import Arm
 
 # A registered model that fails: it raises on carrier BOOM and returns NaN for carrier NAN.
 FAILING_MODEL = """

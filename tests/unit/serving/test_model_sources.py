@@ -16,10 +16,10 @@ from mlflow.exceptions import MlflowException
 from domainflow.registry.integrity import IntegrityError
 from domainflow.serving import models
 from domainflow.serving.app import create_app
-from domainflow.serving.database import open_database
 from domainflow.serving.models import ModelCache, ModelRefresher
-from domainflow.serving.rollouts import Arm, read_rollout, set_rollout
 from domainflow.settings import Settings
+from domainflow.store.database import open_database
+from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 # Never contacted: the client is built lazily and every download goes to the spy.
 REGISTRY = "http://admin:s3cret@127.0.0.1:9"

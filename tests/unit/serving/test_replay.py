@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from domainflow.config import ReplayConfig
-from domainflow.serving.database import feedback, predictions
 from domainflow.serving.replay import ReplayError, Traffic, encode_records, replay_traffic
-from domainflow.serving.rollouts import Arm
+from domainflow.store.rollouts import Arm
+from domainflow.store.schema import feedback, predictions
 
 
 def _traffic(rows, schema) -> Traffic:

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from domainflow.serving.database import open_database
-from domainflow.serving.prediction_log import (
+from domainflow.store.database import open_database
+from domainflow.store.prediction_log import (
     PredictionRecord,
     arm_stats,
     record_feedback,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sqlalchemy import Engine, and_, case, func, insert, literal, select
 
-from domainflow.serving.database import feedback, predictions
+from domainflow.store.schema import feedback, predictions
 
 # Scores are clipped before the log loss so a confident miss costs a large but finite amount.
 _EPS = 1e-6
@@ -69,6 +69,28 @@ def record_predictions(engine: Engine, records: Sequence[PredictionRecord]) -> N
     ]  # fmt: skip
     with engine.begin() as connection:
         connection.execute(insert(predictions), rows)
+
+
+def logged_request_ids(engine: Engine, ids: Sequence[str]) -> list[str]:
+    """Those of `ids` that the prediction log already holds."""
+    found: list[str] = []
+    with engine.connect() as connection:
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            chunk = list(ids[start : start + 500])
+            query = select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk))
+            found += connection.execute(query).scalars().all()
+    return sorted(found)
+
+
+def latest_labelled_event_time(engine: Engine, domain: str) -> float | None:
+    """The latest event time (POSIX seconds) among the domain's labelled predictions; None without any."""
+    query = (
+        select(func.max(predictions.c.event_time))
+        .select_from(predictions.join(feedback, feedback.c.request_id == predictions.c.request_id))
+        .where(predictions.c.domain == domain)
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()
 
 
 def log_loss(score: float, label: int) -> float:

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from domainflow.canary.state import (
+from domainflow.store.database import open_database
+from domainflow.store.promotions import (
     ABORTED,
     PROMOTED,
     RUNNING,
@@ -16,7 +17,6 @@ from domainflow.canary.state import (
     read_promotion,
     save_state,
 )
-from domainflow.serving.database import open_database
 
 LEASE = 60.0
 

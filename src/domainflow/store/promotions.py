@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domainflow.serving.database import promotions
+from domainflow.store.schema import promotions
 
 RUNNING = "running"
 PROMOTED = "promoted"

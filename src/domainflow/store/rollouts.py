@@ -1,13 +1,12 @@
 """A domain's rollout: which registered versions serve it, under which variant names, with what share of traffic.
 
-The server reads it every `serving.refresh_seconds`; the canary controller and the
-admin API write it. Every change bumps the revision and is written to the audit log
+The server reads it every `serving.refresh_seconds` (and routes by it, domainflow.serving.routing);
+the canary controller and the admin API write it. Every change bumps the revision and is written to the audit log
 in the same transaction, so the log is complete even if the writer dies right after.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
-from domainflow.serving.database import audit_log, rollouts
+from domainflow.store.schema import audit_log, rollouts
 
 CHAMPION_ARM = "champion"
 CANARY_ARM = "canary"
@@ -140,19 +139,3 @@ def set_rollout(
     result = read_rollout(engine, domain)
     assert result is not None
     return result
-
-
-def route(request_id: str, arms: Sequence[Arm], salt: str = "") -> Arm:
-    """The arm a request goes to: a stable hash of its id placed on the cumulative weights.
-
-    The same id always lands on the same arm while the weights stay put, and raising a
-    canary's weight only moves requests onto the canary (arms keep their order), which is
-    what keeps a user's experience consistent through a ramp.
-    """
-    point = int.from_bytes(hashlib.blake2b(f"{salt}{request_id}".encode(), digest_size=8).digest(), "big") / 2**64
-    cumulative = 0.0
-    for arm in arms:
-        cumulative += arm.weight
-        if point < cumulative:
-            return arm
-    return next(arm for arm in reversed(arms) if arm.weight > 0)

@@ -1,36 +1,13 @@
-"""The serving state's tables: rollouts, prediction log, feedback, audit log, promotions.
+"""Every state table domainflow keeps besides MLflow's and Optuna's: one schema for SQLite and PostgreSQL.
 
-One SQLAlchemy schema for SQLite (the default, in DOMAINFLOW_HOME) and PostgreSQL
-(production, `DOMAINFLOW_DATABASE_URL`). The server writes predictions and reads
-rollouts; the canary controller reads the log and writes rollouts, promotions and
-the audit; they share nothing but this database, so either can restart alone.
+The server writes predictions and reads rollouts; the canary controller reads the log and
+writes rollouts, promotions and the audit; monitoring records its checks; every alias move
+takes a lock row. They share nothing but this database, so each can restart alone.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
-from sqlalchemy import (
-    JSON,
-    Column,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    inspect,
-    make_url,
-    text,
-)
-from sqlalchemy.schema import CreateIndex
+from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, SmallInteger, String, Table, Text, func
 
 metadata = MetaData()
 
@@ -138,7 +115,7 @@ announcements = Table(
 )
 
 
-# One writer at a time for a domain's registry aliases (domainflow.registry.locks): the row is the lock.
+# One writer at a time for a domain's registry aliases (domainflow.store.locks): the row is the lock.
 registry_locks = Table(
     "registry_locks",
     metadata,
@@ -147,59 +124,11 @@ registry_locks = Table(
     Column("expires_at", Float, nullable=False),
 )
 
-
-def _sqlite_pragmas(connection, _record) -> None:
-    # WAL lets the server write the log while the controller reads it; the busy timeout
-    # makes a writer wait for another instead of failing with "database is locked".
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-@cache
-def open_database(url: str) -> Engine:
-    """The engine for `url`, with the tables created; one engine (and pool) per URL in a process."""
-    if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(_with_installed_driver(url), pool_pre_ping=True)
-    metadata.create_all(engine, checkfirst=True)
-    _add_missing_columns(engine)
-    _add_missing_indexes(engine)
-    return engine
-
-
-# Columns added after a table's first release: (table, column, SQL type). create_all does not alter
-# existing tables, so a log written by an earlier domainflow gets them here, its rows kept.
-_ADDED_COLUMNS = [("predictions", "event_time", "FLOAT")]
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    inspector = inspect(engine)
-    for table, column, sql_type in _ADDED_COLUMNS:
-        if column not in {c["name"] for c in inspector.get_columns(table)}:
-            with engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
-
-
-def _add_missing_indexes(engine: Engine) -> None:
-    """Indexes added after a table's first release; create_all makes them only with a new table."""
-    # IF NOT EXISTS, not checkfirst: SQLAlchemy's SQLite inspector does not list expression indexes.
-    with engine.begin() as connection:
-        for table in metadata.sorted_tables:
-            for index in table.indexes:
-                connection.execute(CreateIndex(index, if_not_exists=True))
-
-
-def _with_installed_driver(url: str) -> str:
-    """`postgresql://` means psycopg2 to SQLAlchemy; the extra installs psycopg 3, so name it (MLflow's URL stays)."""
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+# The migrations applied to this database (domainflow.store.database), one row each.
+schema_versions = Table(
+    "domainflow_schema_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from domainflow.serving.database import registry_locks
+from domainflow.store.schema import registry_locks
 
 POLL_SECONDS = 0.05
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from domainflow.serving.database import audit_log
+from domainflow.store.schema import audit_log
 
 
 @dataclass(frozen=True)
