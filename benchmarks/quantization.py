@@ -28,7 +28,7 @@ from domainflow.data.sources import load_source
 from domainflow.data.split import split_by_time
 from domainflow.data.validation import LABEL_COLUMN, validate_rows
 from domainflow.optimization import OptimizationResult, optimize_network
-from domainflow.training.candidates import fit_network
+from domainflow.training.trainer import train_network
 
 SIZE_GOAL, SPEEDUP_GOAL = 3.5, 1.5
 
@@ -77,7 +77,7 @@ def main() -> None:
           f"+ embeddings {pipeline.cardinalities}", started)  # fmt: skip
 
     training = config.training.model_copy(update={"max_epochs": options.epochs})
-    network = fit_network(pipeline, split, training)
+    network = train_network(pipeline, split, training)
     stage(f"trained {network.epochs_run} epochs of {training.hidden_sizes} hidden, "
           f"validation AUC {network.best_val_auc:.4f}", started)  # fmt: skip
 

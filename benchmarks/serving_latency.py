@@ -37,14 +37,14 @@ from domainflow.data.sources import load_source
 from domainflow.data.split import split_by_time
 from domainflow.data.validation import LABEL_COLUMN, validate_rows
 from domainflow.optimization.torch_variants import build_fp32
-from domainflow.registry.integrity import register_verified_version
-from domainflow.registry.mlflow_registry import CHAMPION, RunRecord, log_training_run
+from domainflow.registry.integrity import register_model_version
+from domainflow.registry.mlflow_registry import CHAMPION, RunRecord, log_run
 from domainflow.serving.app import create_app
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings, quiet_environment
 from domainflow.store.database import open_database
 from domainflow.store.rollouts import Arm, set_rollout
-from domainflow.training.candidates import fit_network
+from domainflow.training.trainer import train_network
 
 ONE, TWO = "one", "two"  # domains: one variant, and two at 50/50
 
@@ -73,9 +73,9 @@ def register_versions(config: PipelineConfig, settings: Settings, split, pipelin
             pipeline=pipeline, model_file=model_file, signature_sample=sample,
             signature_scores=network.predict(pipeline, sample),
         )  # fmt: skip
-        logged = log_training_run(settings.tracking_uri, settings.artifact_root, record)
+        logged = log_run(settings.tracking_uri, settings.artifact_root, record)
         for domain in (ONE, TWO):
-            register_verified_version(settings.tracking_uri, config.registered_model_name(domain), logged, tags={})
+            register_model_version(settings.tracking_uri, config.registered_model_name(domain), logged, tags={})
     for domain in (ONE, TWO):
         client.set_registered_model_alias(config.registered_model_name(domain), CHAMPION, "1")
     arms = [Arm("champion", "1", 0.5), Arm("canary", "2", 0.5)]
@@ -115,7 +115,7 @@ def main() -> None:
     rows = validate_rows(filter_domain(frame, base.domains.column, "EWR"), base.data, base.validation)
     split = split_by_time(rows.valid, base.data.timestamp, LABEL_COLUMN, base.split)
     pipeline = FeaturePipeline.from_schema(base.data).fit(split.train)
-    network = fit_network(pipeline, split, base.training.model_copy(update={"max_epochs": options.epochs}))
+    network = train_network(pipeline, split, base.training.model_copy(update={"max_epochs": options.epochs}))
     stage(f"trained {base.training.hidden_sizes} on {len(split.train):,} EWR rows, "
           f"validation AUC {network.best_val_auc:.4f}", started)  # fmt: skip
 

@@ -30,7 +30,7 @@ import torch
 
 from domainflow.config import DatasetSchema, SplitConfig, TrainingConfig, TuningConfig, ValidationConfig
 from domainflow.data.domains import filter_domain
-from domainflow.data.features import FeaturePipeline
+from domainflow.data.features import FeaturePipeline, TrainingMatrices
 from domainflow.data.sources import load_nycflights13
 from domainflow.data.split import split_by_time
 from domainflow.data.validation import LABEL_COLUMN, validate_rows
@@ -38,8 +38,8 @@ from domainflow.data.validation import LABEL_COLUMN, validate_rows
 POSTGRES_DSN = os.environ.get("DOMAINFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def prepare_features(domain: str, train_rows: int) -> tuple[dict, int, int]:
-    """tune_network's data arguments for one domain, and the train/validation row counts."""
+def prepare_features(domain: str, train_rows: int) -> tuple[TrainingMatrices, int, int]:
+    """tune_network's matrices for one domain, and the train/validation row counts."""
     schema = DatasetSchema()
     rows = filter_domain(load_nycflights13(), "origin", domain)
     valid = validate_rows(rows, schema, ValidationConfig()).valid
@@ -47,7 +47,7 @@ def prepare_features(domain: str, train_rows: int) -> tuple[dict, int, int]:
     train = split.train.sort_values(schema.timestamp)
     train = train.tail(train_rows) if train_rows else train
     pipeline = FeaturePipeline.from_schema(schema).fit(train)
-    features = dict(
+    features = TrainingMatrices(
         train=pipeline.transform(train),
         train_labels=train[LABEL_COLUMN].to_numpy(),
         validation=pipeline.transform(split.validation),
@@ -80,7 +80,13 @@ def study_storage():
 
 
 def run_worker(
-    worker: int, features: dict, training: TrainingConfig, tuning: TuningConfig, study: str, threads: int, barrier
+    worker: int,
+    features: TrainingMatrices,
+    training: TrainingConfig,
+    tuning: TuningConfig,
+    study: str,
+    threads: int,
+    barrier,
 ):
     """One worker process: wait for the others, run its share; return (start, end, trials it ran)."""
     import logging
@@ -97,11 +103,13 @@ def run_worker(
     warnings.filterwarnings("ignore", module=r"lightning\..*")  # a small --train-rows trips its batch-count hints
     barrier.wait()
     started = time.time()
-    result = tune_network(**features, training=training, tuning=tuning, study_name=study, worker=worker)
+    result = tune_network(features, training=training, tuning=tuning, study_name=study, worker=worker)
     return started, time.time(), sum(t.worker == worker for t in result.trials)
 
 
-def trials_per_minute(workers: int, features: dict, storage: str, study: str, options) -> tuple[float, list[int]]:
+def trials_per_minute(
+    workers: int, features: TrainingMatrices, storage: str, study: str, options
+) -> tuple[float, list[int]]:
     """One study of `options.trials` trials run by `workers` processes: its rate, and each worker's share."""
     training = TrainingConfig()
     tuning = TuningConfig(

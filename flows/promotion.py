@@ -12,9 +12,9 @@ from datetime import datetime
 from prefect import flow
 
 from domainflow.config import PipelineConfig
-from domainflow.flows.prepared import prepare_domain
+from domainflow.flows.preparation import prepare_domain
 from domainflow.settings import resolve_settings
-from domainflow.tasks.promotion import find_challenger, report_promotion, run_canary
+from domainflow.tasks.promotion import pending_challenger, run_canary, summarize_promotion
 
 
 @flow(name="promote-challenger", flow_run_name="promote-{domain}", log_prints=True)
@@ -29,13 +29,10 @@ def promote_challenger(
     `replay_until` replays only the held-out rows before it (`domainflow run`'s loop keeps the later months).
     """
     settings = resolve_settings()
-    target = find_challenger(settings.tracking_uri, domain, config)
-    if target is None:
-        return report_promotion(domain, config, None, None)
-    version, _champion = target
-    split = None
-    if serving_url:
-        split = prepare_domain(domain, config, settings)[2]
-    state, replayed = run_canary(settings.tracking_uri, settings.database_url, domain, config, version, serving_url,
-                                 split, replay_until)  # fmt: skip
-    return report_promotion(domain, config, state, replayed)
+    pending = pending_challenger(settings, domain, config)
+    if pending is None:
+        return summarize_promotion(domain, config, None, None)
+    challenger, _champion = pending
+    split = prepare_domain(domain, config).split if serving_url else None
+    state, replayed = run_canary(settings, domain, config, challenger, serving_url, split, replay_until)
+    return summarize_promotion(domain, config, state, replayed)

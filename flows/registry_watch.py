@@ -19,5 +19,4 @@ def watch_registry(config: PipelineConfig = PipelineConfig()) -> list[str]:
     """Each new challenger once; a version rolling out or already promoted is left alone."""
     if not config.domains.values:
         raise ValueError("the registry watch needs the domains listed in the config's domains.values")
-    settings = resolve_settings()
-    return announce_new_challengers(settings.tracking_uri, settings.database_url, config)
+    return announce_new_challengers(resolve_settings(), config)

@@ -15,7 +15,7 @@ from domainflow.config import PipelineConfig
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.training import train_domain_model
 from domainflow.settings import resolve_settings
-from domainflow.summary import RetrainingOutcome
+from domainflow.summary import DomainOutcome, RetrainingOutcome
 from domainflow.tasks.retraining import plan_retraining
 
 
@@ -28,16 +28,11 @@ def retrain_domain(
     serving_url: str | None = None,
 ) -> RetrainingOutcome:
     """`labelled_until` defaults to where the log's labels end; `serving_url` replays the canary's traffic."""
-    settings = resolve_settings()
-    window = plan_retraining(settings.tracking_uri, settings.database_url, domain, config, labelled_until)
+    window = plan_retraining(resolve_settings(), domain, config, labelled_until)
     if window.split is None:
-        return RetrainingOutcome(domain=domain, reason=reason, status="skipped", note=window.note)
-    retrain_config = config.model_copy(update={"split": window.split})
-    state = train_domain_model(domain, retrain_config, return_state=True)
-    if not state.is_completed():
-        return RetrainingOutcome(domain=domain, reason=reason, status="failed", note=state.message or "training failed",
-                                 split=window.split)  # fmt: skip
-    training = state.result()
+        return RetrainingOutcome.of(reason, window)
+    retrain_config = window.applied_to(config)
+    trained = train_domain_model(domain, retrain_config, return_state=True)
+    training = DomainOutcome.from_training(domain, trained.result(raise_on_failure=False))
     promotion = promote_challenger(domain, retrain_config, serving_url) if training.status == "registered" else None
-    return RetrainingOutcome(domain=domain, reason=reason, status="retrained", note=window.note, split=window.split,
-                             training=training, promotion=promotion)  # fmt: skip
+    return RetrainingOutcome.of(reason, window, training, promotion)

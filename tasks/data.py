@@ -1,4 +1,4 @@
-"""Data-stage tasks: load, filter, validate, split, featurize. Each is cached across runs."""
+"""Data-stage tasks: read the source, choose and filter domains, quarantine invalid rows, split, featurize."""
 
 from __future__ import annotations
 
@@ -7,29 +7,24 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from domainflow import tracking
 from domainflow.config import DatasetSchema, DomainSpec, PipelineConfig, SplitConfig, ValidationConfig
-from domainflow.data import domains, sources, validation
+from domainflow.data import domains, features, sources, validation
+from domainflow.data import split as splitting
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
-from domainflow.data.split import split_by_time as split_frame_by_time
-from domainflow.tracking import tuning_study_name
 
-from .policies import CACHED_STAGE, IO_RETRY_DELAYS, retry_unless_user_error
+from .policies import CACHED_STAGE, RETRY_IO
 
 
-@task(retries=2, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_unless_user_error)
-def fingerprint_data_source(uri: str) -> str:
+@task(**RETRY_IO)
+def fingerprint_source(uri: str) -> str:
     """Identity of the source data; it keys the load cache, so new data is always re-read."""
     return sources.fingerprint_source(uri)
 
 
-@task(
-    cache_policy=CACHED_STAGE,
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_unless_user_error,
-)
-def load_dataset(uri: str, fingerprint: str, columns: list[str]) -> pd.DataFrame:
+@task(cache_policy=CACHED_STAGE, **RETRY_IO)
+def load_source(uri: str, fingerprint: str, columns: list[str]) -> pd.DataFrame:
     """Read the columns a run uses from the source; `fingerprint` is only a cache key."""
     frame = sources.load_source(uri, columns)
     get_run_logger().info("loaded source=%s fingerprint=%s rows=%d columns=%d", uri, fingerprint, *frame.shape)
@@ -37,14 +32,14 @@ def load_dataset(uri: str, fingerprint: str, columns: list[str]) -> pd.DataFrame
 
 
 @task
-def choose_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
+def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
     chosen = domains.select_domains(frame, spec)
     get_run_logger().info("domains column=%s chosen=%s", spec.column, chosen)
     return chosen
 
 
 @task(cache_policy=CACHED_STAGE)
-def filter_domain_rows(frame: pd.DataFrame, column: str, domain: str) -> pd.DataFrame:
+def filter_domain(frame: pd.DataFrame, column: str, domain: str) -> pd.DataFrame:
     rows = domains.filter_domain(frame, column, domain)
     get_run_logger().info("domain=%s rows_before=%d rows_after=%d", domain, len(frame), len(rows))
     return rows
@@ -67,7 +62,7 @@ def quarantine_invalid_rows(
 
 @task(cache_policy=CACHED_STAGE)
 def split_by_time(valid_rows: pd.DataFrame, timestamp: str, bounds: SplitConfig) -> TimeSplit:
-    split = split_frame_by_time(valid_rows, timestamp, validation.LABEL_COLUMN, bounds)
+    split = splitting.split_by_time(valid_rows, timestamp, validation.LABEL_COLUMN, bounds)
     get_run_logger().info("split %s", " ".join(f"{k}={v}" for k, v in split.sizes().items()))
     return split
 
@@ -75,7 +70,7 @@ def split_by_time(valid_rows: pd.DataFrame, timestamp: str, bounds: SplitConfig)
 @task(cache_policy=CACHED_STAGE)
 def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipeline:
     """Fitted on the training rows only, so validation and test stay unseen."""
-    pipeline = FeaturePipeline.from_schema(schema).fit(split.train)
+    pipeline = features.fit_feature_pipeline(split, schema)
     get_run_logger().info(
         "features numeric_width=%d categorical_cardinalities=%s", pipeline.numeric_width, pipeline.cardinalities
     )
@@ -85,4 +80,4 @@ def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipe
 @task
 def name_tuning_study(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
     """Named by the run's inputs, so a rerun after a crash resumes the same study."""
-    return tuning_study_name(domain, source_fingerprint, config)
+    return tracking.name_tuning_study(domain, source_fingerprint, config)

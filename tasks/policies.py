@@ -1,8 +1,9 @@
-"""Cache and retry policies shared by the task adapters."""
+"""What every task adapter shares: the cache policy, the retry policies, and who a flow run acts as."""
 
 from __future__ import annotations
 
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.runtime import flow_run
 
 from domainflow.hashing import stable_digest
 from domainflow.tracking import code_version
@@ -30,3 +31,15 @@ def retry_unless_user_error(task, task_run, state) -> bool:
     except BaseException:
         return True
     return True
+
+
+# Every task that talks to MLflow, the state database, a data source or the server: two retries
+# a few seconds apart for a hiccup, none for a mistake in the user's input.
+RETRY_IO = {"retries": 2, "retry_delay_seconds": IO_RETRY_DELAYS, "retry_condition_fn": retry_unless_user_error}
+# The canary: one retry, which resumes the controller's persisted state where it stopped.
+RESUME_ONCE = {"retries": 1, "retry_delay_seconds": 5, "retry_condition_fn": retry_unless_user_error}
+
+
+def flow_run_actor() -> str:
+    """Who the audit log names for a change a flow run made."""
+    return f"prefect-flow-run/{flow_run.id or 'local'}"

@@ -1,4 +1,4 @@
-"""Training tasks: tune, train, build the serving variants, score. Cached like the data stages."""
+"""Training tasks: tune, train the network and the baseline, build the serving variants. Cached like the data stages."""
 
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from domainflow.config import BaselineConfig, OptimizationConfig, ScaleConfig, TrainingConfig, TuningConfig
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.split import TimeSplit
+from domainflow.models import baseline as baselines
+from domainflow.models.lightning import TrainedNetwork
+from domainflow.optimization import optimize
 from domainflow.optimization.report import OptimizationResult
-from domainflow.training import candidates, workers
-from domainflow.training.trainer import TrainedNetwork
-from domainflow.tuning.study import TuningResult, summarize_study
+from domainflow.training import trainer, workers
+from domainflow.training.params import Params
+from domainflow.tuning import search, study
+from domainflow.tuning.study import TuningResult
 
 from .policies import CACHED_STAGE
 
+SIX_HOURS = 6 * 3600
 
-@task(cache_policy=CACHED_STAGE, timeout_seconds=6 * 3600)
+
+@task(cache_policy=CACHED_STAGE, timeout_seconds=SIX_HOURS)
 def tune_hyperparameters(
     pipeline: FeaturePipeline,
     split: TimeSplit,
@@ -31,7 +37,7 @@ def tune_hyperparameters(
     worker: int = 0,
 ) -> TuningResult:
     """One worker's share of the study; several task runs share a database-backed study."""
-    result = candidates.tune_hyperparameters(pipeline, split, training, tuning, study_name, Path(work_root), worker)
+    result = search.tune_hyperparameters(pipeline, split, training, tuning, study_name, Path(work_root), worker)
     get_run_logger().info(
         "tuning study=%s worker=%d trials=%d complete=%d pruned=%d best_val_auc=%s best=%s",
         study_name, worker, result.n_trials, result.n_complete, result.n_pruned,
@@ -43,20 +49,18 @@ def tune_hyperparameters(
 @task
 def summarize_tuning(worker_results: list[TuningResult], tuning: TuningConfig) -> TuningResult:
     """The whole study once every worker finished: read back from the storage the workers shared."""
-    if len(worker_results) == 1 or tuning.n_trials == 0:
-        return worker_results[0]
-    return summarize_study(tuning.storage, worker_results[0].study_name)
+    return study.summarize_tuning(worker_results, tuning)
 
 
-@task(cache_policy=CACHED_STAGE, timeout_seconds=6 * 3600)
+@task(cache_policy=CACHED_STAGE, timeout_seconds=SIX_HOURS)
 def train_network(
-    pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, tuning: TuningResult, work_root: str
+    pipeline: FeaturePipeline, split: TimeSplit, config: TrainingConfig, best_params: Params, work_root: str
 ) -> TrainedNetwork:
-    network = candidates.fit_network(pipeline, split, config, work_root=Path(work_root), tuning=tuning)
+    network = trainer.train_network(pipeline, split, config, best_params, Path(work_root))
     get_run_logger().info(
         "network epochs=%d best_val_auc=%.4f strategy=%s devices=%d nodes=%d tuned=%s",
         network.epochs_run, network.best_val_auc, config.strategy, config.devices, config.num_nodes,
-        bool(tuning.best_params),
+        bool(best_params),
     )  # fmt: skip
     return network
 
@@ -65,7 +69,7 @@ def train_network(
 def train_baseline(
     pipeline: FeaturePipeline, split: TimeSplit, config: BaselineConfig, seed: int
 ) -> HistGradientBoostingClassifier:
-    baseline = candidates.fit_baseline(pipeline, split, config, seed)
+    baseline = baselines.train_baseline(pipeline, split, config, seed)
     get_run_logger().info("baseline iterations=%d of max_iter=%d", baseline.n_iter_, config.max_iter)
     return baseline
 
@@ -75,7 +79,7 @@ def optimize_for_serving(
     pipeline: FeaturePipeline, split: TimeSplit, network: TrainedNetwork, config: OptimizationConfig
 ) -> OptimizationResult:
     """FP32, INT8 and ONNX variants measured side by side; the fastest within the AUC budget serves."""
-    result = candidates.optimize_for_serving(pipeline, split, network, config)
+    result = optimize.optimize_for_serving(pipeline, split, network, config)
     chosen = result.chosen_report
     get_run_logger().info(
         "optimization chosen=%s size_bytes=%d auc_drop=%.4f %s (%s)",
@@ -83,19 +87,6 @@ def optimize_for_serving(
         " ".join(f"{k}={v:.2f}" for k, v in result.ratios().items()), result.reason,
     )  # fmt: skip
     return result
-
-
-@task
-def score_candidates(
-    pipeline: FeaturePipeline, split: TimeSplit, optimized: OptimizationResult, baseline: HistGradientBoostingClassifier
-) -> candidates.CandidateScores:
-    scores = candidates.score_candidates(pipeline, split, optimized, baseline)
-    get_run_logger().info(
-        "scores network_val_auc=%.4f baseline_val_auc=%.4f network_test_auc=%.4f baseline_test_auc=%.4f",
-        scores.network["validation"]["auc"], scores.baseline["validation"]["auc"],
-        scores.network["test"]["auc"], scores.baseline["test"]["auc"],
-    )  # fmt: skip
-    return scores
 
 
 def domain_worker_pool(scale: ScaleConfig, domains: int) -> ProcessPoolTaskRunner:

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# Flows may name types for their parameters and results (datetime, the summaries) and the event names their
+LIBRARY = ROOT / "src" / "domainflow"
+
+# The library's floors, lowest first: a package imports only from floors below its own (and within
+# itself). The state lives on the ground floor; the CLI, which runs the flows, is the roof.
+FLOORS = [
+    {"config", "settings", "hashing"},  # what everything is configured by
+    {"store"},  # every state table, the database and its migrations, the audit log, the locks
+    {"data", "evaluation"},  # sources, validation, splits, features; metrics, statistics, gates, reports
+    {"models"},  # the network, its Lightning module, the baseline, the predictors of saved variants
+    {"training", "optimization", "registry"},  # fitting; INT8/ONNX variants; MLflow, aliases, digests
+    {"tuning", "serving", "retraining"},  # Optuna over training; the prediction server; retrain windows
+    {"canary", "candidates"},  # the canary controller; candidates scored and gated
+    {"monitoring", "tracking"},  # drift, quality, forecasts; what a training run logs
+    {"summary", "progress"},  # the outcomes a run reports; progress for the terminal
+    {"cli"},  # runs the flows
+]
+FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
+
+# Flows wire tasks and sub-flows. Beside those they may name the types of their parameters and results
+# (datetime, the config, the outcomes, DomainData that prepare_domain returns) and the event names their
 # triggers listen for; anything that computes belongs in a task.
 FLOW_IMPORTS_ALLOWED = ("__future__", "datetime", "prefect", "domainflow.config", "domainflow.settings",
                         "domainflow.summary", "domainflow.monitoring.summary", "domainflow.monitoring.events",
-                        "domainflow.tasks", "domainflow.flows")  # fmt: skip
+                        "domainflow.data.prepared", "domainflow.tasks", "domainflow.flows")  # fmt: skip
+# Tasks that wrap Prefect itself, not a library function: the reason each has no library namesake.
+PREFECT_ONLY_TASKS = {
+    "emit_domain_events": "emits Prefect events for deployment triggers",
+    "train_domain": "runs the training flow where the task runner puts it (Prefect runs sub-flows side by side so)",
+}
 
 
 def _imports(path: Path) -> list[str]:
@@ -27,20 +52,114 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
+def _package(path: Path) -> str:
+    """The floor unit of a library file: its top-level package, or its module at the top (cli, summary, ...)."""
+    parts = path.relative_to(LIBRARY).with_suffix("").parts
+    return parts[0]
+
+
 def test_the_library_never_imports_prefect():
     offenders = [
         f"{path.relative_to(ROOT)}: {name}"
-        for path in (ROOT / "src" / "domainflow").rglob("*.py")
+        for path in LIBRARY.rglob("*.py")
         for name in _imports(path)
         if name == "prefect" or name.startswith("prefect.")
     ]
     assert offenders == []
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "flows").glob("*.py")), ids=lambda p: p.name)
+def test_every_library_package_stands_on_a_floor():
+    units = {_package(path) for path in LIBRARY.rglob("*.py")} - {"__init__"}
+    assert units - set(FLOOR) == set(), "add the new package to FLOORS, above what it imports"
+
+
+def test_imports_only_go_down_the_floors():
+    upward = []
+    for path in LIBRARY.rglob("*.py"):
+        here = _package(path)
+        if here == "__init__":
+            continue
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] != "domainflow" or len(parts) < 2 or parts[1] == here:
+                continue
+            there = parts[1]
+            # Only the roof runs flows (and their tasks).
+            ok = here == "cli" if there in ("flows", "tasks") else FLOOR[there] < FLOOR[here]
+            if not ok:
+                where = path.relative_to(LIBRARY.parent)
+                upward.append(f"{where} ({here}, floor {FLOOR.get(here)}) imports {name}")
+    assert upward == []
+
+
+def test_the_floor_check_catches_an_upward_import(tmp_path, monkeypatch):
+    """Guards the test above: a store module importing serving must be reported."""
+    fake = tmp_path / "domainflow"
+    (fake / "store").mkdir(parents=True)
+    (fake / "store" / "leak.py").write_text("from domainflow.serving.app import create_app\n")
+    monkeypatch.setattr(sys.modules[__name__], "LIBRARY", fake)
+    leak = r"domainflow/store/leak.py \(store, floor 1\) imports domainflow.serving.app"
+    with pytest.raises(AssertionError, match=leak):
+        test_imports_only_go_down_the_floors()
+
+
+FLOW_FILES = sorted(path for path in (ROOT / "flows").glob("*.py") if path.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", FLOW_FILES, ids=lambda p: p.name)
 def test_flows_only_wire_tasks(path):
     disallowed = [name for name in _imports(path) if not name.startswith(FLOW_IMPORTS_ALLOWED)]
     assert disallowed == [], f"{path.name} imports {disallowed}: move that work into a task"
+
+
+@pytest.mark.parametrize("path", [p for p in FLOW_FILES if p.name != "deployments.py"], ids=lambda p: p.name)
+def test_one_flow_per_file_and_nothing_beside_it(path):
+    tree = ast.parse(path.read_text())
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    flows = [f.name for f in functions if any("flow" in ast.unparse(d) for d in f.decorator_list)]
+    assert len(flows) == 1, f"{path.name} defines the flows {flows}: one per file"
+    assert [f.name for f in functions] == flows, f"{path.name}: helpers belong in the library or a task"
+    assert path.stem not in ("helpers", "utils")
+
+
+TASK_FILES = sorted(path for path in (ROOT / "tasks").glob("*.py") if path.name not in ("__init__.py", "policies.py"))
+
+
+def _tasks(path: Path) -> list[ast.FunctionDef]:
+    tree = ast.parse(path.read_text())
+    return [node for node in tree.body if isinstance(node, ast.FunctionDef)
+            and any(ast.unparse(d).startswith("task") for d in node.decorator_list)]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: p.name)
+def test_each_task_is_named_after_the_library_function_it_wraps(path):
+    """One name per stage: the task `x` calls the library's `x` and adds only Prefect's concerns."""
+    unnamed = []
+    for task in _tasks(path):
+        called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+                  for node in ast.walk(task) if isinstance(node, ast.Call)}  # fmt: skip
+        if task.name not in called and task.name not in PREFECT_ONLY_TASKS:
+            unnamed.append(task.name)
+    assert unnamed == [], f"{path.name}: tasks that call no library function of their name: {unnamed}"
+
+
+def test_no_function_takes_more_than_seven_positional_parameters():
+    """Stages pass small frozen values (DomainData, TrainedCandidate, DomainModel), not long argument lists.
+
+    Keyword-only options with defaults (a statistic's alpha, a check's thresholds) do not travel by position.
+    """
+    wide = []
+    for path in [*LIBRARY.rglob("*.py"), *TASK_FILES, *FLOW_FILES]:
+        if path.name == "cli.py":  # a command's options are its parameters (typer)
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = node.args
+                named = [a.arg for a in (*args.posonlyargs, *args.args)]
+                count = len(named) - (named[:1] in (["self"], ["cls"]))
+                if count > 7:
+                    wide.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count})")
+    assert wide == []
 
 
 def _deployments():

@@ -114,25 +114,6 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
 
 
-class _TaskProgress(logging.Handler):
-    """Advances a rich progress bar on each finished Prefect task run."""
-
-    def __init__(self, progress, task_id):
-        super().__init__(level=logging.INFO)
-        self.progress, self.task_id = progress, task_id
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Finished in state"):
-            task = (getattr(record, "task_run_name", "") or "").rsplit("-", 1)[0]
-            flow_run = getattr(record, "flow_run_name", "") or ""
-            self.progress.update(self.task_id, advance=1, description=f"{flow_run} {task}: {message[18:]}")
-
-
-# Task runs of one promote_challenger run with a challenger: find, load data (5), canary (with its replay), report.
-_PROMOTION_TASKS = 8
-
-
 @contextmanager
 def _serving(config: PipelineConfig, settings: Settings, serve: bool):
     """The prediction server for this run, on a free local port (None when --no-serve)."""
@@ -150,24 +131,34 @@ def _serving(config: PipelineConfig, settings: Settings, serve: bool):
         yield url
 
 
-def _tasks_per_domain(config: PipelineConfig) -> int:
-    """Task runs of one train_domain_model run, for the progress bar: 17 stages plus a run per tuning worker."""
-    return 17 + config.tuning.workers
+def _run_with_progress(flow_fn, **parameters):
+    """Run the flow with a bar over the stages its flow runs declare (domainflow.progress), on stderr."""
+    import importlib
+    import pkgutil
 
-
-def _run_with_progress(flow_fn, expected_tasks: int | None, **parameters):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    import domainflow.flows
+    from domainflow.progress import StageCounter, StageProgress, flows_in
+
+    modules = [importlib.import_module(info.name)
+               for info in pkgutil.iter_modules(domainflow.flows.__path__, "domainflow.flows.")]  # fmt: skip
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:  # fmt: skip
-        bar = progress.add_task("starting Prefect", total=expected_tasks)
-        handler = _TaskProgress(progress, bar)
-        task_logger = logging.getLogger("prefect.task_runs")
-        task_logger.addHandler(handler)
+        bar = progress.add_task("starting Prefect", total=None)
+
+        def show(done: int, total: int, line: str) -> None:
+            progress.update(bar, completed=done, total=total or None, description=line[:60])
+
+        handler = StageProgress(StageCounter(flows_in(modules), show))
+        loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+        for logger in loggers:
+            logger.addHandler(handler)
         try:
             return flow_fn(**parameters, return_state=True)
         finally:
-            task_logger.removeHandler(handler)
+            for logger in loggers:
+                logger.removeHandler(handler)
 
 
 def _summary_table(outcomes, settings: Settings) -> Table:
@@ -267,10 +258,8 @@ def run(
     settings, cfg = _prepare(config, overrides, verbose)
     from domainflow.flows.lifecycle import run_lifecycle
 
-    per_domain = _tasks_per_domain(cfg) + (_PROMOTION_TASKS if serve else 0)
-    expected = 3 + per_domain * len(cfg.domains.values) if cfg.domains.values else None
     with _serving(cfg, settings, serve) as serving_url:
-        state = _run_with_progress(run_lifecycle, expected, config=cfg, serving_url=serving_url)
+        state = _run_with_progress(run_lifecycle, config=cfg, serving_url=serving_url)
     _report(state, settings, started)
 
 
@@ -289,7 +278,7 @@ def train(
     settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices, seed), verbose)
     from domainflow.flows.training import train_domain_model
 
-    state = _run_with_progress(train_domain_model, _tasks_per_domain(cfg), domain=domain, config=cfg)
+    state = _run_with_progress(train_domain_model, domain=domain, config=cfg)
     _report(state, settings, started)
 
 
@@ -309,9 +298,7 @@ def promote(
     from domainflow.flows.promotion import promote_challenger
 
     with _serving(cfg, settings, serving_url is None) as local_url:
-        state = _run_with_progress(
-            promote_challenger, _PROMOTION_TASKS, domain=domain, config=cfg, serving_url=serving_url or local_url
-        )
+        state = _run_with_progress(promote_challenger, domain=domain, config=cfg, serving_url=serving_url or local_url)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException) or summary is None:
         raise _fail(f"the promotion of {domain} failed: {state.message or summary}", code=1)
@@ -322,20 +309,16 @@ def promote(
 @app.command()
 def status(config: ConfigOption = None) -> None:
     """The registered models of this config, their aliases and latest versions."""
-    from mlflow import MlflowClient
+    from domainflow.registry.mlflow_registry import registered_models
 
     settings, cfg = resolve_settings(), _load(config, {})
-    client = MlflowClient(settings.tracking_uri)
     table = Table(title=f"MLflow registry ({without_passwords(settings.tracking_uri)})")
     for column in ("model", "versions", "aliases", "latest version", "gate"):
         table.add_column(column)
-    models = client.search_registered_models(filter_string=f"name LIKE '{cfg.name}-%'")
+    models = registered_models(settings.tracking_uri, cfg.name)
     for model in models:
-        versions = client.search_model_versions(f"name = '{model.name}'")
-        latest = max(versions, key=lambda v: int(v.version)) if versions else None
-        aliases = ", ".join(f"{alias}=v{version}" for alias, version in sorted(model.aliases.items()))
-        gate = latest.tags.get("domainflow.gate_reason", "") if latest else ""
-        table.add_row(model.name, str(len(versions)), aliases or "-", str(latest.version) if latest else "-", gate)
+        aliases = ", ".join(f"{alias}=v{version}" for alias, version in model.aliases.items())
+        table.add_row(model.name, str(model.versions), aliases or "-", model.latest_version or "-", model.latest_gate)
     if not models:
         console.print(f"no registered models named {cfg.name}-* yet: run `domainflow run` first")
         return
@@ -409,7 +392,7 @@ def monitor(
     settings, cfg = _prepare(config, _overrides(None, domains, None, None), verbose)
     from domainflow.flows.monitoring import monitor_domains
 
-    state = _run_with_progress(monitor_domains, None, config=cfg)
+    state = _run_with_progress(monitor_domains, config=cfg)
     outcomes = state.result(raise_on_failure=False)
     if isinstance(outcomes, BaseException) or outcomes is None:
         raise _fail(f"the monitoring run failed: {state.message or outcomes}", code=1)
@@ -489,19 +472,17 @@ def experiment_start(
 ) -> None:
     """Route the domain's traffic to several versions with experiment.split (the shares must sum to 1)."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from domainflow.canary.experiment import ExperimentError, start_experiment
+    from domainflow.registry.mlflow_registry import version_exists
     from domainflow.store.database import open_database
 
     cfg, settings = _load(config, {}), resolve_settings()
     chosen, name = _parse_versions(versions), cfg.registered_model_name(domain)
     client, registry = MlflowClient(settings.tracking_uri), without_passwords(settings.tracking_uri)
     for variant, version in chosen.items():
-        try:
-            client.get_model_version(name, version)
-        except MlflowException:
-            raise _fail(f"variant {variant}: {name} has no version {version!r} in {registry}") from None
+        if not version_exists(client, name, version):
+            raise _fail(f"variant {variant}: {name} has no version {version!r} in {registry}")
     try:
         rollout = start_experiment(open_database(settings.database_url), domain, name, chosen, cfg.experiment,
                                    actor="cli")  # fmt: skip

@@ -7,20 +7,20 @@ Prefect artifact carries the differentially private counts instead, as MLflow do
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
 
 from domainflow.canary.report import PromotionSummary
+from domainflow.candidates.gate import CandidateEvaluation
+from domainflow.candidates.scores import TrainedCandidate
 from domainflow.config import PipelineConfig, SplitConfig
-from domainflow.data.split import TimeSplit
-from domainflow.data.validation import ValidationOutcome
-from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.data.prepared import DomainData
 from domainflow.monitoring.summary import MonitoringOutcome
-from domainflow.optimization.report import OptimizationResult
-from domainflow.registry.mlflow_registry import GateDecision, LoggedRun
-from domainflow.training.candidates import CandidateScores
-from domainflow.tuning.study import TuningResult
+from domainflow.registry.aliases import GateDecision
+from domainflow.registry.mlflow_registry import LoggedRun
+from domainflow.retraining.plan import RetrainingWindow
 
 
 class DomainOutcome(BaseModel):
@@ -81,6 +81,37 @@ class DomainOutcome(BaseModel):
     def failed(cls, domain: str, error: str) -> DomainOutcome:
         return cls(domain=domain, status="failed", error=error)
 
+    # The lifecycle's steps after training, each given what its sub-flow returned or the error it ended with:
+    # a failing step marks the domain failed and names the step, and the later steps leave it alone.
+
+    @classmethod
+    def from_training(cls, domain: str, result: DomainOutcome | BaseException) -> DomainOutcome:
+        return cls.failed(domain, f"training: {_describe(result)}") if isinstance(result, BaseException) else result
+
+    @property
+    def in_service(self) -> bool:
+        """Trained (registered or rejected) and not failed since: the steps after training go on."""
+        return self.status != "failed"
+
+    @property
+    def retraining_event(self) -> str | None:
+        return self.monitoring.retraining_event if self.monitoring is not None else None
+
+    def after_promotion(self, result: PromotionSummary | BaseException) -> DomainOutcome:
+        if isinstance(result, BaseException):
+            return self.model_copy(update={"status": "failed", "error": f"promotion: {_describe(result)}"})
+        return self.model_copy(update={"promotion": result})
+
+    def after_monitoring(self, result: MonitoringOutcome | BaseException) -> DomainOutcome:
+        if isinstance(result, BaseException):
+            return self.model_copy(update={"status": "failed", "error": f"monitoring: {_describe(result)}"})
+        return self.model_copy(update={"monitoring": result})
+
+    def after_retraining(self, result: RetrainingOutcome | BaseException) -> DomainOutcome:
+        if isinstance(result, BaseException):
+            return self.model_copy(update={"status": "failed", "error": f"retraining: {_describe(result)}"})
+        return self.model_copy(update={"retraining": result})
+
     def to_markdown(self) -> str:
         """A report for the Prefect UI: exact counts left out, private ones (dp_*) in."""
         exact = {"rows_in", "rows_kept", "rows_quarantined", "train_rows", "published", "promotion", "monitoring",
@@ -107,6 +138,23 @@ class RetrainingOutcome(BaseModel):
     training: DomainOutcome | None = None
     promotion: PromotionSummary | None = None
 
+    @classmethod
+    def of(
+        cls,
+        reason: str,
+        window: RetrainingWindow,
+        training: DomainOutcome | None = None,
+        promotion: PromotionSummary | None = None,
+    ) -> RetrainingOutcome:
+        """Skipped without a window to train on; failed with the training; else retrained (and maybe canaried)."""
+        if window.split is None or training is None:
+            return cls(domain=window.domain, reason=reason, status="skipped", note=window.note)
+        if training.status == "failed":
+            return cls(domain=window.domain, reason=reason, status="failed", note=training.error or "training failed",
+                       split=window.split)  # fmt: skip
+        return cls(domain=window.domain, reason=reason, status="retrained", note=window.note, split=window.split,
+                   training=training, promotion=promotion)  # fmt: skip
+
     def steps(self) -> list[str]:
         if self.status != "retrained":
             return [f"retraining {self.status} ({self.reason}): {self.note}"]
@@ -122,19 +170,18 @@ class RetrainingOutcome(BaseModel):
 DomainOutcome.model_rebuild()
 
 
-def summarize_domain(
-    domain: str,
+def summarize_domain_run(
     config: PipelineConfig,
-    outcome: ValidationOutcome,
-    split: TimeSplit,
-    tuning: TuningResult,
-    optimized: OptimizationResult,
-    scores: CandidateScores,
+    data: DomainData,
+    candidate: TrainedCandidate,
     evaluation: CandidateEvaluation,
     logged: LoggedRun,
     version: str,
     decision: GateDecision,
 ) -> DomainOutcome:
+    """The training run's outcome as one line of the run's table: what was kept, how it scored, what it became."""
+    domain, outcome, split = data.domain, data.validation, data.split
+    tuning, optimized, scores = candidate.tuning, candidate.optimized, candidate.scores
     ratios = optimized.ratios()
     return DomainOutcome(
         domain=domain,
@@ -165,6 +212,31 @@ def summarize_domain(
         reused_run=logged.reused,
         published=logged.published,
     )
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass(frozen=True)
+class LifecycleSummary:
+    failed: bool  # a domain failed: the run ends Failed, naming it
+    message: str
+
+
+def summarize_lifecycle(outcomes: list[DomainOutcome]) -> LifecycleSummary:
+    """One line for the run's final state: the domains that failed, were rejected, canaried and looped."""
+    failed = [o.domain for o in outcomes if o.status == "failed"]
+    rejected = [f"{o.domain} ({', '.join(o.failed_checks)})" for o in outcomes if o.status == "rejected"]
+    note = f"; rejected by the gates: {', '.join(rejected)}" if rejected else ""
+    canaries = [f"{o.domain} v{o.promotion.version} {o.promotion.status.replace('_', ' ')}"
+                for o in outcomes if o.promotion is not None and o.promotion.version]  # fmt: skip
+    note += f"; canary: {', '.join(canaries)}" if canaries else ""
+    looped = [f"{o.domain} {o.timeline()[-1]}" for o in outcomes if o.monitoring is not None]
+    note += f"; loop: {'; '.join(looped)}" if looped else ""
+    if failed:
+        return LifecycleSummary(True, f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}{note}")
+    return LifecycleSummary(False, f"{len(outcomes) - len(rejected)} of {len(outcomes)} domains passed the gates{note}")
 
 
 def artifact_key(*parts: str) -> str:

@@ -14,18 +14,16 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from domainflow.candidates.gate import CandidateEvaluation
+from domainflow.candidates.scores import TrainedCandidate
 from domainflow.config import PipelineConfig
-from domainflow.data.features import FeaturePipeline
+from domainflow.data.prepared import DomainData
 from domainflow.data.privacy import publish_statistics
 from domainflow.data.sources import fingerprint_frame
-from domainflow.data.split import TimeSplit
-from domainflow.data.validation import LABEL_COLUMN, ValidationOutcome
-from domainflow.evaluation.candidate import CandidateEvaluation
+from domainflow.data.validation import ValidationOutcome
+from domainflow.models.lightning import TrainedNetwork
 from domainflow.optimization.optimize import save_variant
-from domainflow.optimization.report import OptimizationResult
-from domainflow.registry.mlflow_registry import TAG, LoggedRun, RunRecord, log_training_run
-from domainflow.training.candidates import CandidateScores, served_predictor
-from domainflow.training.trainer import TrainedNetwork
+from domainflow.registry.mlflow_registry import TAG, LoggedRun, RunRecord, log_run
 from domainflow.tuning.mlflow_trials import log_trials_as_child_runs, tuning_metrics, tuning_params
 from domainflow.tuning.study import TuningResult
 
@@ -51,7 +49,7 @@ def training_run_key(domain: str, source_fingerprint: str, config: PipelineConfi
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def tuning_study_name(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
+def name_tuning_study(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
     """Same inputs, same study: with a database storage a rerun resumes it instead of starting over."""
     return f"{config.name}-{domain}-{training_run_key(domain, source_fingerprint, config)}"
 
@@ -108,19 +106,12 @@ def _params(domain: str, config: PipelineConfig, network: TrainedNetwork, tuning
             "privacy.epsilon_per_statistic": config.privacy.epsilon_per_statistic}  # fmt: skip
 
 
-def log_domain_run(
+def log_training_run(
     tracking_uri: str,
     artifact_root: str,
-    domain: str,
     config: PipelineConfig,
-    source_fingerprint: str,
-    outcome: ValidationOutcome,
-    split: TimeSplit,
-    pipeline: FeaturePipeline,
-    tuning: TuningResult,
-    network: TrainedNetwork,
-    optimized: OptimizationResult,
-    scores: CandidateScores,
+    data: DomainData,
+    candidate: TrainedCandidate,
     evaluation: CandidateEvaluation,
 ) -> LoggedRun:
     """The run with its trials as child runs, every variant's figures, the gate verdict and its report.
@@ -128,6 +119,9 @@ def log_domain_run(
     The model logged is the variant optimization chose; the others are recorded
     by their figures only.
     """
+    domain, outcome, split = data.domain, data.validation, data.split
+    tuning, network, optimized, scores = candidate.tuning, candidate.network, candidate.optimized, candidate.scores
+    pipeline = candidate.pipeline
     published, ledger = publish_statistics(
         counts={
             "rows_in": outcome.rows_in,
@@ -137,12 +131,12 @@ def log_domain_run(
             "validation_rows": len(split.validation),
             "test_rows": len(split.test),
         },
-        rates={"train_label_rate": (int(split.train[LABEL_COLUMN].sum()), len(split.train))},
+        rates={"train_label_rate": (int(split.labels("train").sum()), len(split.train))},
         epsilon=config.privacy.epsilon_per_statistic,
         budget=config.privacy.budget_per_run,
         seed=config.privacy.seed,
     )
-    tags = version_tags(domain, source_fingerprint, config, outcome).as_tags()
+    tags = version_tags(domain, data.source_fingerprint, config, outcome).as_tags()
     tags |= {
         f"{TAG}served_variant": optimized.chosen,
         f"{TAG}gate": "passed" if evaluation.verdict.passed else "failed",
@@ -156,14 +150,14 @@ def log_domain_run(
         record = RunRecord(
             experiment=config.experiment_name(domain),
             run_name=f"train-{domain}",
-            run_key=training_run_key(domain, source_fingerprint, config),
+            run_key=training_run_key(domain, data.source_fingerprint, config),
             params=_params(domain, config, network, tuning),
             metrics=metrics,
             tags=tags,
             pipeline=pipeline,
             model_file=model_file,
             signature_sample=sample,
-            signature_scores=served_predictor(optimized).predict(pipeline.transform(sample)),
+            signature_scores=candidate.served_predictor().predict(pipeline.transform(sample)),
             history=network.history,
             documents={
                 "config.json": config.model_dump(mode="json"),
@@ -182,6 +176,6 @@ def log_domain_run(
             },  # fmt: skip
             files={"evaluation": Path(evaluation.report_path)} if evaluation.report_path else {},
         )
-        logged = log_training_run(tracking_uri, artifact_root, record)
+        logged = log_run(tracking_uri, artifact_root, record)
     log_trials_as_child_runs(tracking_uri, logged.run_id, tuning)
     return logged

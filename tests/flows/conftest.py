@@ -32,22 +32,22 @@ def ewr_story(tmp_path_factory, prefect_api):
     from domainflow.data.validation import LABEL_COLUMN
     from domainflow.flows.training import train_domain_model
     from domainflow.settings import resolve_settings
-    from domainflow.training import candidates
+    from domainflow.training import trainer
 
-    def trained_on_shuffled_labels(real_fit_network):
-        def fit(pipeline, split, config, work_root=None, tuning=None):
+    def trained_on_shuffled_labels(real_train_network):
+        def train(pipeline, split, config, best_params=None, work_root=None):
             shuffled = split.train[LABEL_COLUMN].sample(frac=1.0, random_state=0).to_numpy()
             split = dataclasses.replace(split, train=split.train.assign(**{LABEL_COLUMN: shuffled}))
-            return real_fit_network(pipeline, split, config, work_root, tuning)
+            return real_train_network(pipeline, split, config, best_params, work_root)
 
-        return fit
+        return train
 
     home = tmp_path_factory.mktemp("ewr-story")
     with pytest.MonkeyPatch.context() as patch:
         isolate_home(patch, home)
         champion = train_domain_model("EWR", ewr_config(seed=42))
         with pytest.MonkeyPatch.context() as swap:
-            swap.setattr(candidates, "fit_network", trained_on_shuffled_labels(candidates.fit_network))
+            swap.setattr(trainer, "train_network", trained_on_shuffled_labels(trainer.train_network))
             worse_state = train_domain_model("EWR", ewr_config(seed=7), return_state=True)
         retrain = train_domain_model("EWR", ewr_config(seed=8))
         model = MlflowClient(resolve_settings().tracking_uri).get_registered_model(champion.model_name)

@@ -18,18 +18,21 @@ def _outcomes(state):
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
-    """Task name -> state name for every task run under a flow run (its subflows included)."""
+    """Task name -> state name for every task run under a flow run (its subflows, and theirs, included)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 
     with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])),
-            sort=FlowRunSort.START_TIME_ASC,
-            limit=50,
-        )
-        ids = [flow_run_id, *(run.id for run in children)]
+        ids, level = [flow_run_id], [flow_run_id]
+        while level:
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=level)),
+                sort=FlowRunSort.START_TIME_ASC,
+                limit=200,
+            )
+            level = [run.id for run in children]
+            ids += level
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
             sort=TaskRunSort.EXPECTED_START_TIME_ASC,
@@ -105,7 +108,7 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, doma
     assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
     assert all(o.reused_run for o in second.values())
     task_states = _task_states(state.state_details.flow_run_id)
-    for stage in ("load_dataset", "filter_domain_rows", "quarantine_invalid_rows", "split_by_time",
+    for stage in ("load_source", "filter_domain", "quarantine_invalid_rows", "split_by_time",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
                   "optimize_for_serving"):  # fmt: skip
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}

@@ -55,7 +55,7 @@ def _log(database_url: str, rows: pd.DataFrame, version: str, config) -> None:
 
 
 def _monitor(ewr_home, monkeypatch, tmp_path, rows, name):
-    from domainflow.flows.monitoring import monitor_domain
+    from domainflow.flows.domain_monitoring import monitor_domain
 
     config = ewr_config(seed=42)
     version = MlflowClient(resolve_settings().tracking_uri).get_model_version_by_alias(

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.canary.controller import run_promotion
+from domainflow.canary.controller import Clock, run_promotion
 from domainflow.flows.promotion import promote_challenger
+from domainflow.registry.domain_model import DomainModel
 from domainflow.serving.app import create_app
 from domainflow.serving.routing import route
 from domainflow.serving.server import serve_in_background
@@ -160,8 +161,9 @@ def _replay_promotion(tmp_path, labels, scores, champion: str, version: str, see
         world["sent"] += TICK
 
     plan = ewr_config(seed=8, **CANARY).canary
-    return run_promotion(engine, settings.tracking_uri, "EWR", name, version, plan, actor="seeded-replay",
-                         clock=lambda: world["now"], sleep=sleep, holder=f"replay-{seed}")  # fmt: skip
+    model = DomainModel(domain="EWR", name=name, tracking_uri=settings.tracking_uri, engine=engine)
+    clock = Clock(now=lambda: world["now"], sleep=sleep)
+    return run_promotion(model, version, plan, actor="seeded-replay", clock=clock, holder=f"replay-{seed}")
 
 
 def test_twenty_seeded_replays_never_promote_the_worse_and_rarely_roll_back_the_good(

@@ -19,18 +19,19 @@ N_TRIALS = 6
 
 def run_worker(worker: int, tuning: TuningConfig, study_name: str, start_together):
     """One worker process: build the data, wait for the other, run its share of the study."""
-    from domainflow.data.features import FeaturePipeline
+    from domainflow.data.features import FeaturePipeline, TrainingMatrices
     from domainflow.tuning.search import tune_network
 
     train, validation = labelled(make_flights(2_000, seed=1)), labelled(make_flights(600, seed=2))
     pipeline = FeaturePipeline.from_schema(DatasetSchema()).fit(train)
     training = TrainingConfig(max_epochs=2, batch_size=128, hidden_sizes=[16], seed=7)
     start_together.wait()  # so neither worker can spend the whole budget before the other starts
-    return tune_network(
-        pipeline.transform(train), train["_label"].to_numpy(),
-        pipeline.transform(validation), validation["_label"].to_numpy(),
-        pipeline.numeric_width, pipeline.cardinalities, training, tuning, study_name, worker=worker,
+    matrices = TrainingMatrices(
+        train=pipeline.transform(train), train_labels=train["_label"].to_numpy(),
+        validation=pipeline.transform(validation), validation_labels=validation["_label"].to_numpy(),
+        numeric_width=pipeline.numeric_width, cardinalities=pipeline.cardinalities,
     )  # fmt: skip
+    return tune_network(matrices, training, tuning, study_name, worker=worker)
 
 
 def test_two_worker_processes_share_one_budget(postgres_database):

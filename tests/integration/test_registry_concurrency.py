@@ -32,15 +32,16 @@ def model_name(domain: str) -> str:
 def writer(index: int, tracking_uri: str, database_url: str, start_together) -> int:
     """One process: for each domain, gate its own versions, then promote its last one."""
     from domainflow.registry.aliases import apply_gate_verdict, promote
+    from domainflow.registry.domain_model import DomainModel
 
     engine = open_database(database_url)
     mine = [index * VERSIONS_PER_WRITER + n + 1 for n in range(VERSIONS_PER_WRITER)]
     start_together.wait()
     for domain in DOMAINS:
+        model = DomainModel(domain=domain, name=model_name(domain), tracking_uri=tracking_uri, engine=engine)
         for version in mine:
-            apply_gate_verdict(tracking_uri, engine, domain, model_name(domain), str(version), True,
-                               "min_test_auc: passed", actor=f"writer-{index}")  # fmt: skip
-        promote(tracking_uri, engine, domain, model_name(domain), str(mine[-1]), "canary passed", f"writer-{index}")
+            apply_gate_verdict(model, str(version), True, "min_test_auc: passed", actor=f"writer-{index}")
+        promote(model, str(mine[-1]), "canary passed", f"writer-{index}")
     return len(DOMAINS)
 
 

@@ -103,20 +103,30 @@ def fast_training() -> TrainingConfig:
     return TrainingConfig(max_epochs=3, batch_size=64, learning_rate=1e-2, hidden_sizes=[16], seed=7)
 
 
-def fit_on(split, config: TrainingConfig, work_root=None):
-    from domainflow.training.trainer import train_network
+def matrices_of(split):
+    """The learnable split's training and validation rows as the network takes them."""
+    from domainflow.data.features import TrainingMatrices
 
     train, validation, pipeline = split
-    return train_network(
-        pipeline.transform(train),
-        train["_label"].to_numpy(),
-        pipeline.transform(validation),
-        validation["_label"].to_numpy(),
+    return TrainingMatrices(
+        train=pipeline.transform(train),
+        train_labels=train["_label"].to_numpy(),
+        validation=pipeline.transform(validation),
+        validation_labels=validation["_label"].to_numpy(),
         numeric_width=pipeline.numeric_width,
         cardinalities=pipeline.cardinalities,
-        config=config,
-        work_root=work_root,
     )
+
+
+def fit_on(split, config: TrainingConfig, work_root=None):
+    from domainflow.training.trainer import fit_classifier
+
+    return fit_classifier(matrices_of(split), config, work_root)
+
+
+@pytest.fixture(scope="session")
+def learnable_matrices(learnable_split):
+    return matrices_of(learnable_split)
 
 
 @pytest.fixture(scope="session")
@@ -148,11 +158,15 @@ def domain_candidates(tmp_path_factory):
     """
     from types import SimpleNamespace
 
+    from domainflow.candidates.scores import score_candidates
     from domainflow.config import build_config
-    from domainflow.data.features import FeaturePipeline
+    from domainflow.data.features import fit_feature_pipeline
     from domainflow.data.split import split_by_time
     from domainflow.data.validation import LABEL_COLUMN, validate_rows
-    from domainflow.training import candidates
+    from domainflow.models.baseline import train_baseline
+    from domainflow.optimization.optimize import optimize_for_serving
+    from domainflow.training.trainer import train_network
+    from domainflow.tuning.search import tune_hyperparameters
 
     config = build_config({
         "training": {"max_epochs": 1, "batch_size": 64, "hidden_sizes": [8]},
@@ -166,11 +180,12 @@ def domain_candidates(tmp_path_factory):
     work = tmp_path_factory.mktemp("candidates")
     outcome = validate_rows(make_flights(600, seed=31), config.data, config.validation)
     split = split_by_time(outcome.valid, config.data.timestamp, LABEL_COLUMN, config.split)
-    pipeline = FeaturePipeline.from_schema(config.data).fit(split.train)
-    tuning = candidates.tune_hyperparameters(pipeline, split, config.training, config.tuning, "unit-study", work)
-    network = candidates.fit_network(pipeline, split, config.training, work_root=work, tuning=tuning)
-    optimized = candidates.optimize_for_serving(pipeline, split, network, config.optimization)
-    baseline = candidates.fit_baseline(pipeline, split, config.baseline)
-    scores = candidates.score_candidates(pipeline, split, optimized, baseline)
+    pipeline = fit_feature_pipeline(split, config.data)
+    tuning = tune_hyperparameters(pipeline, split, config.training, config.tuning, "unit-study", work)
+    network = train_network(pipeline, split, config.training, tuning.best_params, work)
+    optimized = optimize_for_serving(pipeline, split, network, config.optimization)
+    baseline = train_baseline(pipeline, split, config.baseline)
+    candidate = score_candidates(pipeline, split, tuning, network, optimized, baseline)
     return SimpleNamespace(config=config, outcome=outcome, split=split, pipeline=pipeline, tuning=tuning,
-                           network=network, optimized=optimized, baseline=baseline, scores=scores)  # fmt: skip
+                           network=network, optimized=optimized, baseline=baseline, scores=candidate.scores,
+                           candidate=candidate)  # fmt: skip

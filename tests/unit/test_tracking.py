@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from domainflow.candidates.gate import evaluate_candidate
 from domainflow.config import PipelineConfig, build_config
+from domainflow.data.prepared import DomainData
 from domainflow.tracking import (
     code_version,
-    log_domain_run,
+    log_training_run,
     public_gx_result,
     training_run_key,
     version_tags,
 )
-from domainflow.training.candidates import gate_candidate
 
 GX_RESULT = {
     "success": False,
@@ -74,14 +75,10 @@ def domain_run(domain_candidates, mlflow_store, tmp_path_factory):
     """One domain's stages on synthetic rows, gated and logged the way the flow does it."""
     c = domain_candidates
     report = tmp_path_factory.mktemp("reports") / "classification.html"
-    evaluation = gate_candidate(
-        mlflow_store[0], "flight-delay-EWR", c.pipeline, c.split, c.optimized, c.baseline, c.scores, c.config, report
-    )
-    args = (
-        mlflow_store[0], mlflow_store[1], "EWR", c.config, "sha256:synthetic", c.outcome, c.split, c.pipeline,
-        c.tuning, c.network, c.optimized, c.scores, evaluation,
-    )  # fmt: skip
-    logged = log_domain_run(*args)
+    evaluation = evaluate_candidate(mlflow_store[0], "flight-delay-EWR", c.config, c.split, c.candidate, report)
+    data = DomainData(domain="EWR", source_fingerprint="sha256:synthetic", validation=c.outcome, split=c.split)
+    args = (mlflow_store[0], mlflow_store[1], c.config, data, c.candidate, evaluation)
+    logged = log_training_run(*args)
     return dict(args=args, logged=logged, outcome=c.outcome, split=c.split, config=c.config, evaluation=evaluation)
 
 
@@ -136,7 +133,7 @@ def test_the_run_holds_the_study_the_variants_and_the_verdict(domain_run, domain
 
 
 def test_the_registered_model_serves_the_chosen_variant(domain_run, domain_candidates, mlflow_store, monkeypatch):
-    from domainflow.training.candidates import served_predictor
+    from domainflow.candidates.scores import served_predictor
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store[0])
     c = domain_candidates
@@ -154,5 +151,5 @@ def test_run_carries_version_tags(domain_run, mlflow_store):
 
 
 def test_logging_the_same_domain_run_again_reuses_it(domain_run):
-    again = log_domain_run(*domain_run["args"])
+    again = log_training_run(*domain_run["args"])
     assert again.reused and again.run_id == domain_run["logged"].run_id

@@ -14,15 +14,15 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from sqlalchemy import Engine
 
 from domainflow.canary.analysis import Decision, decide
 from domainflow.config import CanaryConfig
 from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
 from domainflow.store.prediction_log import arm_stats, stratified_arm_stats
 from domainflow.store.promotions import (
@@ -44,6 +44,17 @@ from domainflow.store.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, set_rollout
 OnDecision = Callable[[PromotionState, Decision], None]
 
 
+@dataclass(frozen=True)
+class Clock:
+    """Time as the controller sees it: injected, so a test (or a replay) runs a canary's hours in seconds."""
+
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+SYSTEM_CLOCK = Clock()
+
+
 class PromotionError(ValueError):
     """A promotion that cannot start as asked (no champion, version already serving); the message says why."""
 
@@ -54,15 +65,11 @@ def default_holder(actor: str) -> str:
 
 
 def run_promotion(
-    engine: Engine,
-    tracking_uri: str,
-    domain: str,
-    model_name: str,
+    model: DomainModel,
     version: str,
     plan: CanaryConfig,
     actor: str,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Clock = SYSTEM_CLOCK,
     on_decision: OnDecision | None = None,
     holder: str | None = None,
 ) -> PromotionState:
@@ -75,72 +82,71 @@ def run_promotion(
     """
     version = str(version)
     holder = holder or default_holder(actor)
+    engine, domain = model.engine, model.domain
     previous = read_promotion(engine, domain)
     if previous is not None and previous.finished and not previous.settled and previous.version != version:
         # A controller died between ending the last promotion and applying it: finish that first.
-        _settle(engine, tracking_uri, model_name, previous, actor, clock())
+        _settle(model, previous, actor, clock.now())
     if previous is not None and previous.version == version and not previous.restartable:
         champion = previous.champion_version  # resuming or re-running: the champion it started against
     else:
-        champion = _startable_against(MlflowClient(tracking_uri), domain, model_name, version)
-    state = claim_promotion(engine, domain, version, champion, holder, plan.lease_seconds, clock())
+        champion = _startable_against(model, version)
+    state = claim_promotion(engine, domain, version, champion, holder, plan.lease_seconds, clock.now())
     if state.finished:
-        return state if state.settled else _settle(engine, tracking_uri, model_name, state, actor, clock())
+        return state if state.settled else _settle(model, state, actor, clock.now())
 
-    move_alias(tracking_uri, engine, domain, model_name, CANARY, version,
-               f"canary of v{version} against champion v{state.champion_version}", actor)  # fmt: skip
+    move_alias(model, CANARY, version, f"canary of v{version} against champion v{state.champion_version}", actor)
     try:
-        state = _drive(engine, domain, model_name, plan, state, holder, actor, clock, sleep, on_decision)
+        state = _drive(model, plan, state, holder, actor, clock, on_decision)
     except PromotionConflict:
         # Ended under our feet (an operator's abort) or taken over: apply its end if it has one.
         latest = read_promotion(engine, domain)
         if latest is None or latest.version != version or not latest.finished:
             raise
         state = latest
-    return _settle(engine, tracking_uri, model_name, state, actor, clock())
+    return _settle(model, state, actor, clock.now())
 
 
-def _startable_against(client: MlflowClient, domain: str, model_name: str, version: str) -> str:
+def _startable_against(model: DomainModel, version: str) -> str:
     """The champion a new canary of `version` is judged against; PromotionError when there is none to judge."""
+    client: MlflowClient = model.client
     try:
-        client.get_model_version(model_name, version)
+        client.get_model_version(model.name, version)
     except MlflowException:
-        raise PromotionError(f"{model_name} has no version {version}; register it before its canary") from None
-    champion = current_alias_version(client, model_name, CHAMPION)
+        raise PromotionError(f"{model.name} has no version {version}; register it before its canary") from None
+    champion = current_alias_version(client, model.name, CHAMPION)
     if champion is None:
         raise PromotionError(
-            f"{model_name} has no champion, so {domain} has nothing to canary v{version} against; "
+            f"{model.name} has no champion, so {model.domain} has nothing to canary v{version} against; "
             "a domain's first version becomes champion through the quality gates"
         )
     if champion == version:
-        raise PromotionError(f"v{version} is already the champion of {model_name}; nothing to promote")
+        raise PromotionError(f"v{version} is already the champion of {model.name}; nothing to promote")
     return champion
 
 
 def _drive(
-    engine: Engine,
-    domain: str,
-    model_name: str,
+    model: DomainModel,
     plan: CanaryConfig,
     state: PromotionState,
     holder: str,
     actor: str,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    clock: Clock,
     on_decision: OnDecision | None,
 ) -> PromotionState:
     """Look, decide, record, until a decision ends the promotion; returns the saved final state."""
+    engine, domain = model.engine, model.domain
     while True:
         step = plan.steps[state.step]
         arms = [Arm(CHAMPION_ARM, state.champion_version, 1 - step.weight), Arm(CANARY_ARM, state.version, step.weight)]
         reason = f"canary step {state.step + 1}/{len(plan.steps)}: {step.weight * 100:g}% to v{state.version}"
-        set_rollout(engine, domain, model_name, arms, reason, actor)
+        set_rollout(engine, domain, model.name, arms, reason, actor)
         # Each step's window starts where the previous one's advance was recorded.
         starts = [state.started_at, *(d["at"] for d in state.decisions if d["action"] == "advance")]
         strata = [(s.get(CHAMPION_ARM), s.get(CANARY_ARM)) for s in stratified_arm_stats(engine, domain, starts)]
         current = arm_stats(engine, domain, since=state.step_started_at)
         in_step = current.get(CANARY_ARM)
-        now = clock()
+        now = clock.now()
         decision = decide(
             state.step,
             plan,
@@ -166,8 +172,8 @@ def _drive(
         if state.finished:
             return state
         if decision.action == "hold":
-            sleep(plan.poll_seconds)
-            heartbeat(engine, domain, state.version, holder, clock())
+            clock.sleep(plan.poll_seconds)
+            heartbeat(engine, domain, state.version, holder, clock.now())
 
 
 def _record(state: PromotionState, decision: Decision, now: float) -> PromotionState:
@@ -190,56 +196,38 @@ def _finite(figures: dict) -> dict:
             for name, value in figures.items()}  # fmt: skip
 
 
-def _settle(
-    engine: Engine, tracking_uri: str, model_name: str, state: PromotionState, actor: str, now: float
-) -> PromotionState:
+def _settle(model: DomainModel, state: PromotionState, actor: str, now: float) -> PromotionState:
     """Make the aliases and the rollout match the final status; each move is a no-op when already done."""
-    domain, version = state.domain, state.version
+    engine, domain, version = model.engine, model.domain, state.version
     if state.status == PROMOTED:
-        promote(tracking_uri, engine, domain, model_name, version, state.reason, actor)
+        promote(model, version, state.reason, actor)
         arms = [Arm(CHAMPION_ARM, version, 1.0)]
-        set_rollout(engine, domain, model_name, arms, f"v{version}: {state.reason}", actor)
+        set_rollout(engine, domain, model.name, arms, f"v{version}: {state.reason}", actor)
     elif state.status in (ROLLED_BACK, ABORTED):
         if state.champion_version is not None:
             arms = [Arm(CHAMPION_ARM, state.champion_version, 1.0)]
-            set_rollout(engine, domain, model_name, arms, f"v{version}: {state.reason}", actor)
-        roll_back(tracking_uri, engine, domain, model_name, version, state.reason, actor)
+            set_rollout(engine, domain, model.name, arms, f"v{version}: {state.reason}", actor)
+        roll_back(model, version, state.reason, actor)
     return mark_settled(engine, domain, version, now)
 
 
-def abort_promotion(
-    engine: Engine,
-    tracking_uri: str,
-    domain: str,
-    model_name: str,
-    actor: str,
-    reason: str = "",
-    clock: Callable[[], float] = time.time,
-) -> PromotionState:
+def abort_promotion(model: DomainModel, actor: str, reason: str = "", clock: Clock = SYSTEM_CLOCK) -> PromotionState:
     """Stop the domain's running promotion now: traffic back to the champion, the version loses its canary alias.
 
     Re-running it on an aborted promotion whose side effects are missing completes them.
     """
-    current = read_promotion(engine, domain)
+    current = read_promotion(model.engine, model.domain)
     if current is not None and current.status == ABORTED and not current.settled:
-        return _settle(engine, tracking_uri, model_name, current, actor, clock())
+        return _settle(model, current, actor, clock.now())
     why = f"aborted by {actor}" + (f": {reason}" if reason else "")
-    ended = end_promotion(engine, domain, ABORTED, why, actor, clock())
-    return _settle(engine, tracking_uri, model_name, ended, actor, clock())
+    ended = end_promotion(model.engine, model.domain, ABORTED, why, actor, clock.now())
+    return _settle(model, ended, actor, clock.now())
 
 
-def roll_back_promotion(
-    engine: Engine,
-    tracking_uri: str,
-    domain: str,
-    model_name: str,
-    actor: str,
-    reason: str,
-    clock: Callable[[], float] = time.time,
-) -> PromotionState:
+def roll_back_promotion(model: DomainModel, actor: str, reason: str, clock: Clock = SYSTEM_CLOCK) -> PromotionState:
     """Roll the domain's running promotion back from outside its controller (monitoring's live quality gate).
 
     The controller notices at its next look that its promotion ended, and stops.
     """
-    ended = end_promotion(engine, domain, ROLLED_BACK, reason, actor, clock())
-    return _settle(engine, tracking_uri, model_name, ended, actor, clock())
+    ended = end_promotion(model.engine, model.domain, ROLLED_BACK, reason, actor, clock.now())
+    return _settle(model, ended, actor, clock.now())

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from domainflow.config import CanaryConfig
+from domainflow.config import PipelineConfig
+from domainflow.serving.replay import ReplayReport
+from domainflow.store.promotions import PromotionState
 
 
 class PromotionStep(BaseModel):
@@ -41,8 +43,17 @@ class PromotionSummary(BaseModel):
         return "\n\n".join([head, self.reason, *traffic, "\n".join(table)])
 
 
-def summarize_promotion(state, plan: CanaryConfig, model_name: str, replayed=None) -> PromotionSummary:
-    """From the controller's persisted state (and the replay's report when traffic was replayed)."""
+def summarize_promotion(
+    domain: str, config: PipelineConfig, state: PromotionState | None, replayed: ReplayReport | None = None
+) -> PromotionSummary:
+    """From the controller's persisted state (and the replay's report when traffic was replayed).
+
+    No state: the domain had no challenger distinct from its champion, so nothing was promoted.
+    """
+    model_name, plan = config.registered_model_name(domain), config.canary
+    if state is None:
+        return PromotionSummary(domain=domain, status="nothing_to_promote", model_name=model_name,
+                                reason="no challenger distinct from the champion")  # fmt: skip
     steps = [
         PromotionStep(weight=plan.steps[min(d["step"], len(plan.steps) - 1)].weight, action=d["action"],
                       reason=d["reason"])

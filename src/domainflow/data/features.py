@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from domainflow.config import DatasetSchema
+from domainflow.data.split import TimeSplit
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,31 @@ class _CompiledTransform:
             # As FeaturePipeline._as_strings types them: 1 and "1" are the same category.
             out[:, j] = [0 if pd.isna(value) else codes.get(str(value), 0) for value in frame[name].to_numpy()]
         return out
+
+
+def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipeline:
+    """Fitted on the training rows only, so validation and test stay unseen."""
+    return FeaturePipeline.from_schema(schema).fit(split.train)
+
+
+@dataclass(frozen=True)
+class TrainingMatrices:
+    """The training and validation rows as a network takes them, with the widths its layers need."""
+
+    train: FeatureMatrix
+    train_labels: np.ndarray
+    validation: FeatureMatrix
+    validation_labels: np.ndarray
+    numeric_width: int
+    cardinalities: list[int]
+
+    @classmethod
+    def from_split(cls, pipeline: FeaturePipeline, split: TimeSplit) -> TrainingMatrices:
+        return cls(
+            train=pipeline.transform(split.train),
+            train_labels=split.labels("train"),
+            validation=pipeline.transform(split.validation),
+            validation_labels=split.labels("validation"),
+            numeric_width=pipeline.numeric_width,
+            cardinalities=list(pipeline.cardinalities),
+        )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from domainflow.config import SplitConfig
+from domainflow.data.validation import LABEL_COLUMN
 
 
 class SplitError(ValueError):
@@ -23,6 +25,10 @@ class TimeSplit:
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in ("train", "validation", "test", "holdout")}
+
+    def labels(self, part: str) -> np.ndarray:
+        """The 0/1 labels of one part ("train", "validation", "test" or "holdout")."""
+        return getattr(self, part)[LABEL_COLUMN].to_numpy()
 
 
 def split_by_time(frame: pd.DataFrame, timestamp: str, label: str, bounds: SplitConfig) -> TimeSplit:

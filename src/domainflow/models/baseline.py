@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from domainflow.config import BaselineConfig
-from domainflow.data.features import FeatureMatrix
+from domainflow.data.features import FeatureMatrix, FeaturePipeline
+from domainflow.data.split import TimeSplit
 
 
 def _stack(features: FeatureMatrix) -> np.ndarray:
@@ -14,6 +15,13 @@ def _stack(features: FeatureMatrix) -> np.ndarray:
 
 
 def train_baseline(
+    pipeline: FeaturePipeline, split: TimeSplit, config: BaselineConfig, seed: int = 0
+) -> HistGradientBoostingClassifier:
+    """The baseline on the split's training rows, through the same features as the network."""
+    return fit_baseline(pipeline.transform(split.train), split.labels("train"), config, seed)
+
+
+def fit_baseline(
     train: FeatureMatrix, labels: np.ndarray, config: BaselineConfig, seed: int = 0
 ) -> HistGradientBoostingClassifier:
     width = train.numeric.shape[1]

@@ -1,14 +1,17 @@
-"""Lightning wrappers: the training hooks around TabularNet, and the data it reads."""
+"""Lightning wrappers: the training hooks around TabularNet, the data it reads, and the trained result."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import BinaryAUROC
 
-from domainflow.data.features import FeatureMatrix
+from domainflow.data.features import FeatureMatrix, FeaturePipeline
 from domainflow.models.network import TabularNet
 
 
@@ -99,3 +102,21 @@ def predict_proba(net: TabularNet, features: FeatureMatrix, batch_size: int = 81
         for i in range(0, len(numeric), batch_size)
     ]
     return torch.cat(scores).numpy() if scores else np.zeros(0, dtype=np.float32)
+
+
+@dataclass
+class TrainedNetwork:
+    """Everything needed to rebuild the best network, as plain picklable values."""
+
+    hparams: dict
+    state_dict: dict
+    best_val_auc: float
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+
+    def build(self) -> TabularNet:
+        return network_from_weights(self.hparams, self.state_dict)
+
+    def predict(self, pipeline: FeaturePipeline, frame: pd.DataFrame) -> np.ndarray:
+        """Delay probabilities for raw rows."""
+        return predict_proba(self.build(), pipeline.transform(frame))

@@ -18,7 +18,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from domainflow.optimization.predictors import ONNX_FORMAT, SUFFIXES, TorchPredictor, load_variant
+from domainflow.models.predictors import ONNX_FORMAT, SUFFIXES, TorchPredictor, load_variant
 
 MODEL_CODE = Path(__file__).with_name("delay_model_code.py")
 PIPELINE_ARTIFACT = "feature_pipeline"

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from domainflow.canary.controller import roll_back_promotion
 from domainflow.config import PipelineConfig
+from domainflow.registry.domain_model import DomainModel
 from domainflow.store.promotions import RUNNING, PromotionConflict, read_promotion
 from domainflow.store.rollouts import CANARY_ARM
 
@@ -30,9 +29,9 @@ class CanaryGuard:
     reason: str = ""
 
 
-def guard_running_canary(
-    engine: Engine, tracking_uri: str, domain: str, config: PipelineConfig, reference: Reference, actor: str
-) -> CanaryGuard:
+def guard_running_canary(model: DomainModel, config: PipelineConfig, reference: Reference, actor: str) -> CanaryGuard:
+    """Roll the domain's running canary back when its labelled predictions fail the quality tests."""
+    engine, domain = model.engine, model.domain
     promotion = read_promotion(engine, domain)
     if promotion is None or promotion.status != RUNNING:
         return CanaryGuard(None, "none running")
@@ -45,7 +44,7 @@ def guard_running_canary(
     reason = (f"live quality gate: the canary failed {failed} on {quality.rows:,} labelled predictions "
               f"(AUC {quality.auc:.4f}, reference {quality.reference_auc:.4f})")  # fmt: skip
     try:
-        roll_back_promotion(engine, tracking_uri, domain, config.registered_model_name(domain), actor, reason)
+        roll_back_promotion(model, actor, reason)
     except PromotionConflict as error:  # its controller decided first
         return CanaryGuard(promotion.version, "ended first", str(error))
     return CanaryGuard(promotion.version, "rolled back", reason)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig
 from domainflow.store.checks import CheckRecord
@@ -24,7 +25,7 @@ from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
 from .reference import Reference
 from .reports import MonitoringReport, QualityCheck, build_report
-from .window import LogWindow, day_quality
+from .window import LogWindow, day_quality, stream_log_days
 
 # A day needs this many predictions before its drift share counts in the daily series.
 MIN_DAY_ROWS = 100
@@ -178,6 +179,15 @@ def daily_series(
     if not figures:
         return pd.DataFrame(columns=DAILY_COLUMNS)
     return pd.DataFrame(figures).set_index("day")
+
+
+def build_daily_series(
+    engine: Engine, domain: str, version: str, reference: Reference, config: PipelineConfig
+) -> pd.DataFrame:
+    """The version's daily series over its logged history, streamed from the log one day at a time."""
+    days = stream_log_days(engine, domain, config.data.features, version=version,
+                           history_days=config.monitoring.history_days)  # fmt: skip
+    return daily_series(reference, days, config)
 
 
 def forecast_series(daily: pd.DataFrame, reference: Reference, config: PipelineConfig) -> list[Forecast]:

@@ -36,3 +36,17 @@ class DomainEvent:
     @property
     def resource(self) -> dict[str, str]:
         return domain_resource(self.pipeline, self.domain)
+
+    def json_payload(self) -> dict:
+        """The payload as JSON takes it: string keys, lists for tuples, null for NaN."""
+        return _json_safe(self.payload)
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value

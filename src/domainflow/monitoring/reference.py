@@ -18,11 +18,11 @@ from mlflow import MlflowClient
 from sklearn.metrics import log_loss, roc_auc_score
 
 from domainflow.config import PipelineConfig
+from domainflow.data.prepared import DomainData
 from domainflow.data.sources import fingerprint_frame
-from domainflow.data.split import TimeSplit
 from domainflow.data.validation import LABEL_COLUMN
 from domainflow.registry.champion import score_version
-from domainflow.registry.mlflow_registry import TAG, fluent_tracking_uri
+from domainflow.registry.mlflow_registry import CHAMPION, TAG, current_alias_version, fluent_tracking_uri
 
 from .window import LABEL, SCORE
 
@@ -72,13 +72,19 @@ class Reference:
         return float(log_loss(self.test[LABEL], np.clip(self.test[SCORE], 1e-6, 1 - 1e-6), labels=[0, 1]))
 
 
-def build_reference(
-    tracking_uri: str, record: VersionRecord, domain: str, valid: pd.DataFrame, split: TimeSplit, rows: int, seed: int
-) -> Reference:
-    """Score a seeded sample of `split.train` (at most `rows`) and the whole test month with the version.
+def find_served_version(tracking_uri: str, name: str) -> VersionRecord | None:
+    """The model's champion with the config its training run recorded; None when nothing is served."""
+    version = current_alias_version(MlflowClient(tracking_uri), name, CHAMPION)
+    return None if version is None else version_record(tracking_uri, name, version)
 
-    `valid` are the domain's valid rows `split` was made from; their fingerprint is compared with the version's.
+
+def build_reference(tracking_uri: str, record: VersionRecord, data: DomainData, rows: int, seed: int) -> Reference:
+    """Score a seeded sample of the training rows (at most `rows`) and the whole test month with the version.
+
+    `data` is the domain's data prepared with the version's own config; the fingerprint of its
+    valid rows is compared with the one the version recorded.
     """
+    domain, split, valid = data.domain, data.split, data.validation.valid
     features = record.config.data.features
     train = split.train.sample(n=min(rows, len(split.train)), random_state=seed).sort_index()
     # One load of the version, one call over both parts.

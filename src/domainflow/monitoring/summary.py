@@ -44,7 +44,16 @@ class MonitoringOutcome(BaseModel):
         return f"monitored v{self.version}: {'; '.join(f for f in found if f) or 'no drift, quality holds'}{health}"
 
     @classmethod
-    def from_check(cls, check: DomainCheck, report_uri: str | None) -> MonitoringOutcome:
+    def from_result(cls, domain: str, result: MonitoringOutcome | BaseException) -> MonitoringOutcome:
+        """A monitoring run's outcome, or a failed one naming its error (one failing domain spares the rest)."""
+        if isinstance(result, BaseException):
+            return cls(domain=domain, status="failed", note=f"{type(result).__name__}: {result}")
+        return result
+
+    @classmethod
+    def from_check(
+        cls, check: DomainCheck, report_uri: str | None, canary_rolled_back: str | None = None
+    ) -> MonitoringOutcome:
         quality, health = check.quality, check.health
         return cls(
             domain=check.domain, status=check.status, version=check.version,
@@ -55,7 +64,8 @@ class MonitoringOutcome(BaseModel):
             reference_auc=quality.reference_auc if quality else None,
             early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
                             if f.early_warning],
-            events=[e.name for e in check.events], report_uri=report_uri, note=check.note,
+            events=[e.name for e in check.events], report_uri=report_uri, canary_rolled_back=canary_rolled_back,
+            note=check.note,
             daily=_records(check.daily),
         )  # fmt: skip
 

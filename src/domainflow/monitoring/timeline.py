@@ -50,3 +50,11 @@ def plot_timeline(outcomes: list, config: PipelineConfig, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def timeline_markdown(outcomes: list, config: PipelineConfig, plot: Path) -> str:
+    """The loop's steps per domain, as the Prefect artifact beside the plot."""
+    lines = [f"# {config.name} lifecycle", ""]
+    for outcome in outcomes:
+        lines += [f"## {outcome.domain}", *(f"1. {step}" for step in outcome.timeline()), ""]
+    return "\n".join([*lines, f"Plot: `{plot}`"])

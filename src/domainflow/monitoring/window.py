@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import Connection, Engine, Select, func, select
 
+from domainflow.config import PipelineConfig
 from domainflow.store.schema import feedback, predictions
 
 SECONDS_PER_DAY = 86_400.0
@@ -77,6 +78,12 @@ def read_log(
         query = _log_query(where, since).order_by(_logged_at.desc(), predictions.c.request_id.desc()).limit(max_rows)
         rows = connection.execute(query).all()
     return LogWindow(domain, version, _frame(rows[::-1], features))
+
+
+def read_prediction_window(engine: Engine, domain: str, version: str, config: PipelineConfig) -> LogWindow:
+    """The version's latest monitoring.window_rows predictions: the rows a check judges."""
+    return read_log(engine, domain, config.data.features, version=version, history_days=config.monitoring.history_days,
+                    max_rows=config.monitoring.window_rows)  # fmt: skip
 
 
 def stream_log_days(

@@ -1,14 +1,12 @@
 """Smaller, faster variants of a trained network (INT8, ONNX) and the choice of the one to serve."""
 
-from domainflow.optimization.optimize import optimize_network, save_variant
-from domainflow.optimization.predictors import Predictor, load_variant
+from domainflow.optimization.optimize import optimize_for_serving, optimize_network, save_variant
 from domainflow.optimization.report import OptimizationResult, VariantReport, select_variant
 
 __all__ = [
     "OptimizationResult",
-    "Predictor",
     "VariantReport",
-    "load_variant",
+    "optimize_for_serving",
     "optimize_network",
     "save_variant",
     "select_variant",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from domainflow.data.features import FeatureMatrix
-from domainflow.optimization.predictors import Predictor
+from domainflow.models.predictors import Predictor
 
 WARMUP_CALLS = 20
 

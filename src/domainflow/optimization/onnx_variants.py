@@ -34,7 +34,7 @@ from torch import nn
 from domainflow.data.features import FeatureMatrix
 
 if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
-    from domainflow.training.trainer import TrainedNetwork
+    from domainflow.models.lightning import TrainedNetwork
 
 INPUT_NAMES = ["numeric", "categorical"]
 OUTPUT_NAME = "probability"

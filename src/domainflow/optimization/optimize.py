@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domainflow.config import OptimizationConfig
-from domainflow.data.features import FeatureMatrix
+from domainflow.data.features import FeatureMatrix, FeaturePipeline
+from domainflow.data.split import TimeSplit
 from domainflow.evaluation.metrics import binary_metrics
+from domainflow.models.predictors import ONNX_FORMAT, SUFFIXES, TORCH_FORMAT, Predictor, load_predictor
 from domainflow.optimization.measure import one_torch_thread, predict_in_batches, time_predictors
 from domainflow.optimization.onnx_variants import build_onnx_fp32, build_onnx_int8
-from domainflow.optimization.predictors import ONNX_FORMAT, SUFFIXES, TORCH_FORMAT, Predictor, load_predictor
 from domainflow.optimization.report import REFERENCE, OptimizationResult, VariantReport, select_variant
 from domainflow.optimization.torch_variants import build_dynamic_int8, build_fp32, build_static_int8
 
 if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
-    from domainflow.training.trainer import TrainedNetwork
+    from domainflow.models.lightning import TrainedNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,14 @@ def optimize_network(
         "optimization chosen=%s built=%s unavailable=%s %s", chosen, sorted(artifacts), sorted(unavailable), ratios
     )
     return result
+
+
+def optimize_for_serving(
+    pipeline: FeaturePipeline, split: TimeSplit, network: TrainedNetwork, config: OptimizationConfig
+) -> OptimizationResult:
+    """Variants calibrated on training rows, judged on validation rows; the test rows stay for the gates."""
+    return optimize_network(network, pipeline.transform(split.train), pipeline.transform(split.validation),
+                            split.labels("validation"), config)  # fmt: skip
 
 
 def save_variant(result: OptimizationResult, name: str, path: Path) -> Path:

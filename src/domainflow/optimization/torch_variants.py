@@ -30,10 +30,10 @@ from torch import nn
 
 from domainflow.data.features import FeatureMatrix
 from domainflow.models.network import TabularNet
-from domainflow.optimization.predictors import import_torchao, serialize_network
+from domainflow.models.predictors import import_torchao, serialize_network
 
 if TYPE_CHECKING:  # the training stack (Lightning) stays out of serving imports
-    from domainflow.training.trainer import TrainedNetwork
+    from domainflow.models.lightning import TrainedNetwork
 
 ARCHITECTURE_KEYS = tuple(inspect.signature(TabularNet.__init__).parameters)[1:]
 

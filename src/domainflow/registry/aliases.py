@@ -1,4 +1,4 @@
-"""Alias moves that promotion and rollback make, each audited and shown on the version's MLflow tags.
+"""Alias moves that the gate, promotion and rollback make, each audited and shown on the version's MLflow tags.
 
 `champion` serves, `challenger` waits for (or is in) its canary, `canary` marks the version
 receiving canary traffic, `previous-champion` keeps the version a promotion replaced so a
@@ -9,56 +9,53 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from sqlalchemy import Engine
 
-from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, GateDecision, current_alias_version
-from domainflow.store.audit import record_audit
+from domainflow.registry.domain_model import DomainModel
+from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
+from domainflow.store.audit import AuditEntry, record_audit
 from domainflow.store.locks import domain_lock
 
 CANARY = "canary"
 PREVIOUS_CHAMPION = "previous-champion"
 
 
-def move_alias(
-    tracking_uri: str,
-    engine: Engine,
-    domain: str,
-    name: str,
-    alias: str,
-    version: str | None,
-    reason: str,
-    actor: str,
-) -> bool:
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reason: str
+    aliases: list[str]
+
+
+def move_alias(model: DomainModel, alias: str, version: str | None, reason: str, actor: str) -> bool:
     """Point `alias` at `version` (None deletes it); audit and tag the change. False when nothing changed."""
-    client = MlflowClient(tracking_uri)
-    before = current_alias_version(client, name, alias)
+    client = model.client
+    before = current_alias_version(client, model.name, alias)
     if before == version:
         return False
     # Audited before the move: a crash in between leaves an entry for a move a retry then makes
     # (an entry twice at worst), never a moved alias that the log does not show.
-    record_audit(engine, domain, "alias", alias, before, version, reason, actor)
+    record_audit(model.engine, AuditEntry(domain=model.domain, action="alias", subject=alias, before=before,
+                                          after=version, reason=reason, actor=actor))  # fmt: skip
     if version is None:
-        client.delete_registered_model_alias(name, alias)
+        client.delete_registered_model_alias(model.name, alias)
     else:
-        client.set_registered_model_alias(name, alias, version)
+        client.set_registered_model_alias(model.name, alias, version)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     change = {"alias": alias, "from": before, "to": version, "reason": reason[:500], "actor": actor, "at": stamp}
-    client.set_registered_model_tag(name, f"{TAG}last_alias_change", json.dumps(change))
+    client.set_registered_model_tag(model.name, f"{TAG}last_alias_change", json.dumps(change))
     for touched, verb in ((version, "set"), (before, "removed")):
         if touched is not None:
             note = f"{verb} {stamp} by {actor}: {reason}"
-            client.set_model_version_tag(name, touched, f"{TAG}alias.{alias}", note[:4_000])
+            client.set_model_version_tag(model.name, touched, f"{TAG}alias.{alias}", note[:4_000])
     return True
 
 
 def apply_gate_verdict(
-    tracking_uri: str,
-    engine: Engine,
-    domain: str,
-    name: str,
+    model: DomainModel,
     version: str,
     passed: bool,
     reason: str,
@@ -72,49 +69,49 @@ def apply_gate_verdict(
     alias moves are audited and made under the domain's lock: of two versions gated
     at once on a domain without a champion, exactly one becomes it.
     """
-    client = MlflowClient(tracking_uri)
+    client, name = model.client, model.name
     client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
     client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason[:4_000])
     client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
     note = f"gate {'passed' if passed else 'failed'}: {reason}"
     aliases: list[str] = []
-    with domain_lock(engine, domain, actor):
+    with domain_lock(model.engine, model.domain, actor):
         if not passed and current_alias_version(client, name, CHALLENGER) == version:
             # A re-gated version that no longer passes stops being the challenger.
-            move_alias(tracking_uri, engine, domain, name, CHALLENGER, None, note, actor)
+            move_alias(model, CHALLENGER, None, note, actor)
         if passed:
-            move_alias(tracking_uri, engine, domain, name, CHALLENGER, version, note, actor)
+            move_alias(model, CHALLENGER, version, note, actor)
             aliases.append(CHALLENGER)
             champion = current_alias_version(client, name, CHAMPION)
             if champion is None or champion == version:
-                move_alias(tracking_uri, engine, domain, name, CHAMPION, version, note, actor)
+                move_alias(model, CHAMPION, version, note, actor)
                 aliases.append(CHAMPION)
     return GateDecision(passed=passed, reason=reason, aliases=aliases)
 
 
-def promote(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
+def promote(model: DomainModel, version: str, reason: str, actor: str) -> None:
     """`champion` moves to `version`; `previous-champion` keeps the old one; canary/challenger aliases are cleared."""
-    client = MlflowClient(tracking_uri)
-    with domain_lock(engine, domain, actor):
-        old = current_alias_version(client, name, CHAMPION)
+    client = model.client
+    with domain_lock(model.engine, model.domain, actor):
+        old = current_alias_version(client, model.name, CHAMPION)
         if old is not None and old != version:
-            move_alias(tracking_uri, engine, domain, name, PREVIOUS_CHAMPION, old, reason, actor)
-        move_alias(tracking_uri, engine, domain, name, CHAMPION, version, reason, actor)
+            move_alias(model, PREVIOUS_CHAMPION, old, reason, actor)
+        move_alias(model, CHAMPION, version, reason, actor)
         for alias in (CANARY, CHALLENGER):
-            if current_alias_version(client, name, alias) == version:
-                move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
-    client.set_model_version_tag(name, version, f"{TAG}rollout", "promoted")
+            if current_alias_version(client, model.name, alias) == version:
+                move_alias(model, alias, None, reason, actor)
+    client.set_model_version_tag(model.name, version, f"{TAG}rollout", "promoted")
 
 
-def roll_back(tracking_uri: str, engine: Engine, domain: str, name: str, version: str, reason: str, actor: str) -> None:
+def roll_back(model: DomainModel, version: str, reason: str, actor: str) -> None:
     """The version loses `canary` and `challenger` (the champion keeps serving); the reason stays on its tags."""
-    client = MlflowClient(tracking_uri)
-    with domain_lock(engine, domain, actor):
+    client = model.client
+    with domain_lock(model.engine, model.domain, actor):
         for alias in (CANARY, CHALLENGER):
-            if current_alias_version(client, name, alias) == version:
-                move_alias(tracking_uri, engine, domain, name, alias, None, reason, actor)
-    client.set_model_version_tag(name, version, f"{TAG}rollout", "rolled_back")
-    client.set_model_version_tag(name, version, f"{TAG}rollout_reason", reason[:4_000])
+            if current_alias_version(client, model.name, alias) == version:
+                move_alias(model, alias, None, reason, actor)
+    client.set_model_version_tag(model.name, version, f"{TAG}rollout", "rolled_back")
+    client.set_model_version_tag(model.name, version, f"{TAG}rollout_reason", reason[:4_000])
 
 
 def pending_challenger(tracking_uri: str, name: str) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow.artifacts
 from mlflow import MlflowClient
 
-from domainflow.registry.mlflow_registry import TAG, LoggedRun, fluent_tracking_uri, register_model_version
+from domainflow.registry.mlflow_registry import TAG, LoggedRun, fluent_tracking_uri, register_logged_model
 
 DIGEST_TAG = f"{TAG}artifact_sha256"
 
@@ -48,11 +48,12 @@ def record_version_digest(tracking_uri: str, name: str, version: str) -> str:
     return digest
 
 
-def register_verified_version(
+def register_model_version(
     tracking_uri: str, name: str, logged: LoggedRun, tags: dict[str, str], description: str = ""
 ) -> str:
-    """register_model_version, plus the digest a server checks before it serves the version."""
-    version = register_model_version(tracking_uri, name, logged, tags, description)
+    """The run's model registered under `name` (register_logged_model), with the digest a server checks before
+    it serves the version."""
+    version = register_logged_model(tracking_uri, name, logged, tags, description)
     if DIGEST_TAG not in MlflowClient(tracking_uri).get_model_version(name, version).tags:
         record_version_digest(tracking_uri, name, version)
     return version

@@ -29,6 +29,8 @@ from domainflow.models.pyfunc import MODEL_ARTIFACT, MODEL_CODE, PIPELINE_ARTIFA
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG = "domainflow."
+# Error codes MLflow answers for a model, version or alias that does not exist (as opposed to an outage).
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,6 @@ class LoggedRun:
     version_tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class GateDecision:
-    passed: bool
-    reason: str
-    aliases: list[str]
-
-
 def experiment_id_for(client: MlflowClient, name: str, artifact_root: str) -> str:
     """The experiment's id, creating it with its artifacts under `artifact_root` when it does not exist yet."""
     experiment = client.get_experiment_by_name(name)
@@ -87,7 +82,7 @@ def find_finished_run(client: MlflowClient, experiment_id: str, run_key: str):
     return runs[0] if runs else None
 
 
-def log_training_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedRun:
+def log_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedRun:
     """Log params, metrics, epoch history, documents and the pyfunc model; reuse an identical run."""
     client = MlflowClient(tracking_uri)
     experiment_id = experiment_id_for(client, record.experiment, artifact_root)
@@ -223,7 +218,7 @@ def open_tracking_store(tracking_uri: str) -> None:
     client.search_registered_models(max_results=1)
 
 
-def register_model_version(
+def register_logged_model(
     tracking_uri: str, name: str, logged: LoggedRun, tags: dict[str, str], description: str = ""
 ) -> str:
     """Register the run's model under `name`; the version from an earlier identical run is reused."""
@@ -249,3 +244,46 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def absent_in_registry(error: Exception) -> bool:
+    """Whether MLflow's error says the model, version or alias does not exist (not that the registry failed)."""
+    return isinstance(error, MlflowException) and error.error_code in _ABSENT
+
+
+def version_exists(client: MlflowClient, name: str, version: str) -> bool:
+    """False when `name` has no version `version`; any other registry error is raised."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as error:
+        if absent_in_registry(error):
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A registered model as `domainflow status` shows it."""
+
+    name: str
+    versions: int
+    aliases: dict[str, str]  # alias -> version
+    latest_version: str | None
+    latest_gate: str  # why the gates passed or failed the latest version
+
+
+def registered_models(tracking_uri: str, prefix: str) -> list[ModelStatus]:
+    """The registered models named `<prefix>-*`, with their aliases and their latest version's gate."""
+    client = MlflowClient(tracking_uri)
+    statuses = []
+    for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}-%'"):
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        latest = max(versions, key=lambda v: int(v.version)) if versions else None
+        statuses.append(ModelStatus(
+            name=model.name, versions=len(versions),
+            aliases={alias: str(version) for alias, version in sorted(model.aliases.items())},
+            latest_version=str(latest.version) if latest else None,
+            latest_gate=latest.tags.get(f"{TAG}gate_reason", "") if latest else "",
+        ))  # fmt: skip
+    return statuses

@@ -7,11 +7,11 @@ ended, is left alone: no version is promoted twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from domainflow.registry.aliases import pending_challenger
+from domainflow.registry.domain_model import DomainModel
 from domainflow.store.announcements import claim_announcement
 from domainflow.store.promotions import read_promotion
 
@@ -24,20 +24,25 @@ class NewChallenger:
     champion: str | None
 
 
-def new_challengers(tracking_uri: str, engine: Engine, models: dict[str, str]) -> list[NewChallenger]:
-    """Challengers of `models` (domain -> registered model name) not yet announced nor promoted; claims each one.
+def announce_new_challengers(
+    models: list[DomainModel], announce: Callable[[NewChallenger], None]
+) -> list[NewChallenger]:
+    """Each challenger of `models` not yet announced nor promoted, claimed and passed to `announce`, once.
 
-    The claim is an insert keyed by (domain, version), so two watches running at once announce a version once.
+    The claim is an insert keyed by (domain, version), so two watches running at once announce
+    a version once. `announce` is the caller's way to tell the world (Prefect emits an event).
     """
     found = []
-    for domain, name in models.items():
-        pending = pending_challenger(tracking_uri, name)
+    for model in models:
+        pending = pending_challenger(model.tracking_uri, model.name)
         if pending is None:
             continue
         version, champion = pending
-        promotion = read_promotion(engine, domain)
+        promotion = read_promotion(model.engine, model.domain)
         if promotion is not None and promotion.version == version:
             continue  # rolling out, or already promoted / rolled back / aborted
-        if claim_announcement(engine, domain, version):
-            found.append(NewChallenger(domain, name, version, champion))
+        if claim_announcement(model.engine, model.domain, version):
+            challenger = NewChallenger(model.domain, model.name, version, champion)
+            announce(challenger)
+            found.append(challenger)
     return found

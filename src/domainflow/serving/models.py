@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
-from domainflow.registry.mlflow_registry import CHAMPION
+from domainflow.registry.mlflow_registry import CHAMPION, absent_in_registry
 from domainflow.serving.routing import route
 from domainflow.serving.schemas import VERSION_NUMBER
 from domainflow.settings import without_passwords
@@ -38,8 +38,6 @@ from domainflow.store.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts
 
 logger = logging.getLogger(__name__)
 
-# Error codes MLflow answers for a model, version or alias that does not exist (as opposed to an outage).
-_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 REGISTRY_VERSION = re.compile(VERSION_NUMBER)
 
 
@@ -80,10 +78,6 @@ class ServingTable:
             if arm.variant in self.models:
                 return arm.variant, self.models[arm.variant]
         return self.fallback
-
-
-def absent_in_registry(error: Exception) -> bool:
-    return isinstance(error, MlflowException) and error.error_code in _ABSENT
 
 
 class ModelCache:

@@ -15,12 +15,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 import numpy as np
 import pandas as pd
 
-from domainflow.config import DatasetSchema, ReplayConfig
+from domainflow.config import DatasetSchema, PipelineConfig, ReplayConfig
+from domainflow.data.split import TimeSplit
 from domainflow.data.validation import LABEL_COLUMN
 
 
@@ -53,6 +55,26 @@ class Traffic:
                 if not pd.isna(at):
                     record["event_time"] = pd.Timestamp(at).isoformat()
         return records
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """One domain's rows to replay to a server as its live traffic, and how fast (ReplayConfig)."""
+
+    serving_url: str
+    domain: str
+    traffic: Traffic
+    config: ReplayConfig
+
+    @classmethod
+    def held_out(
+        cls, serving_url: str, domain: str, split: TimeSplit, config: PipelineConfig, until: datetime | None = None
+    ) -> ReplayPlan:
+        """The split's held-out rows (those before `until` when given), paced by `config.replay`."""
+        rows = split.holdout
+        if until is not None:
+            rows = rows.loc[rows[config.data.timestamp] < until]
+        return cls(serving_url, domain, Traffic.from_rows(rows, config.data), config.replay)
 
 
 @dataclass(frozen=True)
@@ -173,13 +195,7 @@ class Replaying:
 
 
 @contextmanager
-def replaying(
-    base_url: str,
-    domain: str,
-    traffic: Traffic,
-    config: ReplayConfig,
-    on_exhausted: Callable[[ReplayReport], None] | None = None,
-) -> Iterator[Replaying]:
+def replaying(plan: ReplayPlan, on_exhausted: Callable[[ReplayReport], None] | None = None) -> Iterator[Replaying]:
     """Replay in the background for the length of the `with` block; it stops when the block ends.
 
     `on_exhausted(report)` runs in the replay's thread when max_rows are sent before the block
@@ -189,13 +205,14 @@ def replaying(
 
     def work() -> None:
         try:
-            running.report = replay_traffic(base_url, domain, traffic, config, stop=running.stop.is_set)
+            running.report = replay_traffic(plan.serving_url, plan.domain, plan.traffic, plan.config,
+                                            stop=running.stop.is_set)  # fmt: skip
             if not running.report.stopped_early and on_exhausted is not None:
                 on_exhausted(running.report)
         except BaseException as error:  # handed to the caller's thread
             running.error = error
 
-    thread = threading.Thread(target=work, name=f"replay-{domain}", daemon=True)
+    thread = threading.Thread(target=work, name=f"replay-{plan.domain}", daemon=True)
     thread.start()
     try:
         yield running
@@ -204,3 +221,18 @@ def replaying(
         thread.join(timeout=120)
     if running.error is not None:
         raise running.error
+
+
+def replay_held_out_months(
+    serving_url: str, domain: str, split: TimeSplit, config: PipelineConfig, until: datetime
+) -> ReplayReport | None:
+    """The held-out rows before `until`, once each and as fast as the server answers (no canary bakes here).
+
+    None when there are no such rows.
+    """
+    plan = ReplayPlan.held_out(serving_url, domain, split, config, until)
+    if plan.traffic.rows.empty:
+        return None
+    fast = plan.config.model_copy(update={"rate_limit": None, "max_rows": len(plan.traffic.rows),
+                                          "feedback_delay_seconds": 0.0})  # fmt: skip
+    return replay_traffic(serving_url, domain, plan.traffic, fast)

@@ -1,9 +1,9 @@
-"""The audit log: every alias and weight change, with what, when, why and which run made it."""
+"""The audit log: every alias and weight change, with what, when, why and who made it."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -13,27 +13,20 @@ from domainflow.store.schema import audit_log
 
 @dataclass(frozen=True)
 class AuditEntry:
-    id: int
     domain: str
-    action: str
-    subject: str
+    action: str  # weights | alias | promotion | rollback | ...
+    subject: str  # what changed: an alias name, the model's weights, a version
     before: Any
     after: Any
     reason: str
-    actor: str
-    at: float
+    actor: str  # who: a flow run, "admin-api", "cli"
+    at: float = field(default_factory=time.time)
+    id: int | None = None  # given by the database
 
 
-def record_audit(
-    engine: Engine, domain: str, action: str, subject: str, before: Any, after: Any, reason: str, actor: str
-) -> None:
+def record_audit(engine: Engine, entry: AuditEntry) -> None:
     with engine.begin() as connection:
-        connection.execute(
-            insert(audit_log).values(
-                domain=domain, action=action, subject=subject, before=before, after=after, reason=reason,
-                actor=actor, at=time.time(),
-            )
-        )  # fmt: skip
+        connection.execute(insert(audit_log).values(**{k: v for k, v in asdict(entry).items() if k != "id"}))
 
 
 def read_audit(engine: Engine, domain: str | None = None, limit: int | None = None) -> list[AuditEntry]:

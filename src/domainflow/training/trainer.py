@@ -12,40 +12,21 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pandas as pd
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from domainflow.config import TrainingConfig
-from domainflow.data.features import FeatureMatrix, FeaturePipeline
-from domainflow.models.lightning import TabularClassifier, TabularDataModule, network_from_weights, predict_proba
-from domainflow.models.network import TabularNet
+from domainflow.data.features import FeaturePipeline, TrainingMatrices
+from domainflow.data.split import TimeSplit
+from domainflow.models.lightning import TabularClassifier, TabularDataModule, TrainedNetwork
+from domainflow.training.params import Params, apply_best_params
 
 MONITOR = "val_auc"
-
-
-@dataclass
-class TrainedNetwork:
-    """Everything needed to rebuild the best network, as plain picklable values."""
-
-    hparams: dict
-    state_dict: dict
-    best_val_auc: float
-    epochs_run: int
-    history: list[dict] = field(default_factory=list)
-
-    def build(self) -> TabularNet:
-        return network_from_weights(self.hparams, self.state_dict)
-
-    def predict(self, pipeline: FeaturePipeline, frame: pd.DataFrame) -> np.ndarray:
-        """Delay probabilities for raw rows."""
-        return predict_proba(self.build(), pipeline.transform(frame))
 
 
 def _launched_by_torchrun() -> bool:
@@ -95,13 +76,8 @@ def _read_history(work_dir: Path) -> list[dict]:
     return metrics.drop(columns=["step"], errors="ignore").to_dict("records")
 
 
-def train_network(
-    train: FeatureMatrix,
-    train_labels: np.ndarray,
-    validation: FeatureMatrix,
-    validation_labels: np.ndarray,
-    numeric_width: int,
-    cardinalities: list[int],
+def fit_classifier(
+    matrices: TrainingMatrices,
     config: TrainingConfig,
     work_root: Path | None = None,
     extra_callbacks: Sequence[Callback] = (),
@@ -109,8 +85,8 @@ def train_network(
     """Fit TabularClassifier with early stopping on validation AUC; return the best epoch's weights."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     hparams = dict(
-        numeric_width=numeric_width,
-        cardinalities=list(cardinalities),
+        numeric_width=matrices.numeric_width,
+        cardinalities=list(matrices.cardinalities),
         embedding_dim=config.embedding_dim,
         hidden_sizes=list(config.hidden_sizes),
         dropout=config.dropout,
@@ -122,7 +98,8 @@ def train_network(
     with tempfile.TemporaryDirectory(dir=work_root, prefix="train-") as scratch:
         work_dir = Path(scratch)
         trainer = build_trainer(config, work_dir, extra_callbacks)
-        data = TabularDataModule(train, train_labels, validation, validation_labels, config.batch_size)
+        data = TabularDataModule(matrices.train, matrices.train_labels, matrices.validation,
+                                 matrices.validation_labels, config.batch_size)  # fmt: skip
         module = TabularClassifier(**hparams)
         trainer.fit(module, datamodule=data)
         best = TabularClassifier.load_from_checkpoint(trainer.checkpoint_callback.best_model_path, map_location="cpu")
@@ -137,3 +114,15 @@ def train_network(
         epochs_run=len(history),
         history=history,
     )
+
+
+def train_network(
+    pipeline: FeaturePipeline,
+    split: TimeSplit,
+    config: TrainingConfig,
+    best_params: Params | None = None,
+    work_root: Path | None = None,
+) -> TrainedNetwork:
+    """The final training on the split, with the tuning study's best values (`best_params`) over `config`."""
+    return fit_classifier(TrainingMatrices.from_split(pipeline, split), apply_best_params(config, best_params or {}),
+                          work_root)  # fmt: skip

@@ -15,15 +15,16 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.study import MaxTrialsCallback
 from optuna_integration import PyTorchLightningPruningCallback
 
 from domainflow.config import SearchSpace, TrainingConfig, TuningConfig
-from domainflow.data.features import FeatureMatrix
-from domainflow.training.trainer import MONITOR, train_network
+from domainflow.data.features import FeaturePipeline, TrainingMatrices
+from domainflow.data.split import TimeSplit
+from domainflow.training.params import Params, layers_key, training_overrides
+from domainflow.training.trainer import MONITOR, fit_classifier
 from domainflow.tuning.study import (
     CLAIMED_STATES,
     PROCESS_ATTR,
@@ -42,22 +43,6 @@ logger = logging.getLogger(__name__)
 
 class _BudgetSpent(Exception):
     """Ends a trial that another worker's trials left no room for; it is recorded as failed and skipped."""
-
-
-Params = dict[str, float | int | str]
-
-
-def layers_key(sizes: list[int]) -> str:
-    """Optuna's categorical choices must be primitives: [128, 64] is offered as "128x64"."""
-    return "x".join(str(size) for size in sizes)
-
-
-def training_overrides(params: Params) -> dict:
-    """A trial's parameters as TrainingConfig fields."""
-    overrides = dict(params)
-    if "hidden_sizes" in overrides:
-        overrides["hidden_sizes"] = [int(size) for size in str(overrides["hidden_sizes"]).split("x")]
-    return overrides
 
 
 def sample_params(trial: optuna.Trial, space: SearchSpace) -> Params:
@@ -100,13 +85,22 @@ def _claims_a_slot(trial: optuna.Trial, n_trials: int) -> bool:
     return len(earlier) < n_trials
 
 
+def tune_hyperparameters(
+    pipeline: FeaturePipeline,
+    split: TimeSplit,
+    training: TrainingConfig,
+    tuning: TuningConfig,
+    study_name: str,
+    work_root: Path | None = None,
+    worker: int = 0,
+) -> TuningResult:
+    """One worker's share of the study on the split's training and validation rows (see `tune_network`)."""
+    matrices = TrainingMatrices.from_split(pipeline, split)
+    return tune_network(matrices, training, tuning, study_name, work_root, worker)
+
+
 def tune_network(
-    train: FeatureMatrix,
-    train_labels: np.ndarray,
-    validation: FeatureMatrix,
-    validation_labels: np.ndarray,
-    numeric_width: int,
-    cardinalities: list[int],
+    matrices: TrainingMatrices,
     training: TrainingConfig,
     tuning: TuningConfig,
     study_name: str,
@@ -134,10 +128,8 @@ def tune_network(
             trial.study.stop()
             raise _BudgetSpent(f"the study's {tuning.n_trials} trials are taken")
         config = trial_config(training, tuning, sample_params(trial, tuning.space))
-        network = train_network(
-            train, train_labels, validation, validation_labels, numeric_width, cardinalities, config, work_root,
-            extra_callbacks=[PyTorchLightningPruningCallback(trial, monitor=MONITOR)],
-        )  # fmt: skip
+        pruning = PyTorchLightningPruningCallback(trial, monitor=MONITOR)
+        network = fit_classifier(matrices, config, work_root, extra_callbacks=[pruning])
         return network.best_val_auc
 
     # A failed trial leaves the budget; one stuck RUNNING by a dead worker is
@@ -164,10 +156,3 @@ def tune_network(
         "n/a" if result.best_value is None else f"{result.best_value:.4f}", time.perf_counter() - started,
     )  # fmt: skip
     return result
-
-
-def apply_best_params(training: TrainingConfig, result: TuningResult) -> TrainingConfig:
-    """The final training's config: the best trial's values over `training`; unchanged when none completed."""
-    if not result.best_params:
-        return training
-    return TrainingConfig.model_validate({**training.model_dump(), **training_overrides(result.best_params)})

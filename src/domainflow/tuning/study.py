@@ -223,3 +223,10 @@ def summarize_study(storage: str | None, study_name: str) -> TuningResult:
         where = f"tuning.storage {without_passwords(storage)}"
         raise TuningStorageError(f"{where} holds no study named {study_name!r}") from None
     return summarize(study, storage_kind(storage))
+
+
+def summarize_tuning(worker_results: list[TuningResult], tuning: TuningConfig) -> TuningResult:
+    """The whole study once every worker finished: read back from the storage the workers shared."""
+    if len(worker_results) == 1 or tuning.n_trials == 0:
+        return worker_results[0]
+    return summarize_study(tuning.storage, worker_results[0].study_name)

@@ -14,18 +14,19 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.canary.controller import PromotionError, abort_promotion, roll_back_promotion, run_promotion
+from domainflow.canary.controller import Clock, PromotionError, abort_promotion, roll_back_promotion, run_promotion
 from domainflow.config import CanaryConfig, RolloutStep
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION, apply_gate_verdict
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     TAG,
     RunRecord,
     current_alias_version,
-    log_training_run,
-    register_model_version,
+    log_run,
+    register_logged_model,
 )
 from domainflow.serving.routing import route
 from domainflow.store.audit import read_audit
@@ -119,11 +120,18 @@ class World:
         record_feedback(self.engine, self.domain, self.unlabelled, received_at=self.now)
         self.unlabelled = [(r.request_id, int(label)) for r, label in zip(records, labels, strict=True) if r.score]
 
+    @property
+    def handles(self) -> DomainModel:
+        return DomainModel(domain=self.domain, name=self.model, tracking_uri=self.tracking_uri, engine=self.engine)
+
+    @property
+    def timer(self) -> Clock:
+        return Clock(now=self.clock, sleep=self.sleep)
+
     def run(self, holder: str = "controller-a", sleep=None, on_decision=None, plan: CanaryConfig = PLAN):
-        return run_promotion(
-            self.engine, self.tracking_uri, self.domain, self.model, "2", plan, actor=holder,
-            clock=self.clock, sleep=sleep or self.sleep, on_decision=on_decision, holder=holder,
-        )  # fmt: skip
+        clock = Clock(now=self.clock, sleep=sleep or self.sleep)
+        return run_promotion(self.handles, "2", plan, actor=holder, clock=clock, on_decision=on_decision,
+                             holder=holder)  # fmt: skip
 
     def aliases(self) -> dict[str, str | None]:
         client = MlflowClient(self.tracking_uri)
@@ -145,7 +153,7 @@ def logged_runs(mlflow_store, trained_network, learnable_split, schema, tmp_path
     sample = validation[schema.features].head(50)
     scores = trained_network.predict(pipeline, sample)
     return [
-        log_training_run(
+        log_run(
             tracking_uri,
             artifact_root,
             RunRecord(
@@ -184,8 +192,9 @@ def make_world(mlflow_store, logged_runs, tmp_path):
         # The gates audit into a database of their own: each world's audit then starts at its canary.
         gates = open_database(f"sqlite:///{tmp_path}/gates.db")
         for logged in logged_runs:
-            version = register_model_version(tracking_uri, model, logged, tags={})
-            apply_gate_verdict(tracking_uri, gates, DOMAIN, model, version, True, "min_test_auc: 0.8100 > 0.6000")
+            version = register_logged_model(tracking_uri, model, logged, tags={})
+            handles = DomainModel(domain=DOMAIN, name=model, tracking_uri=tracking_uri, engine=gates)
+            apply_gate_verdict(handles, version, True, "min_test_auc: 0.8100 > 0.6000")
         return model
 
     def make(behaviours=GOOD, seed: int = 0, shared_registry: bool = False) -> World:
@@ -360,7 +369,7 @@ def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_nex
             elif name == "set_rollout":
                 label = f"set_rollout {[(arm.version, arm.weight) for arm in args[3]]}"
             elif name == "move_alias":
-                label = f"move_alias {args[4]} -> {args[5]}"
+                label = f"move_alias {args[1]} -> {args[2]}"
             calls.append(label)
             if len(calls) == kill_at[0]:
                 raise Crash(f"killed after {label}")
@@ -424,9 +433,7 @@ def test_an_abort_sends_traffic_back_to_the_champion_and_stops_the_controller(ma
     def sleep(seconds: float) -> None:
         world.sleep(seconds)
         if world.tick == 3:
-            abort_promotion(
-                world.engine, world.tracking_uri, world.domain, world.model, "ops", "pager", clock=world.clock
-            )
+            abort_promotion(world.handles, "ops", "pager", clock=world.timer)
 
     state = world.run(sleep=sleep)
     assert (state.status, state.reason) == (ABORTED, "aborted by ops: pager")
@@ -449,8 +456,8 @@ def test_monitorings_live_quality_gate_rolls_a_running_canary_back_as_final(make
     def sleep(seconds: float) -> None:
         world.sleep(seconds)
         if world.tick == 2:
-            roll_back_promotion(world.engine, world.tracking_uri, world.domain, world.model, "monitor",
-                                "live quality gate: the canary failed RocAuc", clock=world.clock)  # fmt: skip
+            roll_back_promotion(world.handles, "monitor", "live quality gate: the canary failed RocAuc",
+                                clock=world.timer)  # fmt: skip
 
     state = world.run(sleep=sleep)
     assert (state.status, state.reason) == (ROLLED_BACK, "live quality gate: the canary failed RocAuc")
@@ -467,9 +474,9 @@ def test_monitorings_live_quality_gate_rolls_a_running_canary_back_as_final(make
 def test_a_canary_needs_a_registered_version_and_a_champion_to_judge_it_against(make_world):
     world = make_world(GOOD)
     with pytest.raises(PromotionError, match=f"{world.model} has no version 7; register it before its canary"):
-        run_promotion(world.engine, world.tracking_uri, DOMAIN, world.model, "7", PLAN, actor="cli")
+        run_promotion(world.handles, "7", PLAN, actor="cli")
     with pytest.raises(PromotionError, match="v1 is already the champion"):
-        run_promotion(world.engine, world.tracking_uri, DOMAIN, world.model, "1", PLAN, actor="cli")
+        run_promotion(world.handles, "1", PLAN, actor="cli")
     MlflowClient(world.tracking_uri).delete_registered_model_alias(world.model, CHAMPION)
     with pytest.raises(PromotionError, match="has no champion.*becomes champion through the quality gates"):
         world.run()

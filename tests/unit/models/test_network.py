@@ -7,7 +7,7 @@ import torch
 from domainflow.config import BaselineConfig
 from domainflow.data.features import FeatureMatrix
 from domainflow.evaluation.metrics import binary_metrics
-from domainflow.models.baseline import baseline_proba, train_baseline
+from domainflow.models.baseline import baseline_proba, fit_baseline
 from domainflow.models.lightning import TabularClassifier, network_from_weights, predict_proba
 from domainflow.models.network import TabularNet
 
@@ -76,7 +76,7 @@ def test_baseline_learns_a_simple_rule():
     categorical = rng.integers(1, 4, size=(400, 1)).astype(np.int64)
     labels = ((numeric[:, 0] > 0) ^ (categorical[:, 0] == 3)).astype(int)
     features = FeatureMatrix(numeric, categorical)
-    model = train_baseline(features, labels, BaselineConfig(max_iter=50), seed=0)
+    model = fit_baseline(features, labels, BaselineConfig(max_iter=50), seed=0)
     scores = baseline_proba(model, features)
     assert scores.shape == (400,)
     assert binary_metrics(labels, scores)["auc"] > 0.95

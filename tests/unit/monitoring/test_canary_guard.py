@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 
 from domainflow.monitoring.canary_guard import guard_running_canary
 from domainflow.monitoring.reference import Reference
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
@@ -47,6 +48,10 @@ def _canary_traffic(engine, rows: int, shuffled: bool) -> None:
     record_feedback(engine, "EWR", [(f"c{i}", int(y)) for i, y in enumerate(frame["label"])])
 
 
+def _model(tracking_uri, engine) -> DomainModel:
+    return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
+
+
 def _start_canary(engine) -> None:
     claim_promotion(engine, "EWR", "2", "1", "controller", lease_seconds=60, now=time.time())
     set_rollout(engine, "EWR", MODEL, [Arm("champion", "1", 0.9), Arm("canary", "2", 0.1)], "canary step 2", "test")
@@ -57,7 +62,7 @@ def test_a_canary_failing_the_quality_tests_is_rolled_back(world):
     _start_canary(engine)
     _canary_traffic(engine, 600, shuffled=True)
 
-    guard = guard_running_canary(engine, tracking_uri, "EWR", CONFIG, reference, actor="monitor")
+    guard = guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, actor="monitor")
 
     assert (guard.version, guard.verdict) == ("2", "rolled back") and "live quality gate" in guard.reason
     assert read_promotion(engine, "EWR").status == ROLLED_BACK
@@ -68,16 +73,16 @@ def test_a_canary_failing_the_quality_tests_is_rolled_back(world):
 
 def test_a_canary_passing_or_without_enough_labels_keeps_rolling_out(world):
     tracking_uri, engine, reference = world
-    assert guard_running_canary(engine, tracking_uri, "EWR", CONFIG, reference, "monitor").verdict == "none running"
+    assert guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor").verdict == "none running"
     _start_canary(engine)
     _canary_traffic(engine, 100, shuffled=True)  # under monitoring.min_labelled (200)
-    assert guard_running_canary(engine, tracking_uri, "EWR", CONFIG, reference, "monitor").verdict == "too few labels"
+    assert guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor").verdict == "too few labels"
 
 
 def test_a_canary_as_good_as_its_reference_passes(world):
     tracking_uri, engine, reference = world
     _start_canary(engine)
     _canary_traffic(engine, 600, shuffled=False)
-    guard = guard_running_canary(engine, tracking_uri, "EWR", CONFIG, reference, "monitor")
+    guard = guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor")
     assert (guard.version, guard.verdict) == ("2", "passed")
     assert read_promotion(engine, "EWR").status == "running"

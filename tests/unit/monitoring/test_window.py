@@ -10,9 +10,9 @@ import pytest
 
 from domainflow.config import SplitConfig
 from domainflow.monitoring.window import LABEL, day_quality, days_in, read_log, stream_log_days
+from domainflow.retraining.plan import labelled_until, retraining_window
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.training.retraining import labelled_until, retraining_window
 
 FEATURES = ["distance", "carrier"]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from domainflow.config import OptimizationConfig
-from domainflow.optimization import load_variant, save_variant
+from domainflow.models.predictors import load_predictor, load_variant
 from domainflow.optimization import optimize as optimize_module
-from domainflow.optimization.predictors import load_predictor
+from domainflow.optimization import save_variant
 
 INT8_VARIANTS = ("dynamic_int8", "static_int8", "onnx_int8")
 TORCHAO_INSTALLED = importlib.util.find_spec("torchao") is not None

@@ -10,15 +10,16 @@ from mlflow import MlflowClient
 
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import apply_gate_verdict
-from domainflow.registry.integrity import register_verified_version
+from domainflow.registry.domain_model import DomainModel
+from domainflow.registry.integrity import register_model_version
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     TAG,
     RunRecord,
     current_alias_version,
-    log_training_run,
-    register_model_version,
+    log_run,
+    register_logged_model,
 )
 from domainflow.store.database import open_database
 
@@ -63,8 +64,8 @@ def story(store, make_record):
     tracking_uri, artifact_root = store
     steps = {}
     for step, (key, auc) in {"first": ("key-1", 0.81), "second": ("key-2", 0.83), "failing": ("key-3", 0.55)}.items():
-        logged = log_training_run(tracking_uri, artifact_root, make_record(key))
-        version = register_verified_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
+        logged = log_run(tracking_uri, artifact_root, make_record(key))
+        version = register_model_version(tracking_uri, MODEL, logged, tags={f"{TAG}run_key": key})
         aliases_before = _aliases(tracking_uri)
         decision = _gate(tracking_uri, MODEL, version, auc)
         steps[step] = dict(logged=logged, version=version, decision=decision,
@@ -77,8 +78,8 @@ def _gate(tracking_uri: str, name: str, version: str, auc: float):
     passed = auc > 0.6
     reason = f"min_test_auc: {auc:.4f} {'>' if passed else '<='} 0.6000"
     engine = open_database(f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).parent}/serving.db")
-    return apply_gate_verdict(tracking_uri, engine, "EWR", name, version, passed, reason,
-                              [] if passed else ["min_test_auc"])  # fmt: skip
+    model = DomainModel(domain="EWR", name=name, tracking_uri=tracking_uri, engine=engine)
+    return apply_gate_verdict(model, version, passed, reason, [] if passed else ["min_test_auc"])
 
 
 def _aliases(tracking_uri: str) -> dict[str, str | None]:
@@ -135,7 +136,7 @@ def test_failing_version_gets_no_alias_and_a_reason(store, story):
 
 def test_a_failing_first_version_leaves_the_domain_without_aliases(store, story):
     name = "flight-delay-floor"
-    version = register_model_version(store[0], name, story["first"]["logged"], tags={})
+    version = register_logged_model(store[0], name, story["first"]["logged"], tags={})
     decision = _gate(store[0], name, version, 0.6)
     assert not decision.passed and decision.aliases == []
     assert MlflowClient(store[0]).get_registered_model(name).aliases == {}
@@ -144,11 +145,11 @@ def test_a_failing_first_version_leaves_the_domain_without_aliases(store, story)
 
 def test_same_run_key_reuses_run_and_version(store, story, make_record):
     tracking_uri, artifact_root = store
-    again = log_training_run(tracking_uri, artifact_root, make_record("key-1"))
+    again = log_run(tracking_uri, artifact_root, make_record("key-1"))
     first = story["first"]["logged"]
     assert again.reused and not first.reused
     assert again.run_id == first.run_id and again.model_uri == first.model_uri
-    assert register_model_version(tracking_uri, MODEL, again, tags={}) == "1"
+    assert register_logged_model(tracking_uri, MODEL, again, tags={}) == "1"
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("flight-delay/EWR")
     assert len(client.search_runs([experiment.experiment_id])) == 3
@@ -174,7 +175,7 @@ def test_champion_loads_as_pyfunc_and_predicts_raw_rows(
 
 def test_logging_leaves_the_process_tracking_uri_alone(store, make_record, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    log_training_run(store[0], store[1], make_record("key-env"))
+    log_run(store[0], store[1], make_record("key-env"))
     assert "MLFLOW_TRACKING_URI" not in os.environ
 
 

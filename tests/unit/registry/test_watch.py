@@ -7,13 +7,24 @@ import time
 import pytest
 from mlflow import MlflowClient
 
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION
-from domainflow.registry.watch import new_challengers
+from domainflow.registry.watch import announce_new_challengers
 from domainflow.store.announcements import announced
 from domainflow.store.database import open_database
 from domainflow.store.promotions import claim_promotion
 
 MODELS = {"EWR": "flight-delay-EWR", "JFK": "flight-delay-JFK"}
+
+
+def new_challengers(tracking_uri, engine, models: dict[str, str]) -> list:
+    """What the watch announces for `models` (domain -> name): each one passed to the callback as returned."""
+    told = []
+    found = announce_new_challengers(
+        [DomainModel(domain, name, tracking_uri, engine) for domain, name in models.items()], told.append
+    )
+    assert told == found
+    return found
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from domainflow.config import DatasetSchema, PipelineConfig, build_config
 from domainflow.optimization.torch_variants import build_fp32
-from domainflow.registry.integrity import register_verified_version
-from domainflow.registry.mlflow_registry import CHAMPION, TAG, RunRecord, log_training_run
+from domainflow.registry.integrity import register_model_version
+from domainflow.registry.mlflow_registry import CHAMPION, TAG, RunRecord, log_run
 from domainflow.serving.app import create_app
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings
@@ -53,8 +53,8 @@ def registry(mlflow_store, trained_network, learnable_split, schema, tmp_path_fa
             pipeline=pipeline, model_file=model_file, signature_sample=sample,
             signature_scores=trained_network.predict(pipeline, sample),
         )  # fmt: skip
-        run = log_training_run(tracking_uri, artifact_root, record)
-        register_verified_version(tracking_uri, MODEL, run, tags={f"{TAG}run_key": key})
+        run = log_run(tracking_uri, artifact_root, record)
+        register_model_version(tracking_uri, MODEL, run, tags={f"{TAG}run_key": key})
         logged.append(run)
     MlflowClient(tracking_uri).set_registered_model_alias(MODEL, CHAMPION, "1")
     return SimpleNamespace(tracking_uri=tracking_uri, artifact_root=artifact_root, logged=logged, sample=sample)

@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from domainflow.registry.integrity import register_verified_version
+from domainflow.registry.integrity import register_model_version
 from domainflow.registry.mlflow_registry import CHAMPION, LoggedRun, fluent_tracking_uri
 from domainflow.serving.routing import route
 from domainflow.store.rollouts import Arm
@@ -84,7 +84,7 @@ def test_a_domain_without_a_champion_is_not_ready_until_one_is_registered(kit, r
         refused = server.client.post("/predict", json={"domain": "JFK", "features": features})
         assert refused.status_code == 503 and "JFK" in refused.json()["detail"]
 
-        version = register_verified_version(registry.tracking_uri, "flight-delay-JFK", registry.logged[0], tags={})
+        version = register_model_version(registry.tracking_uri, "flight-delay-JFK", registry.logged[0], tags={})
         MlflowClient(registry.tracking_uri).set_registered_model_alias("flight-delay-JFK", CHAMPION, version)
         kit.wait_for(lambda: server.client.get("/ready").status_code == 200, "JFK's champion to load")
         served = server.client.post("/predict", json={"domain": "JFK", "features": features})
@@ -102,7 +102,7 @@ def failing_version(registry, tmp_path_factory) -> str:
     with fluent_tracking_uri(registry.tracking_uri), mlflow.start_run(experiment_id=experiment) as run:
         info = mlflow.pyfunc.log_model(name="model", python_model=str(code), pip_requirements=[])
     logged = LoggedRun(run.info.run_id, info.model_uri, reused=False)
-    return register_verified_version(registry.tracking_uri, "flight-delay-EWR", logged, tags={})
+    return register_model_version(registry.tracking_uri, "flight-delay-EWR", logged, tags={})
 
 
 def test_a_model_that_raises_fails_its_records_only_and_they_are_logged_with_the_error(

@@ -88,20 +88,18 @@ def test_missing_values_travel_as_null():
 
 
 def test_a_background_replay_ends_with_its_block_or_reports_running_out(server, registry, schema):
-    from domainflow.serving.replay import replaying
+    from domainflow.serving.replay import ReplayPlan, replaying
 
     traffic = _traffic(registry.sample, schema)
     exhausted = []
     config = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, max_rows=30)
-    with replaying(server.url, "EWR", traffic, config,
-                   on_exhausted=exhausted.append) as run:  # fmt: skip
+    with replaying(ReplayPlan(server.url, "EWR", traffic, config), on_exhausted=exhausted.append) as run:
         run.stop.wait(timeout=0)  # the block does nothing: the replay runs out of rows first
         while run.report is None and not exhausted:
             time.sleep(0.05)
     assert run.report.sent == 30 and exhausted == [run.report]
 
     endless = ReplayConfig(batch_size=10, feedback_delay_seconds=0.0, rate_limit=50.0)
-    with replaying(server.url, "EWR", traffic, endless,
-                   on_exhausted=exhausted.append) as run:  # fmt: skip
+    with replaying(ReplayPlan(server.url, "EWR", traffic, endless), on_exhausted=exhausted.append) as run:
         time.sleep(0.3)
     assert run.report.stopped_early and 0 < run.report.sent < endless.max_rows and len(exhausted) == 1

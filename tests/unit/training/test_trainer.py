@@ -7,7 +7,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from sklearn.metrics import roc_auc_score
 
 from domainflow.config import TrainingConfig
-from domainflow.training.trainer import TrainedNetwork, select_strategy
+from domainflow.models.lightning import TrainedNetwork
+from domainflow.training.trainer import select_strategy
 
 
 @pytest.fixture(scope="module")

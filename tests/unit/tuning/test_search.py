@@ -10,9 +10,10 @@ import optuna
 import pytest
 
 from domainflow.config import SearchSpace, TrainingConfig, TuningConfig
+from domainflow.training.params import apply_best_params
 from domainflow.tuning import search as search_module
 from domainflow.tuning import study as study_module
-from domainflow.tuning.search import apply_best_params, sample_params, trial_config, tune_network
+from domainflow.tuning.search import sample_params, trial_config, tune_network
 from domainflow.tuning.study import SKIPPED_ATTR, WORKER_ATTR, TuningResult, open_study, summarize_study
 
 SPACE = SearchSpace(learning_rate=(3e-3, 3e-2), embedding_dim=[4], hidden_sizes=[[16], [32, 16]])
@@ -29,20 +30,11 @@ def training(fast_training) -> TrainingConfig:
 
 
 @pytest.fixture(scope="module")
-def tune(learnable_split, training):
+def tune(learnable_matrices, training):
     """tune_network on the learnable split: tune(tuning_config, study_name, **keywords)."""
-    train, validation, pipeline = learnable_split
-    features = dict(
-        train=pipeline.transform(train),
-        train_labels=train["_label"].to_numpy(),
-        validation=pipeline.transform(validation),
-        validation_labels=validation["_label"].to_numpy(),
-        numeric_width=pipeline.numeric_width,
-        cardinalities=pipeline.cardinalities,
-    )
 
     def run(tuning: TuningConfig, study_name: str = "study", **keywords) -> TuningResult:
-        return tune_network(**features, training=training, tuning=tuning, study_name=study_name, **keywords)
+        return tune_network(learnable_matrices, training=training, tuning=tuning, study_name=study_name, **keywords)
 
     return run
 
@@ -96,7 +88,7 @@ def test_pruned_trial_is_recorded_with_its_epochs_and_leaves_no_scratch(tune, tr
     assert [t.state for t in result.trials] == ["PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [0] for t in result.trials)
     assert (result.n_complete, result.n_pruned, result.best_params, result.best_value) == (0, 2, {}, None)
-    assert apply_best_params(training, result) == training
+    assert apply_best_params(training, result.best_params) == training
     assert list(tmp_path.iterdir()) == []
 
 
@@ -174,8 +166,8 @@ def test_best_params_override_only_what_was_searched():
     best = {"learning_rate": 4e-3, "weight_decay": 2e-5, "dropout": 0.15, "embedding_dim": 4, "hidden_sizes": "256x128"}
     result = TuningResult(study_name="s", storage_kind="memory", best_params=best, best_value=0.7, n_trials=1)
 
-    final = apply_best_params(training, result)
+    final = apply_best_params(training, result.best_params)
 
     assert final.hidden_sizes == [256, 128] and final.learning_rate == 4e-3 and final.embedding_dim == 4
     assert (final.max_epochs, final.seed) == (12, 3)  # the final training keeps its own budget
-    assert apply_best_params(training, TuningResult(study_name="s", storage_kind="memory")) is training
+    assert apply_best_params(training, TuningResult(study_name="s", storage_kind="memory").best_params) is training

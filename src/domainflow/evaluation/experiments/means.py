@@ -101,6 +101,7 @@ def compare_variant_means(
     means: ArrayLike,
     variances: ArrayLike,
     counts: ArrayLike,
+    *,
     names: Sequence[str] | None = None,
     alpha: float = 0.05,
     min_detectable_effect: float = 0.01,

@@ -90,6 +90,7 @@ def pick_winner(rows: Sequence, alpha: float, sign: float = 1.0) -> tuple[object
 def compare_variants(
     successes: ArrayLike,
     trials: ArrayLike,
+    *,
     alpha: float = 0.05,
     min_detectable_effect: float = 0.01,
     power: float = 0.8,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domainflow.tuning.search import layers_key
+from domainflow.training.params import layers_key
 
 
 def test_the_final_training_uses_the_best_trial(domain_candidates):
@@ -26,12 +26,10 @@ def test_the_network_is_scored_as_it_is_served(domain_candidates):
 
 
 def test_without_a_champion_the_gates_compare_with_the_baseline(domain_candidates, mlflow_store):
-    from domainflow.training.candidates import gate_candidate
+    from domainflow.candidates.gate import evaluate_candidate
 
     c = domain_candidates
-    evaluation = gate_candidate(
-        mlflow_store[0], "no-such-model", c.pipeline, c.split, c.optimized, c.baseline, c.scores, c.config
-    )
+    evaluation = evaluate_candidate(mlflow_store[0], "no-such-model", c.config, c.split, c.candidate)
     verdict = evaluation.verdict
     assert verdict.reference == "baseline (HistGradientBoosting)"
     assert [check.name for check in verdict.checks] == [

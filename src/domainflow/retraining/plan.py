@@ -1,4 +1,4 @@
-"""Where a retrain's data ends: the split moved forward to include the newly labelled months.
+"""Whether a domain is retrained now, and where its data ends: the split moved forward to the newly labelled months.
 
 The retrain keeps the lengths of the configured validation and test windows and ends its
 test window where the labels end, so the new version is trained on everything before, is
@@ -7,7 +7,7 @@ tested on the latest labelled month, and nothing it is judged on was seen in tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import mlflow.artifacts
@@ -16,9 +16,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
-from domainflow.config import SplitConfig
+from domainflow.config import PipelineConfig, SplitConfig
+from domainflow.registry.aliases import pending_challenger
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import fluent_tracking_uri
 from domainflow.store.prediction_log import latest_labelled_event_time
+from domainflow.store.promotions import RUNNING, read_promotion
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class RetrainingWindow:
     labelled_until: datetime | None
     split: SplitConfig | None  # None: nothing new to train on
     note: str
+    domain: str = ""
+
+    def applied_to(self, config: PipelineConfig) -> PipelineConfig:
+        """`config` with this window's split: what the retrain trains, tests and is gated on."""
+        if self.split is None:
+            raise ValueError(f"no window to retrain {self.domain} on: {self.note}")
+        return config.model_copy(update={"split": self.split})
 
 
 def labelled_until(engine: Engine, domain: str) -> datetime | None:
@@ -75,3 +85,26 @@ def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_ba
         if SplitConfig.model_validate(recorded.get("split", {})) == split:
             return str(version.version)
     return None
+
+
+def plan_retraining(model: DomainModel, config: PipelineConfig, until: datetime | None = None) -> RetrainingWindow:
+    """The window to retrain on; no split while a canary runs or a challenger waits (it answers the event first).
+
+    `until` defaults to where the log's labels end. A window some recent version was already
+    trained on gets no split either: that version answers the event until new labels move it.
+    """
+    domain = model.domain
+    promotion = read_promotion(model.engine, domain)
+    if promotion is not None and promotion.status == RUNNING:
+        return RetrainingWindow(None, None, f"v{promotion.version} is rolling out; retrain after it ends", domain)
+    pending = pending_challenger(model.tracking_uri, model.name)
+    if pending is not None:
+        note = f"challenger v{pending[0]} awaits its canary; it is the answer to this event"
+        return RetrainingWindow(None, None, note, domain)
+    window = replace(retraining_window(config.split, until or labelled_until(model.engine, domain)), domain=domain)
+    if window.split is not None:
+        done = version_trained_on(model.tracking_uri, model.name, window.split)
+        if done is not None:
+            note = f"v{done} was trained on this window already ({window.note}); retrain when new labels move it"
+            window = RetrainingWindow(window.labelled_until, None, note, domain)
+    return window

@@ -1,0 +1,43 @@
+"""monitor_domain: one served domain's champion watched against its training data.
+
+Rebuild the champion's reference, read its predictions from the log, check drift, live
+quality, forecasts and health, publish the Evidently report, guard a running canary, and
+emit the events that start retraining (the `retrain` deployment's trigger).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from domainflow.config import PipelineConfig
+from domainflow.flows.preparation import prepare_domain
+from domainflow.monitoring.summary import MonitoringOutcome
+from domainflow.settings import resolve_settings
+from domainflow.tasks.monitoring import (
+    build_daily_series,
+    build_reference,
+    check_domain,
+    emit_domain_events,
+    find_served_version,
+    guard_running_canary,
+    publish_check,
+    read_prediction_window,
+)
+
+
+@flow(name="monitor-domain", flow_run_name="monitor-{domain}", log_prints=True)
+def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> MonitoringOutcome:
+    settings = resolve_settings()
+    record = find_served_version(settings, domain, config)
+    if record is None:
+        return MonitoringOutcome(domain=domain, status="not_served", note="the domain has no champion")
+    # The reference is the champion's own training data: its recorded config, not today's.
+    data = prepare_domain(domain, record.config)
+    reference = build_reference(settings.tracking_uri, record, data, config)
+    window = read_prediction_window(settings.database_url, domain, record.version, config)
+    daily = build_daily_series(settings.database_url, domain, record.version, reference, config)
+    check = check_domain(reference, window, daily, config)
+    report_uri = publish_check(settings, config, check)
+    rolled_back = guard_running_canary(settings, domain, config, reference)
+    emit_domain_events(check.events)
+    return MonitoringOutcome.from_check(check, report_uri, canary_rolled_back=rolled_back)

@@ -1,0 +1,24 @@
+"""A domain's training flow run where Prefect's task runner puts it: this process, or a domain worker.
+
+A flow cannot be submitted to a task runner; Prefect runs sub-flows side by side by wrapping
+each in a task, and this is that task for `domainflow run`'s domains.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from domainflow.config import PipelineConfig
+from domainflow.summary import DomainOutcome
+
+
+@task(task_run_name="train-{domain}")
+def train_domain(domain: str, config: PipelineConfig) -> DomainOutcome:
+    """The domain's outcome, or its failure with the error the training flow ended with."""
+    # Imported by name where the task runs: a worker process then gets the flow from its module, whose
+    # annotations resolve. Pickled along with this task from a flow loaded by file path (a deployment's
+    # entrypoint), it would arrive without `PipelineConfig` in its globals and fail to validate its parameters.
+    from domainflow.flows.training import train_domain_model
+
+    state = train_domain_model(domain, config, return_state=True)
+    return DomainOutcome.from_training(domain, state.result(raise_on_failure=False))
