@@ -46,27 +46,14 @@ def test_rollouts_log_feedback_and_audit_round_trip_on_postgresql(postgres_datab
 
 def test_processes_migrating_a_fresh_postgresql_database_at_once_all_succeed(postgres_database):
     """Without the advisory lock, concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL's catalog."""
-    import threading
-
     from sqlalchemy import create_engine
 
-    from domainflow.store.database import LATEST_VERSION, _with_installed_driver, migrate, schema_version
+    from domainflow.store.database import LATEST_VERSION, _with_installed_driver, schema_version
+
+    from ..unit.store.test_database import migrate_at_once
 
     engines = [create_engine(_with_installed_driver(postgres_database)) for _ in range(6)]
-    start, errors = threading.Barrier(len(engines)), []
-
-    def open_one(engine):
-        start.wait()
-        try:
-            migrate(engine)
-        except Exception as error:  # collected, asserted below
-            errors.append(error)
-
-    threads = [threading.Thread(target=open_one, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = migrate_at_once(engines)
     for engine in engines:
         engine.dispose()
     assert errors == []

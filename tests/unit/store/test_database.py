@@ -67,17 +67,15 @@ def test_a_database_a_newer_domainflow_migrated_is_refused_and_left_as_it_was(tm
     assert schema_version(_engine(path)) == LATEST_VERSION + 1
 
 
-def test_processes_opening_a_fresh_file_at_once_all_succeed(tmp_path):
-    """Every server, flow run and domain worker migrates on open; none may fail because another does too."""
-    path = tmp_path / "fresh.db"
-    engines = [_engine(path) for _ in range(6)]
+def migrate_at_once(engines) -> list[Exception]:
+    """Every engine migrates its database at the same moment, each in a thread; returns the errors raised."""
     start, errors = threading.Barrier(len(engines)), []
 
     def open_one(engine):
         start.wait()
         try:
             migrate(engine)
-        except Exception as error:  # collected, asserted below
+        except Exception as error:  # collected for the caller to assert on
             errors.append(error)
 
     threads = [threading.Thread(target=open_one, args=(engine,)) for engine in engines]
@@ -85,5 +83,11 @@ def test_processes_opening_a_fresh_file_at_once_all_succeed(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_processes_opening_a_fresh_file_at_once_all_succeed(tmp_path):
+    """Every server, flow run and domain worker migrates on open; none may fail because another does too."""
+    engines = [_engine(tmp_path / "fresh.db") for _ in range(6)]
+    assert migrate_at_once(engines) == []
     assert schema_version(engines[0]) == LATEST_VERSION
