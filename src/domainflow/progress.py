@@ -64,13 +64,16 @@ class StageCounter:
     on_change: Callable[[int, int, str], None]
     done: int = 0
     total: int = 0
+    # "flow: task" of task runs a flow ran without declaring them: stages the bar could not count.
+    undeclared: set[str] = field(default_factory=set)
     _open: dict[str, set[str]] = field(default_factory=dict)  # flow run id -> stages not yet finished
+    _flows: dict[str, str] = field(default_factory=dict)  # flow run id -> flow name
 
     def flow_run_began(self, flow_run_id: str, flow_name: str) -> None:
         if flow_run_id in self._open:
             return
         remaining = set(self.stages.get(flow_name, ()))
-        self._open[flow_run_id] = remaining
+        self._open[flow_run_id], self._flows[flow_run_id] = remaining, flow_name
         self.total += len(remaining)
         self.on_change(self.done, self.total, f"{flow_name}: started")
 
@@ -79,6 +82,8 @@ class StageCounter:
         if remaining is not None and task_name in remaining:
             remaining.discard(task_name)
             self.done += 1
+        elif flow_run_id in self._flows and task_name not in self.stages.get(self._flows[flow_run_id], ()):
+            self.undeclared.add(f"{self._flows[flow_run_id]}: {task_name}")
         self.on_change(self.done, self.total, line)
 
     def flow_run_finished(self, flow_run_id: str, line: str) -> None:

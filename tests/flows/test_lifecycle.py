@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
+import pkgutil
+
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from domainflow.config import build_config
 from domainflow.flows.lifecycle import run_lifecycle
+from domainflow.progress import StageCounter, StageProgress, flows_in
 from domainflow.settings import resolve_settings
 
 from ..conftest import SAMPLE_DOMAINS, tiny_overrides
+
+
+def _declared_stages() -> dict[str, tuple[str, ...]]:
+    import domainflow.flows
+
+    modules = [importlib.import_module(m.name) for m in pkgutil.iter_modules(domainflow.flows.__path__,
+                                                                              "domainflow.flows.")]  # fmt: skip
+    return flows_in(modules)
 
 
 def _outcomes(state):
@@ -42,9 +55,19 @@ def _task_states(flow_run_id) -> dict[str, str]:
 
 
 def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_home):
-    state = run_lifecycle(config=tiny_config, return_state=True)
+    counter = StageCounter(_declared_stages(), lambda done, total, line: None)
+    handler, loggers = StageProgress(counter), [logging.getLogger(f"prefect.{kind}_runs") for kind in ("flow", "task")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        state = run_lifecycle(config=tiny_config, return_state=True)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
 
     assert state.is_completed(), state.message
+    # The progress bar's count comes from the flows themselves: it ends full, and no task ran undeclared.
+    assert counter.total > 0 and counter.done == counter.total and counter.undeclared == set()
     outcomes = _outcomes(state)
     assert sorted(outcomes) == sorted(SAMPLE_DOMAINS)
     client = MlflowClient(resolve_settings().tracking_uri)
