@@ -10,9 +10,9 @@ from __future__ import annotations
 from prefect import flow
 
 from domainflow.config import PipelineConfig
-from domainflow.flows.preparation import prepare_domain
 from domainflow.monitoring.summary import MonitoringOutcome
 from domainflow.settings import resolve_settings
+from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain
 from domainflow.tasks.monitoring import (
     build_daily_series,
     build_reference,
@@ -32,7 +32,10 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     if record is None:
         return MonitoringOutcome(domain=domain, status="not_served", note="the domain has no champion")
     # The reference is the champion's own training data: its recorded config, not today's.
-    data = prepare_domain(domain, record.config)
+    trained_on = record.config
+    fingerprint = fingerprint_source(trained_on.data.source)
+    frame = load_source(trained_on.data.source, fingerprint, trained_on.source_columns())
+    data = prepare_domain(frame, domain, fingerprint, trained_on, settings.quarantine_root)
     reference = build_reference(settings.tracking_uri, record, data, config)
     window = read_prediction_window(settings.database_url, domain, record.version, config)
     daily = build_daily_series(settings.database_url, domain, record.version, reference, config)

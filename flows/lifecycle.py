@@ -15,12 +15,11 @@ from prefect.states import Completed, Failed
 
 from domainflow.config import PipelineConfig
 from domainflow.flows.domain_monitoring import monitor_domain
-from domainflow.flows.preparation import prepare_domain
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.retraining import retrain_domain
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome, summarize_lifecycle
-from domainflow.tasks.data import fingerprint_source, load_source, select_domains
+from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain, select_domains
 from domainflow.tasks.lifecycle import train_domain
 from domainflow.tasks.registry import open_tracking_store
 from domainflow.tasks.replay import plot_timeline, replay_held_out_months
@@ -63,7 +62,7 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
     if serving_url and config.replay.monitor_until is not None:
         for index, outcome in enumerate(outcomes):
             if outcome.in_service:
-                data = prepare_domain(outcome.domain, config)
+                data = prepare_domain(frame, outcome.domain, fingerprint, config, settings.quarantine_root)
                 replay_held_out_months(serving_url, outcome.domain, data.split, config, config.replay.monitor_until)
                 monitored = monitor_domain(outcome.domain, config, return_state=True)
                 outcome = outcome.after_monitoring(monitored.result(raise_on_failure=False))

@@ -12,8 +12,8 @@ from datetime import datetime
 from prefect import flow
 
 from domainflow.config import PipelineConfig
-from domainflow.flows.preparation import prepare_domain
 from domainflow.settings import resolve_settings
+from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain
 from domainflow.tasks.promotion import pending_challenger, run_canary, summarize_promotion
 
 
@@ -33,6 +33,10 @@ def promote_challenger(
     if pending is None:
         return summarize_promotion(domain, config, None, None)
     challenger, _champion = pending
-    split = prepare_domain(domain, config).split if serving_url else None
+    split = None
+    if serving_url:
+        fingerprint = fingerprint_source(config.data.source)
+        frame = load_source(config.data.source, fingerprint, config.source_columns())
+        split = prepare_domain(frame, domain, fingerprint, config, settings.quarantine_root).split
     state, replayed = run_canary(settings, domain, config, challenger, serving_url, split, replay_until)
     return summarize_promotion(domain, config, state, replayed)

@@ -1,6 +1,7 @@
 """train_domain_model: one domain from raw data to a tuned, optimized, gated MLflow model version.
 
-prepare -> featurize -> tune -> train -> optimize -> score -> evaluate/gate -> log -> register -> apply the verdict.
+read the source -> prepare the domain's data (quarantine, split) -> featurize -> tune -> train -> optimize
+-> score -> evaluate/gate -> log -> register -> apply the verdict.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from prefect import flow
 from prefect.states import Completed
 
 from domainflow.config import PipelineConfig
-from domainflow.flows.preparation import prepare_domain
 from domainflow.settings import resolve_settings
 from domainflow.tasks.candidates import evaluate_candidate, score_candidates
-from domainflow.tasks.data import fit_feature_pipeline, name_tuning_study
+from domainflow.tasks.data import (
+    fingerprint_source,
+    fit_feature_pipeline,
+    load_source,
+    name_tuning_study,
+    prepare_domain,
+)
 from domainflow.tasks.registry import apply_gate_verdict, log_training_run, register_model_version, summarize_domain_run
 from domainflow.tasks.training import (
     optimize_for_serving,
@@ -28,10 +34,12 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
     """Completes with the DomainOutcome; a version the gates rejected ends in a `Rejected` state naming the checks."""
     settings = resolve_settings()
     work_root = str(settings.checkpoint_dir)
-    data = prepare_domain(domain, config)
+    fingerprint = fingerprint_source(config.data.source)
+    frame = load_source(config.data.source, fingerprint, config.source_columns())
+    data = prepare_domain(frame, domain, fingerprint, config, settings.quarantine_root)
     pipeline = fit_feature_pipeline(data.split, config.data)
 
-    study = name_tuning_study(domain, data.source_fingerprint, config)
+    study = name_tuning_study(domain, fingerprint, config)
     workers = [
         tune_hyperparameters.submit(pipeline, data.split, config.training, config.tuning, study, work_root, worker)
         for worker in range(config.tuning.workers)

@@ -1,4 +1,4 @@
-"""Data-stage tasks: read the source, choose and filter domains, quarantine invalid rows, split, featurize."""
+"""Data-stage tasks: read the source, choose domains, prepare a domain's data (quarantine, split), featurize."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from domainflow import tracking
-from domainflow.config import DatasetSchema, DomainSpec, PipelineConfig, SplitConfig, ValidationConfig
-from domainflow.data import domains, features, sources, validation
-from domainflow.data import split as splitting
+from domainflow.config import DatasetSchema, DomainSpec, PipelineConfig
+from domainflow.data import domains, features, prepared, sources
 from domainflow.data.features import FeaturePipeline
+from domainflow.data.prepared import DomainData
 from domainflow.data.split import TimeSplit
 
-from .policies import CACHED_STAGE, RETRY_IO
+from .policies import CACHED_STAGE, PREPARED_DATA, RETRY_IO
 
 
 @task(**RETRY_IO)
@@ -38,33 +38,22 @@ def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
     return chosen
 
 
-@task(cache_policy=CACHED_STAGE)
-def filter_domain(frame: pd.DataFrame, column: str, domain: str) -> pd.DataFrame:
-    rows = domains.filter_domain(frame, column, domain)
-    get_run_logger().info("domain=%s rows_before=%d rows_after=%d", domain, len(frame), len(rows))
-    return rows
-
-
-@task(cache_policy=CACHED_STAGE)
-def quarantine_invalid_rows(
-    frame: pd.DataFrame, schema: DatasetSchema, rules: ValidationConfig, domain: str, quarantine_root: str
-) -> validation.ValidationOutcome:
-    """Gates the run: fails when the quarantined share exceeds validation.max_quarantine_share."""
+@task(cache_policy=PREPARED_DATA)
+def prepare_domain(
+    frame: pd.DataFrame, domain: str, source_fingerprint: str, config: PipelineConfig, quarantine_root: str
+) -> DomainData:
+    """The domain's valid rows split by time. Gates the run: fails when the quarantined share exceeds
+    validation.max_quarantine_share."""
     run_folder = flow_run.root_flow_run_id or flow_run.id or "local"
     path = f"{quarantine_root}/{run_folder}/{domain}.csv"  # a folder or an s3:// prefix
-    outcome = validation.quarantine_invalid_rows(frame, schema, rules, path)
-    get_run_logger().info(
+    data = prepared.prepare_domain(frame, domain, source_fingerprint, config, path)
+    outcome, logger = data.validation, get_run_logger()
+    logger.info(
         "validation domain=%s rows_in=%d rows_kept=%d rows_quarantined=%d quarantine=%s",
         domain, outcome.rows_in, len(outcome.valid), len(outcome.quarantined), outcome.quarantine_path,
     )  # fmt: skip
-    return outcome
-
-
-@task(cache_policy=CACHED_STAGE)
-def split_by_time(valid_rows: pd.DataFrame, timestamp: str, bounds: SplitConfig) -> TimeSplit:
-    split = splitting.split_by_time(valid_rows, timestamp, validation.LABEL_COLUMN, bounds)
-    get_run_logger().info("split %s", " ".join(f"{k}={v}" for k, v in split.sizes().items()))
-    return split
+    logger.info("split domain=%s %s", domain, " ".join(f"{k}={v}" for k, v in data.split.sizes().items()))
+    return data
 
 
 @task(cache_policy=CACHED_STAGE)

@@ -19,6 +19,18 @@ def _content_key(context, parameters: dict) -> str:
 # pickling them, which differs between a computed frame and a cached one.
 CACHED_STAGE = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_content_key)
 
+
+def _preparation_key(context, parameters: dict) -> str:
+    config = parameters["config"]
+    return stable_digest(parameters["source_fingerprint"], parameters["domain"], config.domains.column, config.data,
+                         config.validation, config.split, parameters["quarantine_root"], code_version())  # fmt: skip
+
+
+# A domain's prepared data is fixed by the source's content (its fingerprint: the frame is that source's
+# columns, which config.data names) and the config sections the preparation reads. Training settings are
+# not among them, so a new epoch count reuses the prepared data, and the large frame is never hashed.
+PREPARED_DATA = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_preparation_key)
+
 IO_RETRY_DELAYS = [2, 10]
 
 

@@ -30,11 +30,11 @@ FLOORS = [
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
 
 # Flows wire tasks and sub-flows. Beside those they may name the types of their parameters and results
-# (datetime, the config, the outcomes, DomainData that prepare_domain returns) and the event names their
-# triggers listen for; anything that computes belongs in a task.
+# (datetime, the config, the outcomes) and the event names their triggers listen for; anything that
+# computes belongs in a task.
 FLOW_IMPORTS_ALLOWED = ("__future__", "datetime", "prefect", "domainflow.config", "domainflow.settings",
                         "domainflow.summary", "domainflow.monitoring.summary", "domainflow.monitoring.events",
-                        "domainflow.data.prepared", "domainflow.tasks", "domainflow.flows")  # fmt: skip
+                        "domainflow.tasks", "domainflow.flows")  # fmt: skip
 # Tasks that wrap Prefect itself, not a library function: the reason each has no library namesake.
 PREFECT_ONLY_TASKS = {
     "emit_domain_events": "emits Prefect events for deployment triggers",

@@ -131,7 +131,7 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, doma
     assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
     assert all(o.reused_run for o in second.values())
     task_states = _task_states(state.state_details.flow_run_id)
-    for stage in ("load_source", "filter_domain", "quarantine_invalid_rows", "split_by_time",
+    for stage in ("load_source", "prepare_domain",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
                   "optimize_for_serving"):  # fmt: skip
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}

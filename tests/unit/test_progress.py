@@ -17,22 +17,19 @@ def _all_flows() -> dict[str, tuple[str, ...]]:
 
 
 def test_a_flows_stages_are_the_tasks_its_body_names_in_order():
-    from domainflow.flows.preparation import prepare_domain
     from domainflow.flows.training import train_domain_model
 
-    assert declared_stages(prepare_domain) == (
-        "fingerprint_source", "load_source", "filter_domain", "quarantine_invalid_rows", "split_by_time",
-    )  # fmt: skip
     assert declared_stages(train_domain_model) == (
-        "fit_feature_pipeline", "name_tuning_study", "tune_hyperparameters", "summarize_tuning", "train_network",
-        "train_baseline", "optimize_for_serving", "score_candidates", "evaluate_candidate", "log_training_run",
-        "register_model_version", "apply_gate_verdict", "summarize_domain_run",
+        "fingerprint_source", "load_source", "prepare_domain", "fit_feature_pipeline", "name_tuning_study",
+        "tune_hyperparameters", "summarize_tuning", "train_network", "train_baseline", "optimize_for_serving",
+        "score_candidates", "evaluate_candidate", "log_training_run", "register_model_version", "apply_gate_verdict",
+        "summarize_domain_run",
     )  # fmt: skip
 
 
 def test_every_flow_in_the_package_declares_its_stages():
     flows = _all_flows()
-    assert set(flows) >= {"domain-lifecycle", "train-domain-model", "prepare-domain", "promote-challenger",
+    assert set(flows) >= {"domain-lifecycle", "train-domain-model", "promote-challenger",
                           "monitor-domain", "monitor-domains", "retrain-domain", "watch-registry"}  # fmt: skip
     # The lifecycle hands its training task to a worker pool by reference, not by call: still a stage.
     assert "train_domain" in flows["domain-lifecycle"]

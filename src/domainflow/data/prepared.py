@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domainflow.data.split import TimeSplit
-from domainflow.data.validation import ValidationOutcome
+import pandas as pd
+
+from domainflow.config import PipelineConfig
+from domainflow.data.domains import filter_domain
+from domainflow.data.split import TimeSplit, split_by_time
+from domainflow.data.validation import LABEL_COLUMN, ValidationOutcome, quarantine_invalid_rows
 
 
 @dataclass(frozen=True)
@@ -14,3 +18,16 @@ class DomainData:
     source_fingerprint: str  # the source's identity: it keys caches and the training run
     validation: ValidationOutcome  # the valid rows, and the quarantined ones with their reasons
     split: TimeSplit  # the valid rows by time: train, validation, test, and the held-out months
+
+
+def prepare_domain(
+    frame: pd.DataFrame, domain: str, source_fingerprint: str, config: PipelineConfig, quarantine_path: str
+) -> DomainData:
+    """The domain's rows of the source, invalid ones quarantined at `quarantine_path` with a reason, the rest split.
+
+    Only `config`'s domain column, dataset schema, validation rules and split bounds are read.
+    """
+    rows = filter_domain(frame, config.domains.column, domain)
+    validation = quarantine_invalid_rows(rows, config.data, config.validation, quarantine_path)
+    split = split_by_time(validation.valid, config.data.timestamp, LABEL_COLUMN, config.split)
+    return DomainData(domain=domain, source_fingerprint=source_fingerprint, validation=validation, split=split)
