@@ -73,10 +73,19 @@ def domainflow_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """One temporary Prefect API (SQLite) for every test that runs flows."""
+    """One temporary Prefect API (SQLite) for every test that runs flows.
+
+    Flow-run heartbeats are off, as on the ephemeral API the CLI runs on (domainflow.flows.runs) and as
+    Prefect's own test suite has them: nothing here watches them, and each flow run would wait up to a
+    second at its end for the heartbeat thread.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 

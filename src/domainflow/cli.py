@@ -139,6 +139,7 @@ def _run_with_progress(flow_fn, **parameters):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     import domainflow.flows
+    from domainflow.flows.runs import local_run_settings
     from domainflow.progress import StageCounter, StageProgress, flows_in
 
     modules = [importlib.import_module(info.name)
@@ -155,7 +156,8 @@ def _run_with_progress(flow_fn, **parameters):
         for logger in loggers:
             logger.addHandler(handler)
         try:
-            return flow_fn(**parameters, return_state=True)
+            with local_run_settings():
+                return flow_fn(**parameters, return_state=True)
         finally:
             for logger in loggers:
                 logger.removeHandler(handler)
