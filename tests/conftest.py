@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="domainflow-tests-"))
-os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(_SESSION_DIR / "prefect-results"))
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="domainflow-tests-"))
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(SESSION_DIR / "prefect-results"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

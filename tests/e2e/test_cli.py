@@ -1,4 +1,9 @@
-"""The installed `domainflow` command, run as a user would: a fresh home, Prefect's ephemeral API."""
+"""The installed `domainflow` command, run as a user would: a fresh home, Prefect's ephemeral API.
+
+Each test gets a fresh DOMAINFLOW_HOME; the Prefect home (the ephemeral API's database) is one per
+test process, as a user's ~/.prefect is one for all their projects: building it anew costs each
+command about five seconds of Prefect's database migrations.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import tiny_overrides
+from ..conftest import SESSION_DIR, tiny_overrides
 
 CLI = [sys.executable, "-m", "domainflow.cli"]
 
@@ -19,7 +24,7 @@ def _run(args: list[str], home: Path, timeout: int = 600) -> subprocess.Complete
     env = {
         **os.environ,
         "DOMAINFLOW_HOME": str(home),
-        "PREFECT_HOME": str(home / "prefect-home"),
+        "PREFECT_HOME": str(SESSION_DIR / "prefect-home"),
         "COLUMNS": "160",
     }
     for inherited in ("PREFECT_API_URL", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "MLFLOW_TRACKING_URI"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -54,19 +55,67 @@ def _task_states(flow_run_id) -> dict[str, str]:
     return {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
 
 
-def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_home):
+@pytest.fixture(scope="module")
+def first_run(flights_sample_csv, tmp_path_factory):
+    """One lifecycle run in a home of its own, shared by the tests that start from a trained home.
+
+    Training is their cost, so it runs once per test process (the tests share a pytest-xdist group).
+    What later runs may change (aliases, the latest Prefect artifacts) is recorded right after it;
+    what they cannot (a run's metrics and files, a version's tags) is read when asserted.
+    """
+    config = build_config(tiny_overrides(flights_sample_csv))
+    home = tmp_path_factory.mktemp("lifecycle-first-run")
     counter = StageCounter(_declared_stages(), lambda done, total, line: None)
     handler, loggers = StageProgress(counter), [logging.getLogger(f"prefect.{kind}_runs") for kind in ("flow", "task")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        state = run_lifecycle(config=tiny_config, return_state=True)
-    finally:
+    with pytest.MonkeyPatch.context() as patch:
+        _use_home(patch, home)
         for logger in loggers:
-            logger.removeHandler(handler)
+            logger.addHandler(handler)
+        try:
+            state = run_lifecycle(config=config, return_state=True)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+        aliases = _aliases(config)
+        reports = {kind: _latest_artifact(f"{kind}-{config.name}-ewr") for kind in ("training", "gate")}
+    return SimpleNamespace(config=config, home=home, state=state, counter=counter, aliases=aliases, reports=reports)
 
+
+@pytest.fixture
+def trained_home(first_run, monkeypatch):
+    """The first run's home for one test, which may add runs and versions to it."""
+    _use_home(monkeypatch, first_run.home)
+    return first_run.home
+
+
+def _use_home(patch: pytest.MonkeyPatch, home) -> None:
+    patch.setenv("DOMAINFLOW_HOME", str(home))
+    for name in ("MLFLOW_TRACKING_URI", "DOMAINFLOW_ARTIFACT_ROOT", "DOMAINFLOW_DATABASE_URL"):
+        patch.delenv(name, raising=False)
+
+
+def _aliases(config) -> dict[str, dict[str, str]]:
+    client = MlflowClient(resolve_settings().tracking_uri)
+    models = {domain: client.get_registered_model(config.registered_model_name(domain)) for domain in SAMPLE_DOMAINS}
+    return {domain: {alias: str(v) for alias, v in model.aliases.items()} for domain, model in models.items()}
+
+
+def _latest_versions(config) -> dict[str, int]:
+    client = MlflowClient(resolve_settings().tracking_uri)
+    return {domain: max(int(v.version) for v in client.search_model_versions(
+                f"name = '{config.registered_model_name(domain)}'"))
+            for domain in SAMPLE_DOMAINS}  # fmt: skip
+
+
+FIRST_RUN = pytest.mark.xdist_group("lifecycle-first-run")
+
+
+@FIRST_RUN
+def test_lifecycle_registers_a_gated_model_per_domain(first_run, trained_home):
+    state, config = first_run.state, first_run.config
     assert state.is_completed(), state.message
     # The progress bar's count comes from the flows themselves: it ends full, and no task ran undeclared.
+    counter = first_run.counter
     assert counter.total > 0 and counter.done == counter.total and counter.undeclared == set()
     outcomes = _outcomes(state)
     assert sorted(outcomes) == sorted(SAMPLE_DOMAINS)
@@ -74,12 +123,8 @@ def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_ho
     for domain, outcome in outcomes.items():
         assert outcome.rows_in == outcome.rows_kept + outcome.rows_quarantined
         assert set(outcome.aliases) == {"challenger", "champion"}
-        model = client.get_registered_model(f"{tiny_config.name}-{domain}")
-        assert {a: str(v) for a, v in model.aliases.items()} == {
-            "challenger": outcome.version,
-            "champion": outcome.version,
-        }
-        version = client.get_model_version(model.name, outcome.version)
+        assert first_run.aliases[domain] == {"challenger": outcome.version, "champion": outcome.version}
+        version = client.get_model_version(config.registered_model_name(domain), outcome.version)
         for tag in ("data_fingerprint", "source_fingerprint", "config_hash", "code_version"):
             assert version.tags[f"domainflow.{tag}"], tag
         assert version.tags["domainflow.gate"] == "passed"
@@ -100,14 +145,13 @@ def test_lifecycle_registers_a_gated_model_per_domain(tiny_config, domainflow_ho
         assert len(trials) == outcome.tuning_trials == run.data.metrics["tuning_trials"] == 2
         assert {t.data.tags["domainflow.trial_state"] for t in trials} <= {"COMPLETE", "PRUNED"}
         # Every variant is measured; the served one is logged as the model.
-        for variant in tiny_config.optimization.variants:
+        for variant in config.optimization.variants:
             assert run.data.metrics[f"variant_{variant}_available"] == 1.0, variant
         assert run.data.metrics["gate_passed"] == 1.0
         assert outcome.gate_reference == "baseline (HistGradientBoosting)"
-    assert client.get_experiment_by_name(f"{tiny_config.name}/EWR") is not None
-    report = _latest_artifact(f"training-{tiny_config.name}-ewr")
+    assert client.get_experiment_by_name(f"{config.name}/EWR") is not None
+    report, gate = first_run.reports["training"], first_run.reports["gate"]
     assert "dp_rows_in (differentially private)" in report and f"{outcomes['EWR'].rows_in:,}" not in report
-    gate = _latest_artifact(f"gate-{tiny_config.name}-ewr")
     assert "| non_inferiority |" in gate and "| slice_regression |" in gate and "Gate passed" in gate
 
 
@@ -117,20 +161,22 @@ def _latest_artifact(key: str) -> str:
     return Artifact.get(key).data
 
 
-def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, domainflow_home):
-    """The first run trains both domains at once in worker processes; the second, one by one, reuses all of it."""
-    parallel = tiny_config.model_copy(update={"scale": tiny_config.scale.model_copy(update={"domain_workers": 2})})
-    first_state = run_lifecycle(config=parallel, return_state=True)
-    assert first_state.is_completed(), first_state.message
-    first = _outcomes(first_state)
-    trained_in_workers = _task_states(first_state.state_details.flow_run_id)
-    assert {name.split("@")[0] for name in trained_in_workers} >= {"train", "train_network", "register_model_version"}
-    state = run_lifecycle(config=tiny_config, return_state=True)
+@FIRST_RUN
+def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run, trained_home):
+    """The first run trained the domains one by one; the second, both at once in worker processes, reuses all of it."""
+    config = first_run.config
+    parallel = config.model_copy(update={"scale": config.scale.model_copy(update={"domain_workers": 2})})
+    first = _outcomes(first_run.state)
 
+    state = run_lifecycle(config=parallel, return_state=True)
+
+    assert state.is_completed(), state.message
     second = _outcomes(state)
     assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
     assert all(o.reused_run for o in second.values())
     task_states = _task_states(state.state_details.flow_run_id)
+    # The domains' tasks ran in the worker processes, and are found under this run.
+    assert {name.split("@")[0] for name in task_states} >= {"train", "train_network", "register_model_version"}
     for stage in ("load_source", "prepare_domain",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
                   "optimize_for_serving"):  # fmt: skip
@@ -138,24 +184,28 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(tiny_config, doma
         assert states and set(states.values()) == {"Cached"}, (stage, states)
 
 
-def test_changed_config_trains_a_new_version(tiny_config, domainflow_home):
-    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
-    overrides = tiny_overrides(tiny_config.data.source)
+@FIRST_RUN
+def test_changed_config_trains_a_new_version(first_run, trained_home):
+    first, before = _outcomes(first_run.state), _latest_versions(first_run.config)
+    overrides = tiny_overrides(first_run.config.data.source)
     changed = build_config({**overrides, "training": {**overrides["training"], "max_epochs": 3, "seed": 7}})
+
     second = _outcomes(run_lifecycle(config=changed, return_state=True))
 
     for domain in SAMPLE_DOMAINS:
-        assert int(second[domain].version) == int(first[domain].version) + 1
+        assert int(second[domain].version) == before[domain] + 1
         assert not second[domain].reused_run
         # The first passing version stays champion; the new one is the challenger, gated against it.
         assert "champion" not in second[domain].aliases and "challenger" in second[domain].aliases
         assert second[domain].gate_reference == f"champion v{first[domain].version}"
 
 
-def test_a_model_below_the_floor_is_registered_without_an_alias(tiny_config, domainflow_home):
-    first = _outcomes(run_lifecycle(config=tiny_config, return_state=True))
-    overrides = tiny_overrides(tiny_config.data.source)
+@FIRST_RUN
+def test_a_model_below_the_floor_is_registered_without_an_alias(first_run, trained_home):
+    first, aliases_before = _outcomes(first_run.state), _aliases(first_run.config)
+    overrides = tiny_overrides(first_run.config.data.source)
     strict = build_config({**overrides, "gate": {**overrides["gate"], "min_test_auc": 0.99}})
+
     state = run_lifecycle(config=strict, return_state=True)
     second = _outcomes(state)
 
@@ -169,8 +219,9 @@ def test_a_model_below_the_floor_is_registered_without_an_alias(tiny_config, dom
         assert version.tags["domainflow.gate_failed_checks"] == "min_test_auc"
         assert "needs >= 0.9900" in version.tags["domainflow.gate_reason"]
         assert version.aliases == []
-        model = client.get_registered_model(outcome.model_name)
-        assert str(model.aliases["champion"]) == str(model.aliases["challenger"]) == first[domain].version
+        assert aliases_before[domain]["champion"] == first[domain].version
+    # Nothing moved: the champion (the first run's version) and the challenger are where they were.
+    assert _aliases(first_run.config) == aliases_before
 
 
 def test_bad_rows_are_quarantined_with_a_reason_and_none_are_lost(flights_sample_csv, tmp_path, domainflow_home):
