@@ -41,6 +41,6 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     daily = build_daily_series(settings.database_url, domain, record.version, reference, config)
     check = check_domain(reference, window, daily, config)
     report_uri = publish_check(settings, config, check)
-    rolled_back = guard_running_canary(settings, domain, config, reference)
+    rolled_back = guard_running_canary(settings, domain, config)
     emit_domain_events(check.events)
     return MonitoringOutcome.from_check(check, report_uri, canary_rolled_back=rolled_back)

@@ -88,10 +88,10 @@ def publish_check(settings: Settings, config: PipelineConfig, checked: DomainChe
 
 
 @task(**RETRY_IO)
-def guard_running_canary(settings: Settings, domain: str, config: PipelineConfig, served: Reference) -> str | None:
-    """The live quality gate on a running canary; returns the version it rolled back, if any."""
+def guard_running_canary(settings: Settings, domain: str, config: PipelineConfig) -> str | None:
+    """The live quality check on a running canary; returns the version it rolled back, if any."""
     model = DomainModel.open(settings, domain, config.registered_model_name(domain))
-    guard = canary_guard.guard_running_canary(model, config, served, flow_run_actor())
+    guard = canary_guard.guard_running_canary(model, config, flow_run_actor())
     log = get_run_logger().warning if guard.verdict == "rolled back" else get_run_logger().info
     log("canary domain=%s v%s live quality: %s %s", domain, guard.version, guard.verdict, guard.reason)
     return guard.version if guard.verdict == "rolled back" else None

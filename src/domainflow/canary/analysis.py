@@ -31,8 +31,14 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class _Quality:
-    """Where label evidence stands: `worse` rolls back, `non_inferior` lets a quality step advance."""
+class Quality:
+    """Where label evidence stands: `worse` rolls back, `non_inferior` lets a quality step advance.
+
+    Both answer one question, is the canary's log loss more than `quality_margin` above the
+    champion's: `worse` when the interval lies wholly above the margin, `non_inferior` when wholly
+    below it. A canary a little worse than the champion, within the margin, is not rolled back at one
+    step for what let it advance at the one before.
+    """
 
     worse: bool = False
     non_inferior: bool = False
@@ -56,7 +62,7 @@ def decide(
     `champion` and `canary` are what the guardrails judge (the controller passes the current step's
     figures: is the canary healthy at this share of traffic). Label quality pools the evidence of
     every step so far: `strata` holds (champion, canary) per step, compared within each step and
-    combined (see `_quality`); without it, (champion, canary) is the one stratum.
+    combined (see `judge_quality`); without it, (champion, canary) is the one stratum.
     """
     if not 0 <= step_index < len(plan.steps):
         raise ValueError(f"step_index must lie in [0, {len(plan.steps)}), got {step_index}")
@@ -68,7 +74,7 @@ def decide(
     if breach:
         return Decision("rollback", f"roll back at {at}: {breach}", figures)
 
-    quality = _quality(plan, strata if strata is not None else [(champion, canary)])
+    quality = judge_quality(plan, strata if strata is not None else [(champion, canary)])
     figures.update(effect=quality.effect, ci_low=quality.ci_low, ci_high=quality.ci_high)
     if quality.worse:
         return Decision("rollback", f"roll back at {at}: {quality.summary}", figures)
@@ -132,7 +138,7 @@ def _guardrail_breach(
     return ""
 
 
-def _quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, ArmStats | None]]) -> _Quality:
+def judge_quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, ArmStats | None]]) -> Quality:
     """Always-valid interval on canary minus champion mean log loss, once both arms have min_labelled labels.
 
     Within a step the weights are fixed and routing is by a hash of the request id, so both arms
@@ -153,20 +159,21 @@ def _quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, ArmStat
             weights += 1 / variance
             weighted += (canary.loss_mean - champion.loss_mean) / variance
     if min(labelled) < plan.min_labelled:
-        return _Quality(summary=f"labels {labelled[0]:,}/{plan.min_labelled:,} canary, "
+        return Quality(summary=f"labels {labelled[0]:,}/{plan.min_labelled:,} canary, "
                                 f"{labelled[1]:,}/{plan.min_labelled:,} champion")  # fmt: skip
     if weights == 0:
-        return _Quality(summary="log loss has no spread yet")
+        return Quality(summary="log loss has no spread yet")
     effect, variance = weighted / weights, 1 / weights
     low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
     interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {labelled[0]:,} canary/{labelled[1]:,} champion labels"
     found = {"effect": effect, "ci_low": low, "ci_high": high}
     margin = f"the {plan.quality_margin:g} margin"
-    if low > 0:
-        return _Quality(worse=True, summary=f"canary's log loss is worse than the champion's, {interval}", **found)
+    if low > plan.quality_margin:
+        return Quality(worse=True, summary=f"canary's log loss is worse than the champion's by more than {margin}, "
+                                           f"{interval}", **found)  # fmt: skip
     if high < plan.quality_margin:
-        return _Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
-    return _Quality(summary=f"log loss {interval}, upper bound not yet below {margin}", **found)
+        return Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
+    return Quality(summary=f"log loss {interval}, upper bound not yet below {margin}", **found)
 
 
 def _figures(

@@ -18,13 +18,14 @@ from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy.engine import Engine
 
 from domainflow.canary.analysis import Decision, decide
 from domainflow.config import CanaryConfig
 from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
-from domainflow.store.prediction_log import arm_stats, stratified_arm_stats
+from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
 from domainflow.store.promotions import (
     ABORTED,
     PROMOTED,
@@ -125,6 +126,15 @@ def _startable_against(model: DomainModel, version: str) -> str:
     return champion
 
 
+def label_strata(engine: Engine, state: PromotionState) -> list[tuple[ArmStats | None, ArmStats | None]]:
+    """(champion, canary) figures per step of a promotion so far: the evidence `judge_quality` pools.
+
+    Each step's window starts where the previous one's advance was recorded.
+    """
+    starts = [state.started_at, *(d["at"] for d in state.decisions if d["action"] == "advance")]
+    return [(s.get(CHAMPION_ARM), s.get(CANARY_ARM)) for s in stratified_arm_stats(engine, state.domain, starts)]
+
+
 def _drive(
     model: DomainModel,
     plan: CanaryConfig,
@@ -141,9 +151,7 @@ def _drive(
         arms = [Arm(CHAMPION_ARM, state.champion_version, 1 - step.weight), Arm(CANARY_ARM, state.version, step.weight)]
         reason = f"canary step {state.step + 1}/{len(plan.steps)}: {step.weight * 100:g}% to v{state.version}"
         set_rollout(engine, domain, model.name, arms, reason, actor)
-        # Each step's window starts where the previous one's advance was recorded.
-        starts = [state.started_at, *(d["at"] for d in state.decisions if d["action"] == "advance")]
-        strata = [(s.get(CHAMPION_ARM), s.get(CANARY_ARM)) for s in stratified_arm_stats(engine, domain, starts)]
+        strata = label_strata(engine, state)
         current = arm_stats(engine, domain, since=state.step_started_at)
         in_step = current.get(CANARY_ARM)
         now = clock.now()

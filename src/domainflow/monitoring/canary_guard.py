@@ -1,7 +1,11 @@
-"""Monitoring's live quality gate on a running canary: its labelled predictions failing the tests roll it back.
+"""Monitoring's live check on a running canary: labels that show it worse than the champion roll it back.
 
-The canary controller compares canary and champion step by step; this gate holds the canary
-to the same absolute tests the champion is held to, whenever monitoring runs.
+The controller judges the canary at every look; monitoring runs on its own schedule and may find a
+canary whose controller has stalled or died. Both judge the same thing the same way: the canary's
+log loss against the champion arm's, on the same hours (step by step), with the controller's
+always-valid interval and its one margin (`canary.quality_margin`). An absolute test of the canary
+alone against the champion's test-month figures would fail a canary identical to the champion on
+one look in ten at 200 labels, whenever the month was harder than August.
 """
 
 from __future__ import annotations
@@ -9,15 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from domainflow.canary.controller import roll_back_promotion
+from domainflow.canary.analysis import judge_quality
+from domainflow.canary.controller import label_strata, roll_back_promotion
 from domainflow.config import PipelineConfig
 from domainflow.registry.domain_model import DomainModel
 from domainflow.store.promotions import RUNNING, PromotionConflict, read_promotion
-from domainflow.store.rollouts import CANARY_ARM
-
-from .check import check_canary_quality
-from .reference import Reference
-from .window import read_log
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +29,18 @@ class CanaryGuard:
     reason: str = ""
 
 
-def guard_running_canary(model: DomainModel, config: PipelineConfig, reference: Reference, actor: str) -> CanaryGuard:
-    """Roll the domain's running canary back when its labelled predictions fail the quality tests."""
+def guard_running_canary(model: DomainModel, config: PipelineConfig, actor: str) -> CanaryGuard:
+    """Roll the domain's running canary back when its labels show it worse than the champion beyond the margin."""
     engine, domain = model.engine, model.domain
     promotion = read_promotion(engine, domain)
     if promotion is None or promotion.status != RUNNING:
         return CanaryGuard(None, "none running")
-    canary = read_log(engine, domain, config.data.features, version=promotion.version, variant=CANARY_ARM,
-                      history_days=config.monitoring.history_days, max_rows=config.monitoring.window_rows)  # fmt: skip
-    quality = check_canary_quality(reference, canary, config)
-    if quality is None or quality.passed:
-        return CanaryGuard(promotion.version, "too few labels" if quality is None else "passed")
-    failed = ", ".join(t["name"] for t in quality.tests if t["status"] != "SUCCESS")
-    reason = (f"live quality gate: the canary failed {failed} on {quality.rows:,} labelled predictions "
-              f"(AUC {quality.auc:.4f}, reference {quality.reference_auc:.4f})")  # fmt: skip
+    quality = judge_quality(config.canary, label_strata(engine, promotion))
+    if quality.effect is None:
+        return CanaryGuard(promotion.version, "too few labels", quality.summary)
+    if not quality.worse:
+        return CanaryGuard(promotion.version, "passed", quality.summary)
+    reason = f"live quality check: {quality.summary}"
     try:
         roll_back_promotion(model, actor, reason)
     except PromotionConflict as error:  # its controller decided first

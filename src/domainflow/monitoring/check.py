@@ -209,13 +209,6 @@ def forecast_series(daily: pd.DataFrame, reference: Reference, config: PipelineC
     return forecasts
 
 
-def check_canary_quality(reference: Reference, canary: LogWindow, config: PipelineConfig) -> QualityCheck | None:
-    """The live quality tests on a canary's labelled predictions; None until it has monitoring.min_labelled."""
-    if len(canary.labelled) < config.monitoring.min_labelled:
-        return None
-    return evidently_report(reference, canary, config).quality
-
-
 def evidently_report(reference: Reference, window: LogWindow, config: PipelineConfig) -> MonitoringReport:
     """Evidently's drift and classification report of `window` against the reference, with the quality tests."""
     monitoring = config.monitoring

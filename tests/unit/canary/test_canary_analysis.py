@@ -78,8 +78,10 @@ def test_reasons_name_the_step_and_the_evidence():
     assert advance.reason.startswith("advance to 100%: 600 canary predictions in 90 s at 10%")
     assert "log loss +0.000 [" in advance.reason and "within the 0.03 margin" in advance.reason
     worse = decide(1, PLAN, CHAMPION, arm("canary", 2_000, **WORSE_QUALITY), 600, 90)
-    assert worse.reason.startswith("roll back at 10%: canary's log loss is worse than the champion's, +0.100 [")
-    assert worse.figures["ci_low"] > 0 and worse.figures["effect"] == pytest.approx(0.1)
+    assert worse.reason.startswith(
+        "roll back at 10%: canary's log loss is worse than the champion's by more than the 0.03 margin, +0.100 ["
+    )
+    assert worse.figures["ci_low"] > 0.03 and worse.figures["effect"] == pytest.approx(0.1)
 
 
 def test_figures_carry_both_arms_and_serialize():
@@ -110,3 +112,24 @@ def test_a_canary_a_few_milliseconds_slower_is_not_rolled_back_for_the_ratio():
     slow = decide(0, PLAN, fast_champion, arm("canary", 60, p95=30.0), 60, 40)
     assert noise.action == "advance"
     assert slow.action == "rollback" and "15.0x the champion" in slow.reason
+
+
+def test_rollback_and_advance_judge_one_margin():
+    """Issue 16: a canary 0.01 nats worse (within the 0.03 margin) advanced at 10 % and was rolled back at 50 %.
+
+    Rollback asked "is it worse at all", advance "is it within the margin": more labels at a later
+    step made the same canary fail the first after it passed the second.
+    """
+    champion = arm("champion", 200_000, labelled=200_000, loss=0.50, var=0.3)
+    slightly_worse = dict(loss=0.51, var=0.3)
+    half = RolloutStep(weight=0.5, min_samples=500, require_quality=True)
+    plan = PLAN.model_copy(update={"steps": [*PLAN.steps[:2], half, PLAN.steps[2]]})
+
+    at_10 = decide(1, plan, champion, arm("canary", 20_000, labelled=20_000, **slightly_worse), 5_000, 90)
+    at_50 = decide(2, plan, champion, arm("canary", 200_000, labelled=200_000, **slightly_worse), 5_000, 90)
+
+    assert at_10.action == "advance", at_10.reason
+    assert at_50.action == "advance", at_50.reason
+    # Worse by more than the margin still rolls back, on the same evidence.
+    clearly_worse = decide(2, plan, champion, arm("canary", 200_000, labelled=200_000, loss=0.55, var=0.3), 5_000, 90)
+    assert clearly_worse.action == "rollback" and "more than the 0.03 margin" in clearly_worse.reason

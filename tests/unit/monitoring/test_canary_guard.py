@@ -1,14 +1,15 @@
-"""The live quality gate on a running canary, on a real SQLite serving database and MLflow registry."""
+"""Monitoring's live check on a running canary, on a real SQLite serving database and MLflow registry."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from domainflow.monitoring.canary_guard import guard_running_canary
-from domainflow.monitoring.reference import Reference
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION
 from domainflow.store.database import open_database
@@ -22,7 +23,8 @@ MODEL = CONFIG.registered_model_name("EWR")
 
 
 @pytest.fixture
-def world(tmp_path):
+def model(tmp_path) -> DomainModel:
+    """v1 champion, v2 challenger, and an empty serving database."""
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri)
     client.create_registered_model(MODEL)
@@ -31,58 +33,69 @@ def world(tmp_path):
     client.set_registered_model_alias(MODEL, CHAMPION, "1")
     client.set_registered_model_alias(MODEL, CHALLENGER, "2")
     engine = open_database(f"sqlite:///{tmp_path}/serving.db")
-    reference = Reference("EWR", "1", _rows(3_000, 0).drop(columns=["at"]), _rows(2_000, 1), data_matches=True)
-    return tracking_uri, engine, reference
-
-
-def _canary_traffic(engine, rows: int, shuffled: bool) -> None:
-    frame = _rows(rows, 7)
-    if shuffled:  # the canary's scores no longer follow the labels
-        frame["score"] = frame["score"].sample(frac=1.0, random_state=0).to_numpy()
-    features = frame[["a", "b", "c", "d", "k"]].to_dict("records")
-    record_predictions(engine, [
-        PredictionRecord(f"c{i}", "EWR", "canary", "2", float(score), 4.0, time.time(), features=f,
-                         event_time=at.timestamp())
-        for i, (score, f, at) in enumerate(zip(frame["score"], features, frame["at"], strict=True))
-    ])  # fmt: skip
-    record_feedback(engine, "EWR", [(f"c{i}", int(y)) for i, y in enumerate(frame["label"])])
-
-
-def _model(tracking_uri, engine) -> DomainModel:
     return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
 
 
+def _traffic(engine, variant: str, version: str, rows: int, seed: int, shuffled: bool = False) -> None:
+    """`rows` labelled predictions of one arm; shuffled scores no longer follow the labels."""
+    frame = _rows(rows, seed)
+    if shuffled:
+        frame["score"] = frame["score"].sample(frac=1.0, random_state=0).to_numpy()
+    features = frame[["a", "b", "c", "d", "k"]].to_dict("records")
+    ids = [f"{variant}-{seed}-{i}" for i in range(rows)]
+    record_predictions(engine, [
+        PredictionRecord(request_id, "EWR", variant, version, float(score), 4.0, time.time(), features=f,
+                         event_time=at.timestamp())
+        for request_id, score, f, at in zip(ids, frame["score"], features, frame["at"], strict=True)
+    ])  # fmt: skip
+    record_feedback(engine, "EWR", [(request_id, int(y)) for request_id, y in zip(ids, frame["label"], strict=True)])
+
+
 def _start_canary(engine) -> None:
-    claim_promotion(engine, "EWR", "2", "1", "controller", lease_seconds=60, now=time.time())
-    set_rollout(engine, "EWR", MODEL, [Arm("champion", "1", 0.9), Arm("canary", "2", 0.1)], "canary step 2", "test")
+    claim_promotion(engine, "EWR", "2", "1", "controller", lease_seconds=60, now=time.time() - 1)
+    set_rollout(engine, "EWR", MODEL, [Arm("champion", "1", 0.5), Arm("canary", "2", 0.5)], "canary step 3", "test")
 
 
-def test_a_canary_failing_the_quality_tests_is_rolled_back(world):
-    tracking_uri, engine, reference = world
-    _start_canary(engine)
-    _canary_traffic(engine, 600, shuffled=True)
+def test_a_canary_worse_than_the_champion_arm_is_rolled_back(model):
+    _start_canary(model.engine)
+    _traffic(model.engine, "champion", "1", 2_000, seed=1)
+    _traffic(model.engine, "canary", "2", 2_000, seed=2, shuffled=True)
 
-    guard = guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, actor="monitor")
+    guard = guard_running_canary(model, CONFIG, actor="monitor")
 
-    assert (guard.version, guard.verdict) == ("2", "rolled back") and "live quality gate" in guard.reason
-    assert read_promotion(engine, "EWR").status == ROLLED_BACK
-    assert read_rollout(engine, "EWR").arms == (Arm("champion", "1", 1.0),)
-    aliases = MlflowClient(tracking_uri).get_registered_model(MODEL).aliases
+    assert (guard.version, guard.verdict) == ("2", "rolled back"), guard.reason
+    assert "live quality check" in guard.reason and "more than the 0.03 margin" in guard.reason
+    assert read_promotion(model.engine, "EWR").status == ROLLED_BACK
+    assert read_rollout(model.engine, "EWR").arms == (Arm("champion", "1", 1.0),)
+    aliases = MlflowClient(model.tracking_uri).get_registered_model(MODEL).aliases
     assert str(aliases.get(CHAMPION)) == "1" and CHALLENGER not in aliases
 
 
-def test_a_canary_passing_or_without_enough_labels_keeps_rolling_out(world):
-    tracking_uri, engine, reference = world
-    assert guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor").verdict == "none running"
-    _start_canary(engine)
-    _canary_traffic(engine, 100, shuffled=True)  # under monitoring.min_labelled (200)
-    assert guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor").verdict == "too few labels"
+def test_a_canary_without_enough_labels_keeps_rolling_out(model):
+    assert guard_running_canary(model, CONFIG, "monitor").verdict == "none running"
+    _start_canary(model.engine)
+    _traffic(model.engine, "champion", "1", 1_000, seed=1)
+    _traffic(model.engine, "canary", "2", 100, seed=2, shuffled=True)  # under canary.min_labelled (200)
+
+    guard = guard_running_canary(model, CONFIG, "monitor")
+
+    assert guard.verdict == "too few labels" and "labels 100/200 canary" in guard.reason
+    assert read_promotion(model.engine, "EWR").status == "running"
 
 
-def test_a_canary_as_good_as_its_reference_passes(world):
-    tracking_uri, engine, reference = world
-    _start_canary(engine)
-    _canary_traffic(engine, 600, shuffled=False)
-    guard = guard_running_canary(_model(tracking_uri, engine), CONFIG, reference, "monitor")
-    assert (guard.version, guard.verdict) == ("2", "passed")
-    assert read_promotion(engine, "EWR").status == "running"
+def test_a_canary_equal_to_the_champion_is_not_rolled_back_over_many_seeds(model, tmp_path):
+    """Issue 16: held to the champion's test-month figures alone, such a canary failed one look in ten at 200 labels.
+
+    Forty canaries drawn from the champion's own distribution, each looked at after 200, 400
+    and 800 labels per arm: none is rolled back.
+    """
+    verdicts = []
+    for seed in range(40):
+        world = replace(model, engine=open_database(f"sqlite:///{tmp_path}/serving-{seed}.db"))
+        _start_canary(world.engine)
+        for batch, rows in enumerate((200, 200, 400)):
+            _traffic(world.engine, "champion", "1", rows, seed=1_000 * seed + batch)
+            _traffic(world.engine, "canary", "2", rows, seed=1_000 * seed + batch + 500)
+            verdicts.append(guard_running_canary(world, CONFIG, "monitor").verdict)
+    assert verdicts.count("rolled back") == 0, np.unique(verdicts, return_counts=True)
+    assert verdicts.count("passed") == len(verdicts)
