@@ -56,7 +56,7 @@ def tiny_overrides(source: Path | str) -> dict:
         "optimization": {"latency_repeats": 5, "calibration_rows": 128},
         "baseline": {"max_iter": 20},
         "gate": {"min_validation_auc": 0.5, "min_test_auc": 0.5, "champion_margin": 0.3, "baseline_margin": 0.3,
-                 "max_calibration_error": 0.3, "max_slice_regression": 0.5, "min_slice_rows": 30,
+                 "calibration_margin": 0.3, "max_slice_regression": 0.5, "min_slice_rows": 30,
                  "bootstrap_resamples": 200},
         "privacy": {"seed": 0},
     }  # fmt: skip

@@ -173,3 +173,41 @@ def bootstrap_mean(
         [(c @ values) / c.sum(axis=1, dtype=np.float64) for c in resample_counts(values.size, resamples, seed)]
     )
     return _interval(values.mean(), samples, confidence)
+
+
+def paired_ece_difference(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    bins: int = 10,
+) -> Interval:
+    """Interval of ECE(b) - ECE(a) on the same rows (equal-width score bins), each resample shared by both models.
+
+    A row's bin does not change under resampling, so each model's binned sums over B resamples
+    are one product of the counts with a rows x bins matrix.
+    """
+    labels = _check(labels, scores_a, scores_b).astype(np.float64)
+
+    def gaps(scores: np.ndarray) -> np.ndarray:
+        """Rows x bins: each row's label minus score, in its bin's column."""
+        scores = np.asarray(scores, dtype=np.float64)
+        which = np.clip((scores * bins).astype(int), 0, bins - 1)
+        table = np.zeros((scores.size, bins))
+        table[np.arange(scores.size), which] = labels - scores
+        return table
+
+    gaps_a, gaps_b = gaps(scores_a), gaps(scores_b)
+
+    def ece(counts: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        return np.abs(counts @ gaps).sum(axis=1) / counts.sum(axis=1)
+
+    ones = np.ones((1, labels.size))
+    full = ece(ones, gaps_b)[0] - ece(ones, gaps_a)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        samples = np.concatenate(
+            [ece(c, gaps_b) - ece(c, gaps_a) for c in resample_counts(labels.size, resamples, seed)]
+        )
+    return _interval(full, samples, confidence)

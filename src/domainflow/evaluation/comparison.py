@@ -21,6 +21,7 @@ class PairedTest:
     statistic: float
     p_value: float
     difference: float  # b minus a: AUC for DeLong, accuracy for McNemar
+    standard_error: float = 0.0  # of `difference`; 0 when the two agree row for row
 
 
 def _midranks(values: np.ndarray) -> np.ndarray:
@@ -56,8 +57,9 @@ def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) 
     if variance <= 0:
         # Identical rankings: no evidence of a difference.
         return PairedTest("delong", 0.0, 1.0, float(difference))
-    z = difference / np.sqrt(variance)
-    return PairedTest("delong", float(z), float(2 * stats.norm.sf(abs(z))), float(difference))
+    error = float(np.sqrt(variance))
+    z = difference / error
+    return PairedTest("delong", float(z), float(2 * stats.norm.sf(abs(z))), float(difference), error)
 
 
 def delong_auc_variance(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -87,3 +89,18 @@ def mcnemar_test(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: n
         return PairedTest("mcnemar-exact", float(min(only_a, only_b)), float(result.pvalue), difference)
     statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
     return PairedTest("mcnemar", float(statistic), float(stats.chi2.sf(statistic, 1)), difference)
+
+
+def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input's order: reject where adjusted < alpha.
+
+    Written here because statsmodels (whose `multipletests` does this) is not a runtime
+    dependency and scipy has Benjamini-Hochberg only.
+    """
+    p_values = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p_values)
+    steps = p_values.size - np.arange(p_values.size)
+    adjusted = np.minimum(np.maximum.accumulate(steps * p_values[order]), 1.0)
+    result = np.empty_like(adjusted)
+    result[order] = adjusted
+    return result

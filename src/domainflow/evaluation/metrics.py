@@ -49,7 +49,7 @@ def slice_metrics(slices: pd.Series, labels: np.ndarray, scores: np.ndarray, min
     return pd.DataFrame(rows)
 
 
-_COMPARED = ["auc", "reference_auc", "drop", "delong_p_value"]
+_COMPARED = ["auc", "reference_auc", "drop", "drop_se", "delong_p_value"]
 
 
 def slice_auc_drops(
@@ -58,7 +58,7 @@ def slice_auc_drops(
     """Per slice, the AUC of a model and of a reference on the same rows, and the drop (reference minus model).
 
     Slices too small to judge (as in `slice_metrics`) are listed with NaN figures.
-    DeLong's p-value says whether a drop is more than noise.
+    DeLong's standard error of the drop (`drop_se`) and p-value say whether it is more than noise.
     """
     frame = pd.DataFrame({"slice": np.asarray(slices), "label": np.asarray(labels), "score": np.asarray(scores)})
     frame["reference"] = np.asarray(reference_scores)
@@ -67,13 +67,14 @@ def slice_auc_drops(
         row = {
             "slice": value,
             "rows": len(part),
-            **dict.fromkeys(["auc", "reference_auc", "drop", "delong_p_value"], np.nan),
+            **dict.fromkeys(_COMPARED, np.nan),
         }
         if _judged(part, min_rows):
             row["auc"] = roc_auc_score(part["label"], part["score"])
             row["reference_auc"] = roc_auc_score(part["label"], part["reference"])
             row["drop"] = row["reference_auc"] - row["auc"]
-            row["delong_p_value"] = delong_test(part["label"], part["reference"], part["score"]).p_value
+            delong = delong_test(part["label"], part["reference"], part["score"])
+            row["drop_se"], row["delong_p_value"] = delong.standard_error, delong.p_value
         rows.append(row)
     return pd.DataFrame(rows)
 
