@@ -447,8 +447,11 @@ class MonitoringConfig(_Strict):
     reference_rows: int = Field(default=20_000, ge=100)
     # A window drifts when at least this share of its feature columns drift (Evidently's DataDriftPreset rule).
     drift_share: float = Field(default=0.5, gt=0, le=1)
-    # Per-column test threshold; None keeps Evidently's defaults (by column type and sample size).
-    stattest_threshold: float | None = Field(default=None, gt=0)
+    # Per-column test thresholds, one per kind of statistic; None keeps Evidently's defaults. The test
+    # is chosen by column type and sample size: ks, chi-square and z give p-values (drift below the
+    # cutoff), Wasserstein and Jensen-Shannon give distances (drift at or above it).
+    p_value_threshold: float | None = Field(default=None, gt=0, lt=1)
+    distance_threshold: float | None = Field(default=None, gt=0)
     # Above this many rows the fast drift path tests a seeded sample and states its sampling error.
     max_exact_rows: int = Field(default=1_000_000, ge=1_000)
     # Label-based quality needs this many labelled predictions in the window.
@@ -461,6 +464,16 @@ class MonitoringConfig(_Strict):
     history_days: int = Field(default=120, ge=7)
     forecast: ForecastConfig = ForecastConfig()
     sla: SlaConfig = SlaConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_knob_per_statistic(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "stattest_threshold" in values:
+            raise ValueError(
+                "monitoring.stattest_threshold is gone: it was a p-value cutoff for some tests and a distance "
+                "cutoff for others; set monitoring.p_value_threshold and/or monitoring.distance_threshold"
+            )
+        return values
 
 
 class ScaleConfig(_Strict):

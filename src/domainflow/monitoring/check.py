@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from domainflow.config import PipelineConfig
 from domainflow.store.checks import CheckRecord
 
-from .drift import ColumnDrift, DriftResult, detect_drift
+from .drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift
 from .events import DRIFT_DETECTED, FORECAST_BREACH, QUALITY_DEGRADED, DomainEvent
 from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
@@ -29,6 +29,8 @@ from .window import LogWindow, day_quality, stream_log_days
 
 # A day needs this many predictions before its drift share counts in the daily series.
 MIN_DAY_ROWS = 100
+# A feature null in at least this share of the reference rows is not "drifted" for a window without values.
+MOSTLY_NULL = 0.5
 DAILY_COLUMNS = ["predictions", "labelled", "log_loss", "auc", "drift_share"]
 
 
@@ -130,18 +132,22 @@ def check_domain(reference: Reference, window: LogWindow, daily: pd.DataFrame, c
     )  # fmt: skip
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig) -> DriftResult:
-    """The fast path over the features; a feature with values in the reference and none now counts as drifted.
+def feature_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig, skip: Collection[str] = ()
+) -> DriftResult:
+    """The fast path over the features but `skip`; a feature with values in the reference and none now may drift.
 
     A feature that stops arriving is the plainest drift there is, and no statistical test takes an
-    empty sample, so it is recorded with the method "all_missing" instead of tested.
+    empty sample, so it is recorded with the method "all_missing" instead of tested; but only when
+    the reference mostly has values for it: a column null in most reference rows (MOSTLY_NULL) comes
+    in whole null stretches, and a window inside one is no news.
     """
     data, monitoring = config.data, config.monitoring
-    gone = [c for c in data.features if current[c].notna().sum() == 0 and reference[c].notna().sum() > 0]
-    numeric, categorical = _with_values(reference, current, config)
+    features = [c for c in data.features if c not in skip]
+    gone = [c for c in features if current[c].notna().sum() == 0 and reference[c].notna().mean() > 1 - MOSTLY_NULL]
+    numeric, categorical = _with_values(reference, current, config, skip)
     result = detect_drift(reference, current, numeric, categorical, drift_share=monitoring.drift_share,
-                          threshold=monitoring.stattest_threshold,
-                          max_exact_rows=monitoring.max_exact_rows)  # fmt: skip
+                          thresholds=drift_thresholds(config), max_exact_rows=monitoring.max_exact_rows)  # fmt: skip
     if not gone:
         return result
     missing = [ColumnDrift(c, "numeric" if c in data.numeric_features else "categorical", "all_missing", 1.0, 1.0, True)
@@ -151,11 +157,15 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, config: Pipeli
     return replace(result, columns=columns, share_drifted=share, dataset_drift=share >= result.drift_share)
 
 
-def _with_values(reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig):
-    """The numeric and the categorical features with values in both frames (the ones a test can take)."""
+def drift_thresholds(config: PipelineConfig) -> DriftThresholds:
+    return DriftThresholds(p_value=config.monitoring.p_value_threshold, distance=config.monitoring.distance_threshold)
+
+
+def _with_values(reference: pd.DataFrame, current: pd.DataFrame, config: PipelineConfig, skip: Collection[str] = ()):
+    """The numeric and the categorical features but `skip` with values in both frames (the ones a test can take)."""
 
     def usable(columns):
-        return [c for c in columns if reference[c].notna().any() and current[c].notna().any()]
+        return [c for c in columns if c not in skip and reference[c].notna().any() and current[c].notna().any()]
 
     return usable(config.data.numeric_features), usable(config.data.categorical_features)
 
@@ -174,7 +184,11 @@ def daily_series(
         quality = day_quality(rows, min_labelled=config.monitoring.min_labelled)
         drifted = np.nan
         if rows.rows >= MIN_DAY_ROWS:
-            drifted = float(feature_drift(reference.train, rows.frame, config).share_drifted)
+            # A column with one value all day (a calendar column, by construction) against the reference's
+            # many always "drifts", and says nothing of the day; the window check, across days, still tests it.
+            fixed = [c for c in config.data.features if rows.frame[c].nunique(dropna=True) == 1]
+            if len(fixed) < len(config.data.features):
+                drifted = float(feature_drift(reference.train, rows.frame, config, skip=fixed).share_drifted)
         figures.append({"day": day, **quality, "drift_share": drifted})
     if not figures:
         return pd.DataFrame(columns=DAILY_COLUMNS)
@@ -215,6 +229,6 @@ def evidently_report(reference: Reference, window: LogWindow, config: PipelineCo
     return build_report(
         reference.train, window.frame, *_with_values(reference.train, window.frame, config),
         quality_reference=reference.test, drift_share=monitoring.drift_share,
-        threshold=monitoring.stattest_threshold, min_labelled=monitoring.min_labelled,
+        thresholds=drift_thresholds(config), min_labelled=monitoring.min_labelled,
         max_auc_drop=monitoring.max_auc_drop, max_log_loss_increase=monitoring.max_log_loss_increase,
     )  # fmt: skip

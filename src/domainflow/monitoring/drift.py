@@ -61,6 +61,29 @@ TESTS = {
 }
 
 
+@dataclass(frozen=True)
+class DriftThresholds:
+    """A p-value cutoff for the tests that give one (ks, chisquare, z), a distance cutoff for the others.
+
+    One number for both meant a p-value of 0.1 for some columns and a distance of 0.1 for others.
+    None keeps Evidently's default for the method.
+    """
+
+    p_value: float | None = None
+    distance: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.p_value is not None and not 0 < self.p_value < 1:
+            raise ValueError(f"the p-value threshold must lie in (0, 1), got {self.p_value}")
+        if self.distance is not None and not self.distance > 0:
+            raise ValueError(f"the distance threshold must be > 0, got {self.distance}")
+
+    def for_method(self, method: str) -> float:
+        test = TESTS[method]
+        chosen = self.p_value if test.is_p_value else self.distance
+        return test.default_threshold if chosen is None else chosen
+
+
 def is_drifted(method: str, score: float, threshold: float) -> bool:
     test = TESTS[method]
     if test.is_p_value:
@@ -256,20 +279,25 @@ def _score(method: str, prepared: _Prepared) -> float:
     return _z_p_value(reference, current, first)
 
 
-def _check_threshold(threshold: float | None) -> None:
-    if threshold is not None and not threshold > 0:
-        raise ValueError(f"threshold must be > 0 (or None for Evidently's defaults), got {threshold}")
+def column_test(reference: pd.Series, current: pd.Series, kind: str) -> str:
+    """The test `column_drift` runs on this column: Evidently's default for its rows and distinct values."""
+    prepared = _prepare(str(reference.name), kind, reference, current)
+    return choose_method(kind, prepared.reference.size, _distinct_values(prepared))
 
 
 def column_drift(
-    reference: pd.Series, current: pd.Series, kind: str, threshold: float | None = None, *, column: str | None = None
+    reference: pd.Series,
+    current: pd.Series,
+    kind: str,
+    thresholds: DriftThresholds = DriftThresholds(),
+    *,
+    column: str | None = None,
 ) -> ColumnDrift:
     """One column's drift verdict (also the prediction drift of the score column)."""
-    _check_threshold(threshold)
     column = str(column if column is not None else reference.name)
     prepared = _prepare(column, kind, reference, current)
     method = choose_method(kind, prepared.reference.size, _distinct_values(prepared))
-    threshold = TESTS[method].default_threshold if threshold is None else threshold
+    threshold = thresholds.for_method(method)
     score = _score(method, prepared)
     return ColumnDrift(column, kind, method, score, threshold, is_drifted(method, score, threshold))
 
@@ -287,7 +315,11 @@ def _usable_rows(values: pd.Series) -> int:
 
 
 def _sampled_column_drift(
-    reference: pd.Series, current: pd.Series, kind: str, threshold: float | None, picks: list[np.ndarray | None]
+    reference: pd.Series,
+    current: pd.Series,
+    kind: str,
+    thresholds: DriftThresholds,
+    picks: list[np.ndarray | None],
 ) -> ColumnDrift:
     """The drift of the sampled rows, its test chosen by the whole reference's size, and its standard error.
 
@@ -299,7 +331,7 @@ def _sampled_column_drift(
     *rows, keys = _row_values(column, kind, *samples)
     prepared = _prepared(column, kind, *(_usable(kind, values) for values in rows), keys)
     method = choose_method(kind, _usable_rows(reference), _distinct_values(prepared))
-    threshold = TESTS[method].default_threshold if threshold is None else threshold
+    threshold = thresholds.for_method(method)
     score = _score(method, prepared)
     whole = (prepared.reference, prepared.current)
     parts = []
@@ -333,7 +365,7 @@ def detect_drift(
     categorical: list[str],
     *,
     drift_share: float = 0.5,
-    threshold: float | None = None,
+    thresholds: DriftThresholds = DriftThresholds(),
     max_exact_rows: int = 1_000_000,
     seed: int = 0,
 ) -> DriftResult:
@@ -344,7 +376,6 @@ def detect_drift(
     """
     started = time.perf_counter()
     check_columns(reference, current, numeric, categorical)
-    _check_threshold(threshold)
     if not 0 < drift_share <= 1:
         raise ValueError(f"drift_share must be in (0, 1], got {drift_share}")
     if max_exact_rows < 1:
@@ -354,9 +385,9 @@ def detect_drift(
     sampled = any(pick is not None for pick in picks)
     kinds = [(c, NUMERIC) for c in numeric] + [(c, CATEGORICAL) for c in categorical]
     columns = [
-        _sampled_column_drift(reference[c], current[c], kind, threshold, picks)
+        _sampled_column_drift(reference[c], current[c], kind, thresholds, picks)
         if sampled
-        else column_drift(reference[c], current[c], kind, threshold, column=c)
+        else column_drift(reference[c], current[c], kind, thresholds, column=c)
         for c, kind in kinds
     ]
     share = sum(c.drifted for c in columns) / len(columns)

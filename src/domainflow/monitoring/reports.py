@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .drift import CATEGORICAL, NUMERIC, ColumnDrift, DriftResult, check_columns
+from .drift import CATEGORICAL, NUMERIC, ColumnDrift, DriftResult, DriftThresholds, check_columns, column_test
 
 _VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
 _DRIFTED_COLUMNS = "evidently:metric_v2:DriftedColumnsCount"
@@ -93,7 +93,12 @@ def _drift_result(payload: dict, features: list[str], numeric: list[str], rows: 
     )
 
 
-def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_share, threshold):
+def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_share, thresholds: DriftThresholds):
+    """Evidently's drift of the features and of `extra_numeric`, each column at the threshold of the fast path's test.
+
+    Evidently takes one threshold per column; the fast path picks each column's test (and so
+    whether its threshold is a p-value or a distance) as Evidently does, so it says which.
+    """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
@@ -101,8 +106,13 @@ def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_sh
     features = [*numeric, *categorical]
     columns = [*features, *extra_numeric]
     definition = DataDefinition(numerical_columns=[*numeric, *extra_numeric], categorical_columns=list(categorical))
-    metrics = [DataDriftPreset(columns=features, drift_share=drift_share, threshold=threshold)]
-    metrics += [ValueDrift(column=c, threshold=threshold) for c in extra_numeric]
+    per_column = {
+        c: thresholds.for_method(column_test(reference[c], current[c], CATEGORICAL if c in categorical else NUMERIC))
+        for c in columns
+        if reference[c].notna().any() and current[c].notna().any()
+    }
+    metrics = [DataDriftPreset(columns=features, drift_share=drift_share, per_column_threshold=per_column)]
+    metrics += [ValueDrift(column=c, threshold=per_column.get(c)) for c in extra_numeric]
     return Report(metrics, include_tests=True).run(
         Dataset.from_pandas(current[columns].copy(), data_definition=definition),
         Dataset.from_pandas(reference[columns].copy(), data_definition=definition),
@@ -116,12 +126,12 @@ def evidently_drift(
     categorical: list[str],
     *,
     drift_share: float = 0.5,
-    threshold: float | None = None,
+    thresholds: DriftThresholds = DriftThresholds(),
 ) -> DriftResult:
     """Evidently's DataDriftPreset verdicts in the fast path's shape (for comparison and the benchmark)."""
     check_columns(reference, current, numeric, categorical)
     started = time.perf_counter()
-    snapshot = _run_drift(reference, current, numeric, categorical, [], drift_share, threshold)
+    snapshot = _run_drift(reference, current, numeric, categorical, [], drift_share, thresholds)
     return _drift_result(snapshot.dict(), [*numeric, *categorical], numeric, (len(reference), len(current)), started)
 
 
@@ -207,7 +217,7 @@ def build_report(
     label: str = "label",
     quality_reference: pd.DataFrame | None = None,
     drift_share: float = 0.5,
-    threshold: float | None = None,
+    thresholds: DriftThresholds = DriftThresholds(),
     min_labelled: int = 200,
     max_auc_drop: float = 0.05,
     max_log_loss_increase: float = 0.05,
@@ -224,7 +234,7 @@ def build_report(
         if missing:
             raise ValueError(f"columns {missing} are missing from the {name} frame")
     started = time.perf_counter()
-    drift_snapshot = _run_drift(reference, current, numeric, categorical, [score], drift_share, threshold)
+    drift_snapshot = _run_drift(reference, current, numeric, categorical, [score], drift_share, thresholds)
     payload = drift_snapshot.dict()
     features = [*numeric, *categorical]
     drift = _drift_result(payload, features, numeric, (len(reference), len(current)), started)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from domainflow.monitoring.drift import column_drift, detect_drift
+from domainflow.monitoring.drift import DriftThresholds, column_drift, detect_drift
 from domainflow.monitoring.reports import evidently_drift
 
 NUMERIC = ["stable", "shifted", "scaled", "few", "binary", "constant"]
@@ -47,20 +47,21 @@ def large() -> tuple[pd.DataFrame, pd.DataFrame]:
 # Evidently's histograms and correlations of the column holding infinities warn; its tests drop them as ours do.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize(
-    ("reference_rows", "methods", "threshold"),
+    ("reference_rows", "methods", "thresholds"),
     [
-        (3_000, {"wasserstein", "jensenshannon"}, None),
-        (3_000, {"wasserstein", "jensenshannon"}, 0.3),
-        (600, {"ks", "chisquare", "z"}, None),
+        (3_000, {"wasserstein", "jensenshannon"}, DriftThresholds()),
+        (3_000, {"wasserstein", "jensenshannon"}, DriftThresholds(p_value=0.01, distance=0.3)),
+        (600, {"ks", "chisquare", "z"}, DriftThresholds()),
+        (600, {"ks", "chisquare", "z"}, DriftThresholds(p_value=0.01, distance=0.3)),
     ],
 )
-def test_fast_path_agrees_with_evidently_column_by_column(reference_rows, methods, threshold):
+def test_fast_path_agrees_with_evidently_column_by_column(reference_rows, methods, thresholds):
     reference = make_frame(reference_rows, shifted=False, seed=1)
     current = make_frame(reference_rows - 100, shifted=True, seed=2)
     # 3 of 9 columns drift (with the defaults): the share sits exactly on drift_share, which counts as drift.
     share = 1 / 3
-    fast = detect_drift(reference, current, NUMERIC, CATEGORICAL, drift_share=share, threshold=threshold)
-    slow = evidently_drift(reference, current, NUMERIC, CATEGORICAL, drift_share=share, threshold=threshold)
+    fast = detect_drift(reference, current, NUMERIC, CATEGORICAL, drift_share=share, thresholds=thresholds)
+    slow = evidently_drift(reference, current, NUMERIC, CATEGORICAL, drift_share=share, thresholds=thresholds)
 
     assert [c.column for c in fast.columns] == NUMERIC + CATEGORICAL == [c.column for c in slow.columns]
     for mine, theirs in zip(fast.columns, slow.columns, strict=True):
@@ -71,7 +72,10 @@ def test_fast_path_agrees_with_evidently_column_by_column(reference_rows, method
         assert mine.score == pytest.approx(theirs.score, rel=1e-9, abs=1e-12), mine.column
     assert {c.method for c in fast.columns} == methods
     assert (fast.share_drifted, fast.dataset_drift) == (slow.share_drifted, slow.dataset_drift)
-    if threshold is None:
+    # Each column is judged at the cutoff of its statistic's kind: a p-value's, or a distance's.
+    expected = {c.column: thresholds.for_method(c.method) for c in fast.columns}
+    assert {c.column: c.threshold for c in fast.columns} == expected
+    if thresholds == DriftThresholds():
         assert set(fast.drifted_columns()) == SHIFTED
         assert fast.dataset_drift is True
     assert fast.sampled_rows is None and fast.sampling_error is None
@@ -148,3 +152,12 @@ def test_a_value_only_the_current_window_holds_drifts_in_both():
     assert [(c.method, c.drifted) for c in fast.columns] == [(c.method, c.drifted) for c in slow.columns]
     assert [c.score for c in fast.columns] == pytest.approx([c.score for c in slow.columns], rel=1e-9)
     assert fast.columns[1].method == "chisquare" and fast.columns[1].score == 0.0
+
+
+def test_a_config_with_the_old_single_threshold_names_the_two_that_replace_it():
+    from domainflow.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="stattest_threshold is gone.*p_value_threshold.*distance_threshold"):
+        build_config({"monitoring": {"stattest_threshold": 0.1}})
+    with pytest.raises(ValueError, match="p-value threshold must lie in"):
+        DriftThresholds(p_value=1.5)
