@@ -116,10 +116,11 @@ def compare_variant_means(
     SQL. Mirrors :func:`compare_variants`: each variant gets a Welch t-test against the control (arms rarely
     share a variance), Holm-corrected across variants, plus a probability to be best from the normal
     approximation N(mean, var/n) of each arm's mean. A winner must differ significantly from the control in
-    its favour (or, for the control, beat every variant) and be best with probability >= 1 - alpha.
-    Otherwise the verdict says how many more samples per variant a Bonferroni-level (alpha / (k-1)) t-test
-    needs to detect ``min_detectable_effect`` (in the metric's units; the default suits log loss in nats) at
-    the pooled variance. ``lower_is_better`` (log loss, latency) decides which direction wins.
+    its favour (or, for the control, beat every variant) and be best with probability >= 1 - alpha, and
+    every arm must have the planned sample: what a Bonferroni-level (alpha / (k-1)) t-test needs to detect
+    ``min_detectable_effect`` (in the metric's units; the default suits log loss in nats) at the pooled
+    variance. Before that the verdict is "continue", saying how many more samples per variant are needed.
+    ``lower_is_better`` (log loss, latency) decides which direction wins.
     """
     alpha = check_open_unit("alpha", alpha)
     power = check_open_unit("power", power)
@@ -155,25 +156,30 @@ def compare_variant_means(
 
     direction = "lower" if lower_is_better else "higher"
     top, better = pick_winner(rows, alpha, sign)
+    # The Welch tests are fixed-horizon: read before the planned sample, at every look, they name a
+    # winner among equal arms far more often than alpha. So no winner is named before it.
+    pooled = float(np.sum((n - 1) * v) / np.sum(n - 1))
+    required = sample_size_two_means(pooled, min_detectable_effect, alpha / (k - 1), power).n_control
+    additional = max(0, required - int(n.min()))
+    if additional > 0:
+        leading = f"{top.name} leads, but " if top is not None else ""
+        reason = (
+            f"{leading}a winner is named only at the planned {required} samples per variant (effect "
+            f"{min_detectable_effect}, power {power}); about {additional} more are needed"
+        )
+        return MeansVerdict("continue", None, reason, additional, required, tuple(rows))
     if top is not None:
         why = "beats every variant" if top.index == 0 else f"beats {labels[0]} by {top.effect:+.4g}"
         reason = (
             f"{top.name} {why} ({direction} is better; Holm-adjusted, alpha={alpha}) "
             f"and is best with probability {top.prob_best:.3f}"
         )
-        return MeansVerdict("winner", top.name, reason, 0, 0, tuple(rows))
-
-    pooled = float(np.sum((n - 1) * v) / np.sum(n - 1))
-    required = sample_size_two_means(pooled, min_detectable_effect, alpha / (k - 1), power).n_control
-    additional = max(0, required - int(n.min()))
+        return MeansVerdict("winner", top.name, reason, 0, required, tuple(rows))
     if better:
         status = (
             f"{', '.join(r.name for r in better)} beat {labels[0]} but none is best with probability >= {1 - alpha}"
         )
     else:
         status = f"no variant is significantly {direction} than {labels[0]} after Holm correction"
-    if additional > 0:
-        reason = f"{status}; about {additional} more samples per variant are needed to detect {min_detectable_effect}"
-        return MeansVerdict("continue", None, reason, additional, required, tuple(rows))
     reason = f"{status} at the planned {required} samples per variant (effect {min_detectable_effect}, power {power})"
     return MeansVerdict("no_winner", None, reason, 0, required, tuple(rows))

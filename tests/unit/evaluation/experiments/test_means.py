@@ -61,7 +61,7 @@ def test_sample_size_two_means_matches_statsmodels(variance, mde, alpha, power, 
 
 
 def test_compare_variant_means_names_a_clear_winner_and_flips_it_when_higher_is_better():
-    means, variances, counts = [0.50, 0.55, 0.45], [SIGMA**2] * 3, [5000] * 3
+    means, variances, counts = [0.50, 0.55, 0.45], [SIGMA**2] * 3, [20_000] * 3
     names = ["champion", "canary_a", "canary_b"]
     lower = compare_variant_means(means, variances, counts, names=names)
     assert lower.decision == "winner" and lower.winner == "canary_b"
@@ -76,7 +76,7 @@ def test_compare_variant_means_names_a_clear_winner_and_flips_it_when_higher_is_
 
 
 def test_compare_variant_means_crowns_the_control_when_every_variant_is_worse():
-    verdict = compare_variant_means([0.45, 0.50, 0.52], [SIGMA**2] * 3, [5000] * 3)
+    verdict = compare_variant_means([0.45, 0.50, 0.52], [SIGMA**2] * 3, [20_000] * 3)
     assert verdict.decision == "winner" and verdict.winner == "variant_0"
 
 
@@ -87,7 +87,27 @@ def test_compare_variant_means_asks_for_more_data_when_it_cannot_tell():
     required = sample_size_two_means(float(np.mean(variances)), 0.01, alpha=0.05 / 2, power=0.8).n_control
     assert verdict.required_samples_per_variant == required
     assert verdict.additional_samples_per_variant == required - 500 > 0
-    assert f"{required - 500} more samples" in verdict.reason
+    assert f"about {required - 500} more are needed" in verdict.reason
+
+
+def test_no_winner_is_named_before_the_planned_sample_however_often_one_looks():
+    """Issue 16: Welch tests read at every look named a winner among three equal arms far more often than alpha.
+
+    200 A/A/A experiments, looked at every 1,000 labels per arm up to 90 % of the planned sample (the
+    plan is re-estimated from the arms' variance at each look), then at the plan.
+    """
+    rng = np.random.default_rng(0)
+    required = sample_size_two_means(SIGMA**2, 0.01, alpha=0.05 / 2, power=0.8).n_control
+    early_winners = winners_at_plan = 0
+    for _ in range(200):
+        losses = rng.normal(0.5, SIGMA, size=(3, required))
+        looks = [*range(1_000, int(0.9 * required), 1_000), required]
+        named = [compare_variant_means(losses[:, :n].mean(axis=1), losses[:, :n].var(axis=1, ddof=1), [n] * 3,
+                                       draws=2_000).decision == "winner" for n in looks]  # fmt: skip
+        early_winners += any(named[:-1])
+        winners_at_plan += named[-1]
+    assert early_winners == 0
+    assert winners_at_plan <= 0.05 * 200 * 1.5
 
 
 def test_compare_variant_means_gives_up_once_the_planned_sample_is_reached():
