@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,6 +24,17 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Settings a section no longer has, each with the message naming what replaced it: a config that
+    # still sets one is told so, instead of only "extra inputs are not permitted".
+    _retired: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_settings(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for name in values.keys() & cls._retired.keys():
+                raise ValueError(cls._retired[name])
+        return values
 
 
 class TargetSpec(_Strict):
@@ -284,16 +295,10 @@ class GateConfig(_Strict):
     slice_columns: list[str] = ["carrier"]
     min_slice_rows: int = Field(default=300, ge=10)
     seed: int = 0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _calibration_is_relative(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "max_calibration_error" in values:
-            raise ValueError(
-                "gate.max_calibration_error is gone: calibration is judged against the reference on the same "
-                "rows; set gate.calibration_margin, the largest allowed ECE difference (default 0.02)"
-            )
-        return values
+    _retired: ClassVar[dict[str, str]] = {
+        "max_calibration_error": "gate.max_calibration_error is gone: calibration is judged against the "
+        "reference on the same rows; set gate.calibration_margin, the largest allowed ECE difference (default 0.02)"
+    }
 
 
 class ServingConfig(_Strict):
@@ -464,16 +469,10 @@ class MonitoringConfig(_Strict):
     history_days: int = Field(default=120, ge=7)
     forecast: ForecastConfig = ForecastConfig()
     sla: SlaConfig = SlaConfig()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_knob_per_statistic(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "stattest_threshold" in values:
-            raise ValueError(
-                "monitoring.stattest_threshold is gone: it was a p-value cutoff for some tests and a distance "
-                "cutoff for others; set monitoring.p_value_threshold and/or monitoring.distance_threshold"
-            )
-        return values
+    _retired: ClassVar[dict[str, str]] = {
+        "stattest_threshold": "monitoring.stattest_threshold is gone: it was a p-value cutoff for some tests "
+        "and a distance cutoff for others; set monitoring.p_value_threshold and/or monitoring.distance_threshold"
+    }
 
 
 class ScaleConfig(_Strict):

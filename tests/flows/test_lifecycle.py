@@ -17,6 +17,7 @@ from domainflow.progress import StageCounter, StageProgress, flows_in
 from domainflow.settings import resolve_settings
 
 from ..conftest import SAMPLE_DOMAINS, tiny_overrides
+from .conftest import isolate_home
 
 
 def _declared_stages() -> dict[str, tuple[str, ...]]:
@@ -68,7 +69,7 @@ def first_run(flights_sample_csv, tmp_path_factory):
     counter = StageCounter(_declared_stages(), lambda done, total, line: None)
     handler, loggers = StageProgress(counter), [logging.getLogger(f"prefect.{kind}_runs") for kind in ("flow", "task")]
     with pytest.MonkeyPatch.context() as patch:
-        _use_home(patch, home)
+        isolate_home(patch, home)
         for logger in loggers:
             logger.addHandler(handler)
         try:
@@ -84,14 +85,8 @@ def first_run(flights_sample_csv, tmp_path_factory):
 @pytest.fixture
 def trained_home(first_run, monkeypatch):
     """The first run's home for one test, which may add runs and versions to it."""
-    _use_home(monkeypatch, first_run.home)
+    isolate_home(monkeypatch, first_run.home)
     return first_run.home
-
-
-def _use_home(patch: pytest.MonkeyPatch, home) -> None:
-    patch.setenv("DOMAINFLOW_HOME", str(home))
-    for name in ("MLFLOW_TRACKING_URI", "DOMAINFLOW_ARTIFACT_ROOT", "DOMAINFLOW_DATABASE_URL"):
-        patch.delenv(name, raising=False)
 
 
 def _aliases(config) -> dict[str, dict[str, str]]:

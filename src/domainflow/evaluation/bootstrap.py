@@ -13,7 +13,7 @@ makes the comparison paired.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +121,12 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> Interv
     return Interval(float(estimate), float(low), float(high), confidence, int(np.isfinite(samples).sum()))
 
 
+def _resampled(statistic: Callable[[np.ndarray], np.ndarray], rows: int, resamples: int, seed: int | None):
+    """`statistic` of each resample (a row of counts), chunk by chunk; one it cannot score is NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([statistic(counts) for counts in resample_counts(rows, resamples, seed)])
+
+
 def bootstrap_auc(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -135,10 +141,7 @@ def bootstrap_auc(
     # Poisson counts are independent per row, so each resample's counts can be
     # drawn straight into (sorted negatives, positives) order.
     split = ranked.negatives.size
-    with np.errstate(invalid="ignore", divide="ignore"):
-        samples = np.concatenate(
-            [ranked.auc_split(c[:, :split], c[:, split:]) for c in resample_counts(positive.size, resamples, seed)]
-        )
+    samples = _resampled(lambda c: ranked.auc_split(c[:, :split], c[:, split:]), positive.size, resamples, seed)
     return _interval(full, samples, confidence)
 
 
@@ -155,10 +158,7 @@ def paired_auc_difference(
     ranked_a, ranked_b = _RankedScores(positive, np.asarray(scores_a)), _RankedScores(positive, np.asarray(scores_b))
     ones = np.ones((1, positive.size), dtype=np.int64)
     full = ranked_b.auc(ones)[0] - ranked_a.auc(ones)[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        samples = np.concatenate(
-            [ranked_b.auc(c) - ranked_a.auc(c) for c in resample_counts(positive.size, resamples, seed)]
-        )
+    samples = _resampled(lambda c: ranked_b.auc(c) - ranked_a.auc(c), positive.size, resamples, seed)
     return _interval(full, samples, confidence)
 
 
@@ -169,9 +169,7 @@ def bootstrap_mean(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError("values must be a non-empty 1-D array")
-    samples = np.concatenate(
-        [(c @ values) / c.sum(axis=1, dtype=np.float64) for c in resample_counts(values.size, resamples, seed)]
-    )
+    samples = _resampled(lambda c: (c @ values) / c.sum(axis=1, dtype=np.float64), values.size, resamples, seed)
     return _interval(values.mean(), samples, confidence)
 
 
@@ -206,8 +204,5 @@ def paired_ece_difference(
 
     ones = np.ones((1, labels.size))
     full = ece(ones, gaps_b)[0] - ece(ones, gaps_a)[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        samples = np.concatenate(
-            [ece(c, gaps_b) - ece(c, gaps_a) for c in resample_counts(labels.size, resamples, seed)]
-        )
+    samples = _resampled(lambda c: ece(c, gaps_b) - ece(c, gaps_a), labels.size, resamples, seed)
     return _interval(full, samples, confidence)

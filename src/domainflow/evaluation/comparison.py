@@ -89,18 +89,3 @@ def mcnemar_test(labels: np.ndarray, predictions_a: np.ndarray, predictions_b: n
         return PairedTest("mcnemar-exact", float(min(only_a, only_b)), float(result.pvalue), difference)
     statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
     return PairedTest("mcnemar", float(statistic), float(stats.chi2.sf(statistic, 1)), difference)
-
-
-def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values, in the input's order: reject where adjusted < alpha.
-
-    Written here because statsmodels (whose `multipletests` does this) is not a runtime
-    dependency and scipy has Benjamini-Hochberg only.
-    """
-    p_values = np.asarray(p_values, dtype=np.float64)
-    order = np.argsort(p_values)
-    steps = p_values.size - np.arange(p_values.size)
-    adjusted = np.minimum(np.maximum.accumulate(steps * p_values[order]), 1.0)
-    result = np.empty_like(adjusted)
-    result[order] = adjusted
-    return result

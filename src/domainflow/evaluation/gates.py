@@ -18,7 +18,8 @@ from scipy import stats
 
 from domainflow.config import GateConfig
 from domainflow.evaluation.bootstrap import bootstrap_auc, paired_auc_difference, paired_ece_difference
-from domainflow.evaluation.comparison import delong_test, holm_adjusted, mcnemar_test
+from domainflow.evaluation.comparison import delong_test, mcnemar_test
+from domainflow.evaluation.experiments import holm_correction
 from domainflow.evaluation.metrics import binary_metrics, expected_calibration_error, slice_auc_drops
 
 _COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt}
@@ -260,24 +261,23 @@ def _slice_regression(
     beyond = drops["drop"].to_numpy() - threshold
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(error > 0, beyond / error, np.where(beyond > 0, np.inf, -np.inf))
-    drops["holm_p_value"] = holm_adjusted(stats.norm.sf(z))
-    drops["bound"] = drops["drop"] - stats.norm.isf(alpha / judged) * error
-    drops = drops.sort_values("bound", ascending=False)
-    drops["fails"] = drops["holm_p_value"] < alpha
+    holm = holm_correction(stats.norm.sf(z), alpha)
+    drops["holm_p_value"], drops["fails"] = holm.adjusted, holm.reject
+    drops["drop_lower_bound"] = drops["drop"] - stats.norm.isf(alpha / judged) * error
+    drops = drops.sort_values("drop_lower_bound", ascending=False)
     worst, failing = drops.iloc[0], int(drops["fails"].sum())
     unjudged = f"; {total - judged} under {config.min_slice_rows} rows or of one class" if judged < total else ""
     detail = (
         f"worst {worst['slice']}: AUC {worst['auc']:.4f} vs {worst['reference_auc']:.4f} for {reference.label} "
-        f"({worst['rows']} rows), drop {worst['drop']:+.4f}, lower bound {worst['bound']:+.4f} "
+        f"({worst['rows']} rows), drop {worst['drop']:+.4f}, lower bound {worst['drop_lower_bound']:+.4f} "
         f"({config.confidence:.0%}, simultaneous over {judged} slices); "
         f"{failing} of {judged} slices judged fail (Holm){unjudged}"
     )
     extras = {"worst_slice_auc_drop": float(drops["drop"].max()), "slices_judged": float(judged),
               "slices_failed": float(failing)}  # fmt: skip
-    columns = {"slice": "slice", "rows": "rows", "auc": "auc", "reference_auc": "reference_auc", "drop": "drop",
-               "bound": "drop_lower_bound", "holm_p_value": "holm_p_value", "fails": "fails"}  # fmt: skip
-    parts = tuple(drops[list(columns)].rename(columns=columns).to_dict("records"))  # plain Python values
-    return _measured(name, figure_name, worst["bound"], "<=", threshold, detail, extras=extras, parts=parts)
+    listed = ["slice", "rows", "auc", "reference_auc", "drop", "drop_lower_bound", "holm_p_value", "fails"]
+    parts = tuple(drops[listed].to_dict("records"))  # plain Python values
+    return _measured(name, figure_name, worst["drop_lower_bound"], "<=", threshold, detail, extras=extras, parts=parts)
 
 
 def _calibration(

@@ -10,7 +10,6 @@ one look in ten at 200 labels, whenever the month was harder than August.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from domainflow.canary.analysis import judge_quality
@@ -18,8 +17,6 @@ from domainflow.canary.controller import label_strata, roll_back_promotion
 from domainflow.config import PipelineConfig
 from domainflow.registry.domain_model import DomainModel
 from domainflow.store.promotions import RUNNING, PromotionConflict, read_promotion
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_sh
     """Evidently's drift of the features and of `extra_numeric`, each column at the threshold of the fast path's test.
 
     Evidently takes one threshold per column; the fast path picks each column's test (and so
-    whether its threshold is a p-value or a distance) as Evidently does, so it says which.
+    whether its threshold is a p-value or a distance) as Evidently does, so it says which. With
+    neither threshold set, Evidently's defaults per test are already the fast path's.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -106,12 +107,15 @@ def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_sh
     features = [*numeric, *categorical]
     columns = [*features, *extra_numeric]
     definition = DataDefinition(numerical_columns=[*numeric, *extra_numeric], categorical_columns=list(categorical))
-    per_column = {
-        c: thresholds.for_method(column_test(reference[c], current[c], CATEGORICAL if c in categorical else NUMERIC))
-        for c in columns
-        if reference[c].notna().any() and current[c].notna().any()
-    }
-    metrics = [DataDriftPreset(columns=features, drift_share=drift_share, per_column_threshold=per_column)]
+    per_column = {}
+    if thresholds != DriftThresholds():
+        kinds = {**dict.fromkeys([*numeric, *extra_numeric], NUMERIC), **dict.fromkeys(categorical, CATEGORICAL)}
+        per_column = {
+            c: thresholds.for_method(column_test(reference[c], current[c], kind))
+            for c, kind in kinds.items()
+            if reference[c].notna().any() and current[c].notna().any()
+        }
+    metrics = [DataDriftPreset(columns=features, drift_share=drift_share, per_column_threshold=per_column or None)]
     metrics += [ValueDrift(column=c, threshold=per_column.get(c)) for c in extra_numeric]
     return Report(metrics, include_tests=True).run(
         Dataset.from_pandas(current[columns].copy(), data_definition=definition),
