@@ -6,13 +6,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from domainflow.config import SplitConfig
 from domainflow.registry.integrity import verified_model_folder
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
+from domainflow.registry.mlflow_registry import CHAMPION, absent_in_registry, current_alias_version, fluent_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class ChampionScores:
     version: str
     run_id: str
     scores: np.ndarray
+    # The windows the version's training run recorded (config.json's split); None when it recorded none.
+    split: SplitConfig | None = None
 
 
 def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> ChampionScores | None:
@@ -53,4 +58,16 @@ def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame
             {spec.name: "float64" for spec in present if spec.type.name == "double"}
         )
         scores = np.asarray(model.predict(served), dtype=float)
-    return ChampionScores(version=version, run_id=run_id, scores=scores)
+    return ChampionScores(version=version, run_id=run_id, scores=scores, split=recorded_split(tracking_uri, run_id))
+
+
+def recorded_split(tracking_uri: str, run_id: str) -> SplitConfig | None:
+    """The split a training run recorded in config.json: the windows its version trained, stopped and was tested on."""
+    try:
+        with fluent_tracking_uri(tracking_uri):
+            recorded = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    except MlflowException as error:
+        if absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error):
+            return None
+        raise
+    return SplitConfig.model_validate(recorded["split"]) if "split" in recorded else None
