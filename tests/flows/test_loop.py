@@ -36,7 +36,9 @@ def test_drift_in_the_served_months_retrains_the_domain_and_canaries_the_retrain
         "monitoring": {"min_window_rows": 100, "min_labelled": 40, "reference_rows": 2_000, "drift_share": 0.3},
         "canary": {"steps": STEPS, "min_labelled": 20, "quality_margin": 0.2, "poll_seconds": 0.2,
                    "max_step_seconds": 120},
-        "replay": {"rate_limit": 400, "feedback_delay_seconds": 0.1, "max_rows": 5_000},
+        # The retrain is calibrated on September, the canary judged on November-December: its quality
+        # needs more labels than the network's did to be told within the margin.
+        "replay": {"rate_limit": 400, "feedback_delay_seconds": 0.1, "max_rows": 15_000},
     })  # fmt: skip
     settings = resolve_settings()
     with serve_in_background(create_app(config, settings), host="127.0.0.1", port=0) as url:

@@ -122,10 +122,8 @@ def evaluate_candidate(
     test_auc = {name: candidate.scores.by_family[name]["test"]["auc"] for name in verdicts}
     chosen, selection = choose_family(verdicts, test_auc)
     verdict = verdicts[chosen]
-    if verdict.reference is None:
-        verdict = GateVerdict(verdict.checks, BASELINE_LABEL + " (the candidate itself: absolute checks only)",
-                              verdict.window)  # fmt: skip
-        verdicts[chosen] = verdict
+    if verdict.reference is None:  # the first model's gradient boosting: the reference itself (its skips say so)
+        verdict = verdicts[chosen] = GateVerdict(verdict.checks, BASELINE_LABEL, verdict.window)
     written = None
     if report_path is not None:
         shown = test[config.data.features]
