@@ -30,7 +30,7 @@ from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
 from .reference import Reference
 from .reports import MonitoringReport, QualityCheck, build_report
-from .thresholds import MIN_DAY_ROWS, DriftCalibration, Thresholds, calibrate_drift, weighted_score
+from .thresholds import MIN_DAY_ROWS, DriftCalibration, Thresholds, calibrate_drift
 from .window import LogWindow, day_quality, stream_log_days
 
 __all__ = ["MIN_DAY_ROWS", "DomainCheck", "WeightedDrift", "check_domain", "daily_series", "feature_drift"]
@@ -45,21 +45,23 @@ QUALITY_METRICS = ("log_loss", "auc")
 class WeightedDrift:
     """The drifted features' share of the model's importance, against its calibrated (or fixed) threshold."""
 
-    score: float
+    score: float  # Thresholds.score: importance x excess over the null (calibrated), or the drifted share (fixed)
     threshold: float
     threshold_kind: str  # "calibrated" | "fixed"
     null_windows: int
     alarm: bool  # beyond the threshold, and carrying at least monitoring.min_drift_importance
-    # The drifted columns' importance shares, largest first: what the score is made of.
+    # The drifted columns' importance shares, largest first.
     contributions: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
     @classmethod
     def of(cls, drift: DriftResult, thresholds: Thresholds, weights, min_importance: float) -> WeightedDrift:
-        score = weighted_score(drift.drifted_columns(), weights)
+        """Alarm: the score beyond its threshold, and the drifted columns carry at least `min_importance`."""
+        score = thresholds.score(drift.columns, weights)
         shares = sorted(((c, float(weights.get(c, 0.0))) for c in drift.drifted_columns()), key=lambda cw: -cw[1])
+        material = sum(w for _, w in shares) >= min_importance
         return cls(score=score, threshold=thresholds.score_threshold, threshold_kind=thresholds.kind,
-                   null_windows=thresholds.null_windows, alarm=thresholds.alarms(score) and score >= min_importance,
+                   null_windows=thresholds.null_windows, alarm=thresholds.alarms(score) and material,
                    contributions=dict(shares), note=thresholds.note)  # fmt: skip
 
     def to_dict(self) -> dict:
@@ -272,7 +274,7 @@ def daily_series(
             if len(fixed) < len(config.data.features):
                 drift = feature_drift(calibration.reference, rows.frame, config, skip=fixed, thresholds=thresholds)
                 drifted = float(drift.share_drifted)
-                score = weighted_score(drift.drifted_columns(), calibration.weights)
+                score = calibration.daily.score(drift.columns, calibration.weights)
         figures.append({"day": day, **quality, "drift_share": drifted, "drift_score": score})
     if not figures:
         return pd.DataFrame(columns=DAILY_COLUMNS)

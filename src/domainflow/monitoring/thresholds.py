@@ -36,6 +36,7 @@ from .drift import (
     CATEGORICAL,
     NUMERIC,
     TESTS,
+    ColumnDrift,
     DriftThresholds,
     _distinct_values,
     _Prepared,
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 CALIBRATED, FIXED = "calibrated", "fixed"
 # A day needs this many rows to be a window of the daily series (and a null day).
 MIN_DAY_ROWS = 100
+# A column's excess over its null counts up to this many times its null spread (see Thresholds.score).
+MAX_EXCESS = 4.0
 # Null windows of the window check are built of runs of this many consecutive pool days: weather
 # and schedules hang together over days, and windows of scattered days would vary too little.
 BLOCK_DAYS = 7
@@ -75,6 +78,30 @@ class Thresholds:
     score_threshold: float  # the window alarms when its weighted drift score exceeds it
     null_windows: int  # 0 when fixed
     note: str = ""  # why the thresholds are fixed
+    # Calibrated: per column (name, method, null median, null quantile) of the oriented statistic: the score's units.
+    scales: tuple[tuple[str, str, float, float], ...] = ()
+
+    def score(self, columns: list[ColumnDrift], weights: Mapping[str, float]) -> float:
+        """The window's importance-weighted drift score.
+
+        Calibrated: the sum over columns of weight x excess, the excess being how far the statistic
+        lies above its null median in units of the null median's distance to the null quantile (1 at
+        the column's threshold), clipped to [0, MAX_EXCESS] so that a huge move of a feature the model
+        ignores stays small. Fixed: the drifted columns' share of the importance.
+        """
+        if self.kind == FIXED:
+            return weighted_score([c.column for c in columns if c.drifted], weights)
+        scales = {(name, method): (median, cut) for name, method, median, cut in self.scales}
+        total = 0.0
+        for column in columns:
+            if column.method == "all_missing":
+                excess = MAX_EXCESS
+            elif (column.column, column.method) in scales:
+                excess = _excess(_oriented(column.method, column.score), *scales[column.column, column.method])
+            else:  # tested by another method than calibrated: only whether it drifted
+                excess = MAX_EXCESS if column.drifted else 0.0
+            total += weights.get(column.column, 0.0) * excess
+        return float(total)
 
     def alarms(self, score: float) -> bool:
         # Fixed: Evidently's dataset rule (share >= drift_share), on the weighted share.
@@ -174,11 +201,23 @@ def _statistics(columns: list[_Column], windows: list[np.ndarray], skip_constant
     return out
 
 
-def _leave_one_out_beyond(values: np.ndarray, quantile: float) -> np.ndarray:
-    """Whether each null value lies beyond the conformal quantile of the *other* null values.
+def _oriented(method: str, statistic: np.ndarray | float):
+    """Larger is more drift: a distance as it is, a p-value as its negative log."""
+    if TESTS[method].is_p_value:
+        return -np.log(np.maximum(statistic, 1e-300))
+    return statistic
 
-    The in-sample flags at a quantile drawn from the same values would be biased (at 0.99 of 100 values
-    the threshold is their maximum: none lies beyond it), and so would a score threshold built on them.
+
+def _excess(oriented, median, cut):
+    """How far above the null median, in units of (null quantile - null median), clipped to [0, MAX_EXCESS]."""
+    return np.clip((oriented - median) / np.maximum(cut - median, 1e-12), 0.0, MAX_EXCESS)
+
+
+def _others_cut(values: np.ndarray, quantile: float) -> np.ndarray:
+    """For each null value, the conformal quantile of the *other* null values.
+
+    A null window scored against a quantile drawn from itself would be biased (at 0.99 of 100 values
+    the quantile is their maximum: no window lies beyond it), and so would the score's threshold.
     """
     n = values.size
     k = math.ceil(quantile * n)  # the conformal order statistic among n - 1 others
@@ -186,38 +225,34 @@ def _leave_one_out_beyond(values: np.ndarray, quantile: float) -> np.ndarray:
     ranks = np.empty(n, dtype=int)
     ranks[order] = np.arange(n)
     ordered = values[order]
-    others_cut = np.where(ranks > k - 1, ordered[k - 1], ordered[min(k, n - 1)])
-    return values > others_cut
+    return np.where(ranks > k - 1, ordered[k - 1], ordered[min(k, n - 1)])
 
 
-def _thresholds(columns: list[_Column], statistics: np.ndarray, weights: Mapping[str, float], quantile: float):
-    """Per-column conformal thresholds (oriented by test) and the weighted scores of the null windows.
+def _calibrated(columns: list[_Column], statistics: np.ndarray, weights, quantile, fixed: DriftThresholds):
+    """Per-column conformal thresholds, and the score's threshold from the null windows' scores.
 
-    Each null window's score counts the columns beyond the other windows' quantile (leave one out),
-    so the score's null is what a new window would score.
+    Each null window is scored against the other windows' quantiles (leave one out), so the score's
+    null is what a new window would score.
     """
-    per_column, drifted = [], np.zeros(statistics.shape, dtype=bool)
+    per_column, scales = [], []
+    scores = np.zeros(len(statistics))
     for j, column in enumerate(columns):
         is_p_value = TESTS[column.method].is_p_value
         # A window without values for a column is no drift of it (the mostly-null rule of the check).
-        values = np.nan_to_num(statistics[:, j], nan=1.0 if is_p_value else 0.0)
-        oriented = -values if is_p_value else values  # larger: more drift
-        cut = conformal_upper(oriented, quantile)
-        drifted[:, j] = _leave_one_out_beyond(oriented, quantile)
+        oriented = _oriented(column.method, np.nan_to_num(statistics[:, j], nan=1.0 if is_p_value else 0.0))
+        cut, median = conformal_upper(oriented, quantile), float(np.median(oriented))
+        scores += weights.get(column.name, 0.0) * _excess(oriented, median, _others_cut(oriented, quantile))
         # Stored so that Evidently's own comparison (<=, < or >=) means "beyond the null quantile".
         if is_p_value:
-            stored = float(np.nextafter(-cut, -np.inf)) if TESTS[column.method].inclusive else -cut
+            p_cut = math.exp(-cut)
+            stored = float(np.nextafter(p_cut, -np.inf)) if TESTS[column.method].inclusive else p_cut
         else:
             stored = float(np.nextafter(cut, np.inf))
+        scales.append((column.name, column.method, median, cut))
         per_column.append((column.name, column.method, stored))
-    scores = drifted.astype(float) @ np.array([weights.get(c.name, 0.0) for c in columns])
-    return tuple(per_column), scores
-
-
-def _calibrated(columns, statistics, weights, quantile, fixed: DriftThresholds) -> Thresholds:
-    per_column, scores = _thresholds(columns, statistics, weights, quantile)
-    return Thresholds(CALIBRATED, DriftThresholds(fixed.p_value, fixed.distance, per_column=per_column),
-                      conformal_upper(scores, quantile), null_windows=len(statistics))  # fmt: skip
+    columns_at = DriftThresholds(fixed.p_value, fixed.distance, per_column=tuple(per_column))
+    return Thresholds(CALIBRATED, columns_at, conformal_upper(scores, quantile), null_windows=len(statistics),
+                      scales=tuple(scales))  # fmt: skip
 
 
 def _days(frame: pd.DataFrame, timestamp: str) -> list[np.ndarray]:
