@@ -1,7 +1,8 @@
 """train_domain_model: one domain from raw data to a tuned, optimized, gated MLflow model version.
 
-read the source -> prepare the domain's data (quarantine, split) -> featurize -> tune -> train -> optimize
--> score -> evaluate/gate -> log -> register -> apply the verdict.
+read the source -> prepare the domain's data (quarantine, split) -> featurize -> tune -> train the network
+and gradient boosting -> optimize the network's variants -> calibrate each family -> score -> gate each
+family and choose -> log -> register the chosen family -> apply the verdict.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from prefect.states import Completed
 
 from domainflow.config import PipelineConfig
 from domainflow.settings import resolve_settings
-from domainflow.tasks.candidates import evaluate_candidate, score_candidates
+from domainflow.tasks.candidates import calibrate_families, evaluate_candidate, score_candidates
 from domainflow.tasks.data import (
     fingerprint_source,
     fit_feature_pipeline,
@@ -48,7 +49,8 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
     network = train_network(pipeline, data.split, config.training, tuning.best_params, work_root)
     baseline = train_baseline(pipeline, data.split, config.baseline, config.training.seed)
     optimized = optimize_for_serving(pipeline, data.split, network, config.optimization)
-    candidate = score_candidates(pipeline, data.split, tuning, network, optimized, baseline)
+    families = calibrate_families(pipeline, data.split, optimized, baseline, config.calibration)
+    candidate = score_candidates(pipeline, data.split, tuning, network, optimized, families)
     evaluation = evaluate_candidate(settings, config, data, candidate)
 
     logged = log_training_run(settings, config, data, candidate, evaluation)

@@ -1,4 +1,4 @@
-"""The candidates once trained: scored on the validation and test rows, then gated against the champion."""
+"""The candidates once trained: each family calibrated, scored on the validation and test rows, then gated."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from domainflow.candidates import gate, scores
 from domainflow.candidates.gate import CandidateEvaluation
-from domainflow.candidates.scores import TrainedCandidate
-from domainflow.config import PipelineConfig
+from domainflow.candidates.scores import CalibratedFamily, TrainedCandidate
+from domainflow.config import CalibrationConfig, PipelineConfig
 from domainflow.data.features import FeaturePipeline
 from domainflow.data.prepared import DomainData
 from domainflow.data.split import TimeSplit
@@ -22,7 +22,28 @@ from domainflow.settings import Settings
 from domainflow.summary import artifact_key
 from domainflow.tuning.study import TuningResult
 
-from .policies import RETRY_IO
+from .policies import CACHED_STAGE, RETRY_IO
+
+
+@task(cache_policy=CACHED_STAGE)
+def calibrate_families(
+    pipeline: FeaturePipeline,
+    split: TimeSplit,
+    optimized: OptimizationResult,
+    baseline: HistGradientBoostingClassifier,
+    config: CalibrationConfig,
+) -> tuple[CalibratedFamily, ...]:
+    """Each family's calibration map, fitted on the validation rows; a window too small is reported, not skipped."""
+    families = scores.calibrate_families(pipeline, split, optimized, baseline, config)
+    for family in families:
+        c = family.calibration
+        if c.fitted:
+            get_run_logger().info("calibration family=%s method=%s rows=%d ece=%.4f->%.4f log_loss=%.4f->%.4f",
+                                  family.family, c.method, c.window.rows, c.before["ece"], c.after["ece"],
+                                  c.before["log_loss"], c.after["log_loss"])  # fmt: skip
+        else:
+            get_run_logger().warning("calibration family=%s not fitted: %s", family.family, c.problem)
+    return families
 
 
 @task
@@ -32,15 +53,13 @@ def score_candidates(
     tuning: TuningResult,
     network: TrainedNetwork,
     optimized: OptimizationResult,
-    baseline: HistGradientBoostingClassifier,
+    families: tuple[CalibratedFamily, ...],
 ) -> TrainedCandidate:
-    candidate = scores.score_candidates(pipeline, split, tuning, network, optimized, baseline)
-    figures = candidate.scores
-    get_run_logger().info(
-        "scores network_val_auc=%.4f baseline_val_auc=%.4f network_test_auc=%.4f baseline_test_auc=%.4f",
-        figures.network["validation"]["auc"], figures.baseline["validation"]["auc"],
-        figures.network["test"]["auc"], figures.baseline["test"]["auc"],
-    )  # fmt: skip
+    candidate = scores.score_candidates(pipeline, split, tuning, network, optimized, families)
+    get_run_logger().info("scores %s", " ".join(
+        f"{family}_{part}_auc={by_split[part]['auc']:.4f}"
+        for family, by_split in candidate.scores.by_family.items() for part in scores.SCORED_SPLITS
+    ))  # fmt: skip
     return candidate
 
 
@@ -54,11 +73,11 @@ def evaluate_candidate(
     evaluation = gate.evaluate_candidate(settings.tracking_uri, name, config, data.split, candidate, report)
     verdict = evaluation.verdict
     create_markdown_artifact(
-        f"## {name}: candidate vs {verdict.reference}\n\n{verdict.to_markdown()}",
+        f"## {name}: candidates vs {verdict.reference}\n\n{evaluation.to_markdown()}",
         key=artifact_key("gate", config.name, domain),
         description=f"{domain} quality gate: {'passed' if verdict.passed else 'failed'}",
     )
     log = get_run_logger().info if verdict.passed else get_run_logger().warning
-    log("gate domain=%s passed=%s reference=%s %s report=%s", domain, verdict.passed, verdict.reference,
-        verdict.reason, evaluation.report_path)  # fmt: skip
+    log("gate domain=%s family=%s passed=%s reference=%s %s; %s report=%s", domain, evaluation.family,
+        verdict.passed, verdict.reference, verdict.reason, evaluation.selection, evaluation.report_path)  # fmt: skip
     return evaluation

@@ -59,6 +59,7 @@ def tiny_overrides(source: Path | str) -> dict:
                  "calibration_margin": 0.3, "max_slice_regression": 0.5, "min_slice_rows": 30,
                  "bootstrap_resamples": 200},
         "privacy": {"seed": 0},
+        "calibration": {"min_rows": 60, "folds": 3},
     }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ FLOORS = [
     {"config", "settings", "hashing"},  # what everything is configured by
     {"store"},  # every state table, the database and its migrations, the audit log, the locks
     {"data", "evaluation"},  # sources, validation, splits, features; metrics, statistics, gates, reports
+    {"calibration"},  # the maps from a model's scores to probabilities, and their diagrams
     {"models"},  # the network, its Lightning module, the baseline, the predictors of saved variants
     {"training", "optimization", "registry"},  # fitting; INT8/ONNX variants; MLflow, aliases, digests
     {"tuning", "serving", "retraining"},  # Optuna over training; the prediction server; retrain windows

@@ -168,16 +168,16 @@ def _summary_table(outcomes, settings: Settings) -> Table:
     table = Table(title="domainflow run", caption=f"models registered in MLflow at {registry}")
     table.add_column("domain")
     table.add_column("rows in\nkept\nquarantined", justify="right")
-    # Test AUC: the served network variant vs the gradient-boosting baseline.
-    table.add_column("test AUC\nnet\nbaseline", justify="center")
+    # Test AUC (calibrated) of each family, the network's served variant and gradient boosting; * was chosen.
+    table.add_column("test AUC\nnet\nboost", justify="center")
     table.add_column("tuning\ntrials\n(pruned)", justify="center")
     table.add_column("served\nsize x\nspeed x")
     table.add_column("model")
     table.add_column("gate")
     table.add_column("canary")
 
-    def auc(value):
-        return "-" if value is None else f"{value:.4f}"
+    def auc(value, family, chosen):
+        return "-" if value is None else f"{value:.4f}" + ("*" if family == chosen else " ")
 
     for o in outcomes:
         if o.status == "failed":
@@ -190,7 +190,8 @@ def _summary_table(outcomes, settings: Settings) -> Table:
         served = "\n".join([o.served_variant or "-", *(f"{r:.1f}x" for r in (o.size_ratio, o.speedup) if r)])
         table.add_row(
             o.domain, f"{o.rows_in:,}\n{o.rows_kept:,}\n{o.rows_quarantined:,}",
-            f"{auc(o.network_test_auc)}\n{auc(o.baseline_test_auc)}",
+            f"{auc(o.network_test_auc, 'network', o.family)}\n"
+            f"{auc(o.boosting_test_auc, 'gradient_boosting', o.family)}",
             "-" if not o.tuning_trials else f"{o.tuning_trials}\n({o.tuning_pruned})",
             served,
             f"{o.model_name}\nv{o.version}" + (" (reused)" if o.reused_run else ""),

@@ -170,9 +170,47 @@ class TrainingConfig(_Strict):
 
 
 class BaselineConfig(_Strict):
+    """The gradient-boosting family (scikit-learn's HistGradientBoostingClassifier) on the network's features.
+
+    Always trained: a candidate family, and the reference a first model is gated against.
+    """
+
     max_iter: int = Field(default=200, ge=1)
     learning_rate: float = Field(default=0.1, gt=0)
     max_leaf_nodes: int = Field(default=31, ge=2)
+
+
+# The model families a run trains, calibrates and gates; the best that passes registers.
+FAMILIES = ("network", "gradient_boosting")
+
+
+class CandidatesConfig(_Strict):
+    """Which families may become the domain's model; the gradient-boosting one is trained either way."""
+
+    families: list[Literal["network", "gradient_boosting"]] = list(FAMILIES)
+
+    @field_validator("families")
+    @classmethod
+    def _some_families(cls, families: list[str]) -> list[str]:
+        if not families or len(set(families)) != len(families):
+            raise ValueError(f"candidates.families needs one or more of {list(FAMILIES)}, each once")
+        return families
+
+
+class CalibrationConfig(_Strict):
+    """The map from a family's scores to probabilities, fitted on labelled rows it did not train on.
+
+    `auto` picks, by cross-validated log loss on the calibration rows, among Platt scaling
+    (`sigmoid`), temperature scaling and, with `isotonic_min_rows` rows or more, isotonic
+    regression; the others fix the method. A window under `min_rows` labelled rows, or of one
+    class, fails the candidate's calibration check.
+    """
+
+    method: Literal["auto", "sigmoid", "temperature", "isotonic"] = "auto"
+    min_rows: int = Field(default=500, ge=20)
+    # Isotonic regression overfits on few rows (scikit-learn: "not recommended when << 1000").
+    isotonic_min_rows: int = Field(default=5_000, ge=100)
+    folds: int = Field(default=5, ge=2, le=20)
 
 
 class SearchSpace(_Strict):
@@ -530,6 +568,8 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
+    candidates: CandidatesConfig = CandidatesConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     tuning: TuningConfig = TuningConfig()
     optimization: OptimizationConfig = OptimizationConfig()
     gate: GateConfig = GateConfig()

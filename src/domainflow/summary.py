@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from domainflow.canary.report import PromotionSummary
 from domainflow.candidates.gate import CandidateEvaluation
-from domainflow.candidates.scores import TrainedCandidate
+from domainflow.candidates.scores import NETWORK, TrainedCandidate
 from domainflow.config import PipelineConfig, SplitConfig
 from domainflow.data.prepared import DomainData
 from domainflow.monitoring.summary import MonitoringOutcome
@@ -35,14 +35,16 @@ class DomainOutcome(BaseModel):
     rows_quarantined: int | None = None
     quarantine_path: str | None = None
     train_rows: int | None = None
+    # The family the gates chose ("network" or "gradient_boosting"), and each family's calibrated AUCs.
+    family: str | None = None
     network_val_auc: float | None = None
-    baseline_val_auc: float | None = None
+    boosting_val_auc: float | None = None
     network_test_auc: float | None = None
-    baseline_test_auc: float | None = None
+    boosting_test_auc: float | None = None
     tuning_trials: int | None = None
     tuning_pruned: int | None = None
     tuning_best_val_auc: float | None = None
-    served_variant: str | None = None
+    served_variant: str | None = None  # the chosen family's: fp32, int8, onnx (network) or sklearn
     size_ratio: float | None = None  # FP32 size over the served variant's
     speedup: float | None = None  # FP32 p50 latency over the served variant's, at the serving batch size
     served_auc_drop: float | None = None
@@ -182,7 +184,8 @@ def summarize_domain_run(
     """The training run's outcome as one line of the run's table: what was kept, how it scored, what it became."""
     domain, outcome, split = data.domain, data.validation, data.split
     tuning, optimized, scores = candidate.tuning, candidate.optimized, candidate.scores
-    ratios = optimized.ratios()
+    ratios = optimized.ratios() if evaluation.family == NETWORK else {}
+    chosen = candidate.family(evaluation.family).model
     return DomainOutcome(
         domain=domain,
         status="registered" if decision.passed else "rejected",
@@ -191,17 +194,18 @@ def summarize_domain_run(
         rows_quarantined=len(outcome.quarantined),
         quarantine_path=str(outcome.quarantine_path) if outcome.quarantine_path else None,
         train_rows=len(split.train),
+        family=evaluation.family,
         network_val_auc=scores.network["validation"]["auc"],
-        baseline_val_auc=scores.baseline["validation"]["auc"],
+        boosting_val_auc=scores.gradient_boosting["validation"]["auc"],
         network_test_auc=scores.network["test"]["auc"],
-        baseline_test_auc=scores.baseline["test"]["auc"],
+        boosting_test_auc=scores.gradient_boosting["test"]["auc"],
         tuning_trials=tuning.n_trials,
         tuning_pruned=tuning.n_pruned,
         tuning_best_val_auc=tuning.best_value,
-        served_variant=optimized.chosen,
-        size_ratio=ratios["size_ratio"],
+        served_variant=chosen.variant,
+        size_ratio=ratios.get("size_ratio"),
         speedup=ratios.get(f"speedup_p50_b{config.optimization.serving_batch_size}"),
-        served_auc_drop=optimized.chosen_report.auc_drop,
+        served_auc_drop=optimized.chosen_report.auc_drop if evaluation.family == NETWORK else None,
         model_name=config.registered_model_name(domain),
         version=version,
         aliases=decision.aliases,

@@ -14,15 +14,19 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import joblib
+
+from domainflow.calibration.report import write_reliability_diagram
 from domainflow.candidates.gate import CandidateEvaluation
 from domainflow.candidates.scores import TrainedCandidate
 from domainflow.config import PipelineConfig
 from domainflow.data.prepared import DomainData
 from domainflow.data.privacy import publish_statistics
 from domainflow.data.sources import fingerprint_frame
+from domainflow.data.split import TimeSplit
 from domainflow.data.validation import ValidationOutcome
 from domainflow.models.lightning import TrainedNetwork
-from domainflow.optimization.optimize import save_variant
+from domainflow.models.predictors import SUFFIXES
 from domainflow.registry.mlflow_registry import TAG, LoggedRun, RunRecord, log_run
 from domainflow.tuning.mlflow_trials import log_trials_as_child_runs, tuning_metrics, tuning_params
 from domainflow.tuning.study import TuningResult
@@ -94,6 +98,8 @@ def _params(domain: str, config: PipelineConfig, network: TrainedNetwork, tuning
     sections = {
         "training": config.training.model_dump(),
         "baseline": config.baseline.model_dump(),
+        "candidates": config.candidates.model_dump(mode="json"),
+        "calibration": config.calibration.model_dump(mode="json"),
         "split": config.split.model_dump(mode="json"),
         "tuning": config.tuning.model_dump(mode="json", exclude={"storage"}),  # a URL may hold a password
         "optimization": config.optimization.model_dump(mode="json"),
@@ -106,6 +112,43 @@ def _params(domain: str, config: PipelineConfig, network: TrainedNetwork, tuning
             "privacy.epsilon_per_statistic": config.privacy.epsilon_per_statistic}  # fmt: skip
 
 
+def _calibration_files(candidate: TrainedCandidate, split: TimeSplit, scratch: Path) -> dict[str, Path]:
+    """Per family, a reliability diagram on the test rows (which the map did not see), before and after its map."""
+    features, labels = candidate.pipeline.transform(split.test), split.labels("test")
+    files = {}
+    for family in candidate.families:
+        raw = family.model.predictor().predict(features)
+        curves = {"before": raw, "after": family.calibration.apply(raw)} if family.calibration.fitted else {"raw": raw}
+        title = f"{family.family}: {split.window('test')}"
+        files[f"calibration/{family.family}"] = write_reliability_diagram(
+            labels, curves, title, scratch / "calibration" / family.family / "reliability.png"
+        )
+    return files
+
+
+def _calibration_metrics(candidate: TrainedCandidate) -> dict[str, float]:
+    metrics = {}
+    for family in candidate.families:
+        c = family.calibration
+        for when, figures in (("before", c.before), ("after", c.after)):
+            metrics |= {f"{family.family}_calibration_{k}_{when}": v for k, v in figures.items()}
+    return metrics
+
+
+def save_served_model(candidate: TrainedCandidate, family: str, scratch: Path) -> tuple[Path, Path | None]:
+    """The chosen family's variant file and its calibration map's, as the registered model's artifacts."""
+    chosen = candidate.family(family)
+    model = chosen.model
+    model_file = scratch / "model" / f"{model.variant}{SUFFIXES[model.format]}"
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    model_file.write_bytes(model.payload)
+    if chosen.calibration.calibrator is None:
+        return model_file, None
+    calibration_file = scratch / "model" / "calibration.joblib"
+    joblib.dump(chosen.calibration.calibrator, calibration_file)
+    return model_file, calibration_file
+
+
 def log_training_run(
     tracking_uri: str,
     artifact_root: str,
@@ -114,14 +157,14 @@ def log_training_run(
     candidate: TrainedCandidate,
     evaluation: CandidateEvaluation,
 ) -> LoggedRun:
-    """The run with its trials as child runs, every variant's figures, the gate verdict and its report.
+    """The run with its trials as child runs, every family's figures, calibration and verdict, and its report.
 
-    The model logged is the variant optimization chose; the others are recorded
-    by their figures only.
+    The model logged is the family the gates chose, in its served variant, with its calibration
+    map; the others are recorded by their figures only.
     """
     domain, outcome, split = data.domain, data.validation, data.split
     tuning, network, optimized, scores = candidate.tuning, candidate.network, candidate.optimized, candidate.scores
-    pipeline = candidate.pipeline
+    pipeline, chosen = candidate.pipeline, candidate.family(evaluation.family)
     published, ledger = publish_statistics(
         counts={
             "rows_in": outcome.rows_in,
@@ -138,15 +181,21 @@ def log_training_run(
     )
     tags = version_tags(domain, data.source_fingerprint, config, outcome).as_tags()
     tags |= {
-        f"{TAG}served_variant": optimized.chosen,
+        f"{TAG}family": evaluation.family,
+        f"{TAG}served_variant": chosen.model.variant,
+        f"{TAG}calibration": chosen.calibration.method or "none",
         f"{TAG}gate": "passed" if evaluation.verdict.passed else "failed",
     }
     metrics = {**scores.flat(), **published, **tuning_metrics(tuning), **optimized.metrics(),
-               **evaluation.verdict.metrics(), "network_epochs": network.epochs_run,
-               "network_best_val_auc": network.best_val_auc, "privacy_epsilon_spent": ledger.spent}  # fmt: skip
+               **evaluation.verdict.metrics(), **_calibration_metrics(candidate),
+               "network_epochs": network.epochs_run, "network_best_val_auc": network.best_val_auc,
+               "privacy_epsilon_spent": ledger.spent}  # fmt: skip
     sample = split.validation[config.data.features].head(200)
     with tempfile.TemporaryDirectory() as scratch:
-        model_file = save_variant(optimized, optimized.chosen, Path(scratch))
+        model_file, calibration_file = save_served_model(candidate, evaluation.family, Path(scratch))
+        files = _calibration_files(candidate, split, Path(scratch))
+        if evaluation.report_path:
+            files["evaluation"] = Path(evaluation.report_path)
         record = RunRecord(
             experiment=config.experiment_name(domain),
             run_name=f"train-{domain}",
@@ -156,8 +205,9 @@ def log_training_run(
             tags=tags,
             pipeline=pipeline,
             model_file=model_file,
+            calibration_file=calibration_file,
             signature_sample=sample,
-            signature_scores=candidate.served_predictor().predict(pipeline.transform(sample)),
+            signature_scores=chosen.predictor().predict(pipeline.transform(sample)),
             history=network.history,
             documents={
                 "config.json": config.model_dump(mode="json"),
@@ -168,13 +218,15 @@ def log_training_run(
                     "releases": [{"statistic": s, "epsilon": e} for s, e in ledger.entries],
                 },
                 "evaluation/gate_verdict.json": evaluation.verdict.to_dict(),
+                "evaluation/families.json": evaluation.to_dict(),
+                "calibration/maps.json": {f.family: f.calibration.to_dict() for f in candidate.families},
                 "optimization/variants.json": {
                     "chosen": optimized.chosen,
                     "reason": optimized.reason,
                     "variants": [asdict(r) for r in optimized.variants],
                 },
             },  # fmt: skip
-            files={"evaluation": Path(evaluation.report_path)} if evaluation.report_path else {},
+            files=files,
         )
         logged = log_run(tracking_uri, artifact_root, record)
     log_trials_as_child_runs(tracking_uri, logged.run_id, tuning)

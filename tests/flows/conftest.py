@@ -21,8 +21,9 @@ def tiny_config(flights_sample_csv) -> PipelineConfig:
 def ewr_story(tmp_path_factory, prefect_api):
     """Full EWR under the default gates, trained once for the gate and canary scenarios (training is their cost).
 
-    v1 (seed 42) becomes champion; v2 learned from shuffled labels (the gates reject it); v3 is
-    a retrain with another seed (the gates make it challenger). Tuning is off and the epochs few.
+    v1 (seed 42) becomes champion; v2 is a network alone that learned from shuffled labels (the gates
+    reject it); v3 is a retrain with another seed (the gates make it challenger, whichever family
+    wins). Tuning is off and the epochs few.
     """
     import dataclasses
     from types import SimpleNamespace
@@ -48,7 +49,9 @@ def ewr_story(tmp_path_factory, prefect_api):
         champion = train_domain_model("EWR", ewr_config(seed=42))
         with pytest.MonkeyPatch.context() as swap:
             swap.setattr(trainer, "train_network", trained_on_shuffled_labels(trainer.train_network))
-            worse_state = train_domain_model("EWR", ewr_config(seed=7), return_state=True)
+            # Only the network may serve: its gradient-boosting sibling learns from the true labels and would pass.
+            worse_state = train_domain_model("EWR", ewr_config(seed=7, candidates={"families": ["network"]}),
+                                             return_state=True)  # fmt: skip
         retrain = train_domain_model("EWR", ewr_config(seed=8))
         model = MlflowClient(resolve_settings().tracking_uri).get_registered_model(champion.model_name)
         aliases = {alias: str(version) for alias, version in model.aliases.items()}

@@ -126,7 +126,7 @@ def test_lifecycle_registers_a_gated_model_per_domain(first_run, trained_home):
         assert version.tags["domainflow.served_variant"] == outcome.served_variant
         run = client.get_run(outcome.run_id)
         assert run.data.metrics["network_validation_auc"] == pytest.approx(outcome.network_val_auc)
-        assert "baseline_test_auc" in run.data.metrics
+        assert "gradient_boosting_test_auc" in run.data.metrics
         # Published counts are noisy, never the exact ones.
         assert "dp_rows_in" in run.data.metrics and "rows_in" not in run.data.metrics
         artifacts = {a.path for path in ("validation", "evaluation", "optimization")

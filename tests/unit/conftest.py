@@ -158,7 +158,7 @@ def domain_candidates(tmp_path_factory):
     """
     from types import SimpleNamespace
 
-    from domainflow.candidates.scores import score_candidates
+    from domainflow.candidates.scores import calibrate_families, score_candidates
     from domainflow.config import build_config
     from domainflow.data.features import fit_feature_pipeline
     from domainflow.data.split import split_by_time
@@ -176,6 +176,7 @@ def domain_candidates(tmp_path_factory):
         "baseline": {"max_iter": 20},
         "gate": {"min_slice_rows": 10, "bootstrap_resamples": 200},
         "privacy": {"seed": 0},
+        "calibration": {"min_rows": 40, "folds": 3},
     })  # fmt: skip
     work = tmp_path_factory.mktemp("candidates")
     outcome = validate_rows(make_flights(600, seed=31), config.data, config.validation)
@@ -185,7 +186,8 @@ def domain_candidates(tmp_path_factory):
     network = train_network(pipeline, split, config.training, tuning.best_params, work)
     optimized = optimize_for_serving(pipeline, split, network, config.optimization)
     baseline = train_baseline(pipeline, split, config.baseline)
-    candidate = score_candidates(pipeline, split, tuning, network, optimized, baseline)
+    families = calibrate_families(pipeline, split, optimized, baseline, config.calibration)
+    candidate = score_candidates(pipeline, split, tuning, network, optimized, families)
     return SimpleNamespace(config=config, outcome=outcome, split=split, pipeline=pipeline, tuning=tuning,
                            network=network, optimized=optimized, baseline=baseline, scores=candidate.scores,
                            candidate=candidate)  # fmt: skip

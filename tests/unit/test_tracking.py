@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -97,7 +98,7 @@ def test_logged_counts_are_private(domain_run, mlflow_store):
     assert any(metrics[f"dp_{name}"] != value for name, value in exact.items())
     assert 0 <= metrics["dp_train_label_rate"] <= 1
     assert metrics["privacy_epsilon_spent"] == pytest.approx(0.7)
-    assert "network_validation_auc" in metrics and "baseline_test_auc" in metrics
+    assert "network_validation_auc" in metrics and "gradient_boosting_test_auc" in metrics
 
 
 def test_logged_documents_hold_no_row_level_counts(domain_run, mlflow_store):
@@ -114,15 +115,20 @@ def test_logged_documents_hold_no_row_level_counts(domain_run, mlflow_store):
 def test_the_run_holds_the_study_the_variants_and_the_verdict(domain_run, domain_candidates, mlflow_store):
     client = MlflowClient(mlflow_store[0])
     run = client.get_run(domain_run["logged"].run_id)
-    optimized = domain_candidates.optimized
-    assert run.data.tags["domainflow.served_variant"] == optimized.chosen
+    evaluation = domain_run["evaluation"]
+    chosen = domain_candidates.candidate.family(evaluation.family)
+    assert run.data.tags["domainflow.family"] == evaluation.family
+    assert run.data.tags["domainflow.served_variant"] == chosen.model.variant
     assert run.data.metrics["tuning_trials"] == 2
     assert run.data.params["final.hidden_sizes"] == str(domain_candidates.network.hparams["hidden_sizes"])
     for name in domain_candidates.config.optimization.variants:
         assert f"variant_{name}_size_bytes" in run.data.metrics
     verdict = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation/gate_verdict.json")
-    assert verdict["reference"] == "baseline (HistGradientBoosting)"
-    assert [c["name"] for c in verdict["checks"]][:2] == ["min_validation_auc", "min_test_auc"]
+    assert verdict["reference"].startswith("baseline (HistGradientBoosting)")
+    assert verdict["window"].startswith("test 2013-08-01 to 2013-09-01")
+    assert [c["name"] for c in verdict["checks"]][:3] == ["calibration_fit", "min_validation_auc", "min_test_auc"]
+    families = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation/families.json")
+    assert families["family"] == evaluation.family and set(families["families"]) == {"network", "gradient_boosting"}
     assert run.data.metrics["gate_passed"] == float(domain_run["evaluation"].verdict.passed)
     html = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/classification.html" in html
@@ -132,15 +138,29 @@ def test_the_run_holds_the_study_the_variants_and_the_verdict(domain_run, domain
     assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
 
 
-def test_the_registered_model_serves_the_chosen_variant(domain_run, domain_candidates, mlflow_store, monkeypatch):
-    from domainflow.candidates.scores import served_predictor
-
+@pytest.mark.parametrize("family", ["network", "gradient_boosting"])
+def test_the_registered_model_serves_either_family_calibrated(family, domain_run, domain_candidates, mlflow_store,
+                                                              monkeypatch):  # fmt: skip
+    """Whichever family the gates choose is logged, loaded through pyfunc and served with its calibration map."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store[0])
     c = domain_candidates
-    model = mlflow.pyfunc.load_model(domain_run["logged"].model_uri)
+    tracking_uri, artifact_root, config, data, candidate, evaluation = domain_run["args"]
+    chosen = replace(evaluation, family=family)
+    logged = log_training_run(tracking_uri, artifact_root, config, replace(data, domain=f"EWR-{family}"), candidate,
+                              chosen)  # fmt: skip
+    model = mlflow.pyfunc.load_model(logged.model_uri)
     rows = c.split.test[c.config.data.features].astype(dict.fromkeys(c.config.data.numeric_features, "float64"))
-    expected = served_predictor(c.optimized).predict(c.pipeline.transform(rows))
-    np.testing.assert_allclose(np.asarray(model.predict(rows)), expected, rtol=1e-5, atol=1e-6)
+    features = c.pipeline.transform(rows)
+    served, raw = candidate.family(family).predictor(), candidate.family(family).model.predictor()
+    np.testing.assert_allclose(np.asarray(model.predict(rows)), served.predict(features), rtol=1e-5, atol=1e-6)
+    assert candidate.family(family).calibration.fitted
+    assert not np.allclose(served.predict(features), raw.predict(features)), "the map changed nothing"
+    run = MlflowClient(tracking_uri).get_run(logged.run_id)
+    assert run.data.tags["domainflow.family"] == family
+    assert run.data.tags["domainflow.calibration"] == candidate.family(family).calibration.method
+    artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(logged.run_id, f"calibration/{family}")}
+    assert f"calibration/{family}/reliability.png" in artifacts
+    assert f"{family}_calibration_ece_after" in run.data.metrics
 
 
 def test_run_carries_version_tags(domain_run, mlflow_store):

@@ -1,9 +1,12 @@
-"""The gate stage: may the candidate become `challenger`? Judged on the test rows against its reference.
+"""The gate stage: which family, if any, may become `challenger`? Each judged on the test rows against one reference.
 
 The reference is the domain's champion when it has one (scored by the registry's served
-model on the same rows, as production serves it), else the HistGradientBoosting baseline
-trained on the candidate's own training rows. The checks are `domainflow.evaluation.gates`;
-the registry moves its aliases by the verdict (`domainflow.registry.aliases.apply_gate_verdict`).
+model on the same rows, as production serves it), else the gradient-boosting family of this
+run. Every family the config lists is gated against it alike (the gradient-boosting one, when
+it is the reference itself, by the checks that need no reference); of those that pass, the
+one with the highest test AUC is chosen, and when none passes the best-scoring one is
+recorded as rejected. The checks are `domainflow.evaluation.gates`; the registry moves its
+aliases by the chosen family's verdict (`domainflow.registry.aliases.apply_gate_verdict`).
 """
 
 from __future__ import annotations
@@ -11,27 +14,78 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from domainflow.candidates.scores import TrainedCandidate
+from domainflow.candidates.scores import GRADIENT_BOOSTING, CalibratedFamily, TrainedCandidate
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
-from domainflow.evaluation.gates import GateReference, GateVerdict, evaluate_gates
+from domainflow.evaluation.gates import GateCheck, GateReference, GateVerdict, calibration_fit_check, evaluate_gates
 from domainflow.evaluation.report import scored_frame, write_classification_report
-from domainflow.models.baseline import baseline_proba
 from domainflow.registry.champion import ChampionScores, score_champion
+
+BASELINE_LABEL = "baseline (HistGradientBoosting)"
 
 
 @dataclass(frozen=True)
 class CandidateEvaluation:
-    verdict: GateVerdict
-    report_path: str | None  # the Evidently HTML, logged to MLflow with the run
+    verdict: GateVerdict  # the chosen family's
+    family: str  # the chosen family: the one registered
+    verdicts: dict[str, GateVerdict]  # every family gated, side by side
+    test_auc: dict[str, float]  # each gated family's (calibrated) test AUC, what the choice ranks by
+    selection: str  # why `family` was chosen
+    report_path: str | None  # the Evidently HTML of the chosen family, logged to MLflow with the run
+
+    def to_markdown(self) -> str:
+        """Every family's verdict side by side, then the chosen family's checks."""
+        lines = [f"**Chosen: {self.family}**: {self.selection}", "", "| family | test AUC | gate | reason |",
+                 "|---|---|---|---|"]  # fmt: skip
+        for family, verdict in self.verdicts.items():
+            reason = verdict.reason.replace("|", "\\|")
+            lines.append(f"| {family} | {self.test_auc[family]:.4f} | {'passed' if verdict.passed else 'failed'} "
+                         f"| {reason} |")  # fmt: skip
+        return "\n".join(lines) + "\n\n" + self.verdict.to_markdown()
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "selection": self.selection, "test_auc": self.test_auc,
+                "families": {family: verdict.to_dict() for family, verdict in self.verdicts.items()}}  # fmt: skip
 
 
-def choose_reference(champion: ChampionScores | None, baseline_scores: np.ndarray) -> GateReference:
-    if champion is not None:
-        return GateReference(label=f"champion v{champion.version}", kind="champion", scores=champion.scores)
-    return GateReference(label="baseline (HistGradientBoosting)", kind="baseline", scores=baseline_scores)
+def check_test_window(split: TimeSplit, champion: ChampionScores | None) -> tuple[GateCheck, ...]:
+    """A test window starting before the champion's validation window ended holds rows the champion trained on.
+
+    The champion's windows are those its training run recorded; scoring it on rows it saw (or early-
+    stopped and calibrated on) biases the comparison toward it, so such a window is refused.
+    """
+    if champion is None or champion.split is None or split.bounds is None:
+        return ()
+    seen, starts = champion.split.validation_until, split.bounds.validation_until
+    detail = (f"{split.window('test')}; champion v{champion.version} trained before "
+              f"{champion.split.train_until:%Y-%m-%d} and validated to {seen:%Y-%m-%d}")  # fmt: skip
+    if starts < seen:
+        detail = f"refused: the test window starts {starts:%Y-%m-%d}, inside what the champion saw: {detail}"
+        return (GateCheck("test_window", None, None, ">=", False, detail, "test_window"),)
+    return (GateCheck("test_window", None, None, ">=", True, f"no overlap: {detail}", "test_window"),)
+
+
+def _calibration_check(family: CalibratedFamily) -> GateCheck:
+    calibration = family.calibration
+    if not calibration.fitted:
+        return calibration_fit_check(f"{family.family} not calibrated: {calibration.problem}", "")
+    before, after = calibration.before["ece"], calibration.after["ece"]
+    detail = (f"{calibration.method} on {calibration.window.describe()}; ECE there "
+              f"{before:.4f} -> {after:.4f}")  # fmt: skip
+    return calibration_fit_check(None, detail)
+
+
+def choose_family(verdicts: dict[str, GateVerdict], test_auc: dict[str, float]) -> tuple[str, str]:
+    """The passing family with the highest test AUC (else the highest-scoring one, rejected), and why."""
+    passed = [family for family, verdict in verdicts.items() if verdict.passed]
+    pool = passed or list(verdicts)
+    chosen = max(pool, key=lambda family: test_auc[family])
+    others = ", ".join(f"{family} {test_auc[family]:.4f} ({'passed' if verdicts[family].passed else 'failed'})"
+                       for family in verdicts if family != chosen)  # fmt: skip
+    against = f" against {others}" if others else ""
+    if passed:
+        return chosen, f"highest test AUC of the families that passed: {test_auc[chosen]:.4f}{against}"
+    return chosen, f"no family passed; the highest test AUC, {test_auc[chosen]:.4f}{against}, is recorded rejected"
 
 
 def evaluate_candidate(
@@ -42,27 +96,45 @@ def evaluate_candidate(
     candidate: TrainedCandidate,
     report_path: Path | None = None,
 ) -> CandidateEvaluation:
-    """The served variant on the test rows against `model_name`'s champion (else the baseline), and its report.
+    """Each configured family on the test rows against `model_name`'s champion (else this run's gradient boosting).
 
-    The report's reference is the reference model on the same rows, so it shows the
+    The report sets the chosen family beside the reference on the same rows, so it shows the
     comparison the gates made rather than a change of data.
     """
     test, labels = split.test, split.labels("test")
     features = candidate.pipeline.transform(test)
-    scores = candidate.served_predictor().predict(features)
-    reference = choose_reference(score_champion(tracking_uri, model_name, test),
-                                 baseline_proba(candidate.baseline, features))  # fmt: skip
+    scores = {family.family: family.predictor().predict(features) for family in candidate.families}
+    champion = score_champion(tracking_uri, model_name, test)
+    if champion is not None:
+        reference = GateReference(label=f"champion v{champion.version}", kind="champion", scores=champion.scores)
+    else:
+        reference = GateReference(label=BASELINE_LABEL, kind="baseline", scores=scores[GRADIENT_BOOSTING])
     gate = config.gate
     slices = test[gate.slice_columns].reset_index(drop=True) if gate.slice_columns else None
-    verdict = evaluate_gates(labels, scores, candidate.scores.network["validation"]["auc"], reference, slices, gate)
+    window, verdicts = check_test_window(split, champion), {}
+    for name in config.candidates.families:
+        family = candidate.family(name)
+        # The reference's own family needs no comparison with itself: its checks against a reference are skipped.
+        against = None if champion is None and name == GRADIENT_BOOSTING else reference
+        verdicts[name] = evaluate_gates(labels, scores[name], candidate.scores.by_family[name]["validation"]["auc"],
+                                        against, slices, gate, window=split.window("test"),
+                                        before=(*window, _calibration_check(family)))  # fmt: skip
+    test_auc = {name: candidate.scores.by_family[name]["test"]["auc"] for name in verdicts}
+    chosen, selection = choose_family(verdicts, test_auc)
+    verdict = verdicts[chosen]
+    if verdict.reference is None:
+        verdict = GateVerdict(verdict.checks, BASELINE_LABEL + " (the candidate itself: absolute checks only)",
+                              verdict.window)  # fmt: skip
+        verdicts[chosen] = verdict
     written = None
     if report_path is not None:
         shown = test[config.data.features]
         written = write_classification_report(
-            scored_frame(labels, scores, shown),
+            scored_frame(labels, scores[chosen], shown),
             scored_frame(labels, reference.scores, shown),
             report_path,
             numeric_features=config.data.numeric_features,
             categorical_features=config.data.categorical_features,
         )
-    return CandidateEvaluation(verdict=verdict, report_path=str(written) if written else None)
+    return CandidateEvaluation(verdict=verdict, family=chosen, verdicts=verdicts, test_auc=test_auc,
+                               selection=selection, report_path=str(written) if written else None)  # fmt: skip

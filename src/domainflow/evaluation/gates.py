@@ -72,6 +72,7 @@ class GateVerdict:
 
     checks: tuple[GateCheck, ...]
     reference: str | None  # the reference's label, None when there was none
+    window: str | None = None  # the rows judged: "test 2013-08-01 to 2013-09-01, 9,312 rows"
 
     @property
     def passed(self) -> bool:
@@ -90,15 +91,21 @@ class GateVerdict:
             ran = len(self.checks) - len(skipped)
             return f"passed {ran} checks{against}" + (f"; skipped {', '.join(skipped)}" if skipped else "")
         failures = [
-            f"{c.name} ({c.figure_name} {c.figure:.4f}, needs {c.comparison} {c.threshold:.4f})"
+            f"{c.name} ({c.detail})" if c.figure is None
+            else f"{c.name} ({c.figure_name} {c.figure:.4f}, needs {c.comparison} {c.threshold:.4f})"
             for c in self.checks
             if c.passed is False
-        ]
+        ]  # fmt: skip
         return "failed " + "; ".join(failures)
 
     def to_markdown(self) -> str:
         lines = [
             f"**Gate {'passed' if self.passed else 'failed'}**: {self.reason}",
+            *(
+                [f"Judged on {self.window}" + (f", against {self.reference}." if self.reference else ".")]
+                if self.window
+                else []
+            ),
             "",
             "| check | figure | threshold | result | detail |",
             "|---|---|---|---|---|",
@@ -122,6 +129,7 @@ class GateVerdict:
             "passed": self.passed,
             "reason": self.reason,
             "reference": self.reference,
+            "window": self.window,
             "failed_checks": self.failed_checks,
             "checks": [asdict(check) for check in self.checks],
         }
@@ -304,6 +312,16 @@ def _calibration(
     return _measured(name, figure_name, interval.high, "<=", margin, detail, extras=extras)
 
 
+def calibration_fit_check(problem: str | None, detail: str) -> GateCheck:
+    """Whether the candidate's calibration map could be fitted: a window too small, or of one class, fails it.
+
+    The check is never skipped: a candidate whose probabilities could not be calibrated does not serve.
+    """
+    if problem is not None:
+        return GateCheck("calibration_fit", None, None, ">=", False, problem, "calibration_rows")
+    return GateCheck("calibration_fit", None, None, ">=", True, detail, "calibration_rows")
+
+
 def _min_test_auc(labels: np.ndarray, scores: np.ndarray, auc: float, config: GateConfig) -> GateCheck:
     interval = bootstrap_auc(labels, scores, config.bootstrap_resamples, config.confidence, config.seed)
     detail = f"on {labels.size} test rows, {interval.confidence:.0%} CI [{interval.low:.4f}, {interval.high:.4f}]"
@@ -324,16 +342,21 @@ def evaluate_gates(
     reference: GateReference | None,
     slices: pd.DataFrame | None,
     config: GateConfig,
+    *,
+    window: str | None = None,
+    before: tuple[GateCheck, ...] = (),
 ) -> GateVerdict:
     """Run every gate on the test rows.
 
     `reference` holds the champion's (else the baseline's) scores on the same
-    rows; `slices` the test rows' `config.slice_columns`, row for row.
+    rows; `slices` the test rows' `config.slice_columns`, row for row; `window`
+    names those rows; `before` are checks made elsewhere (the calibration fit), listed first.
     """
     labels, scores = _check_inputs(labels, candidate_scores, validation_auc, reference, slices, config)
     test = binary_metrics(labels, scores)
     validation_detail = "on the validation split, which early stopping and tuning saw"
     checks = (
+        *before,
         _measured(
             "min_validation_auc", "validation_auc", validation_auc, ">=", config.min_validation_auc, validation_detail
         ),
@@ -343,4 +366,4 @@ def evaluate_gates(
         _calibration(labels, scores, reference, config),
         _slice_regression(labels, scores, reference, slices, config),
     )
-    return GateVerdict(checks, reference.label if reference is not None else None)
+    return GateVerdict(checks, reference.label if reference is not None else None, window)

@@ -1,7 +1,14 @@
-"""The baseline a user would reach for instead: gradient-boosted trees on the same features."""
+"""The gradient-boosting family: what a user would reach for first, on the same features as the network.
+
+It is a candidate like the network (calibrated, gated, registered and served when it wins) and,
+for a domain with no champion yet, the reference the candidates are gated against.
+"""
 
 from __future__ import annotations
 
+import io
+
+import joblib
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -39,3 +46,18 @@ def fit_baseline(
 
 def baseline_proba(model: HistGradientBoostingClassifier, features: FeatureMatrix) -> np.ndarray:
     return model.predict_proba(_stack(features))[:, 1]
+
+
+def serialize_gradient_boosting(model: HistGradientBoostingClassifier) -> bytes:
+    """The fitted model as the `.joblib` variant file serving loads (domainflow.models.predictors)."""
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+class GradientBoostingPredictor:
+    def __init__(self, model: HistGradientBoostingClassifier):
+        self.model = model
+
+    def predict(self, features: FeatureMatrix) -> np.ndarray:
+        return baseline_proba(self.model, features).astype(np.float32)

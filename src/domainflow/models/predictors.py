@@ -10,8 +10,11 @@ Two formats, told apart by the file extension:
   graph JSON outweighs this network's weights, so the INT8 file came out larger
   than the FP32 one.
 - `.onnx`: an ONNX model run by onnxruntime's CPU provider.
+- `.joblib`: the gradient-boosting family, a fitted HistGradientBoostingClassifier, read
+  with joblib like the feature pipeline beside it (a pickle: a server loads it only after the
+  version's artifact digest matched, see domainflow.registry.integrity).
 
-Neither needs the training code (Lightning) at serving time.
+None needs the training code (Lightning) at serving time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
+import joblib
 import numpy as np
 import torch
 
@@ -29,7 +33,8 @@ from domainflow.models.network import TabularNet
 
 TORCH_FORMAT = "torch"
 ONNX_FORMAT = "onnx"
-SUFFIXES = {TORCH_FORMAT: ".pt", ONNX_FORMAT: ".onnx"}
+SKLEARN_FORMAT = "sklearn"
+SUFFIXES = {TORCH_FORMAT: ".pt", ONNX_FORMAT: ".onnx", SKLEARN_FORMAT: ".joblib"}
 # Rows per forward pass: bounds memory for a large request.
 CHUNK_ROWS = 8192
 
@@ -131,6 +136,10 @@ def load_predictor(payload: bytes, format: str, threads: int = 1) -> Predictor:
         return torch_predictor(payload)
     if format == ONNX_FORMAT:
         return onnx_predictor(payload, threads)
+    if format == SKLEARN_FORMAT:
+        from domainflow.models.baseline import GradientBoostingPredictor
+
+        return GradientBoostingPredictor(joblib.load(io.BytesIO(payload)))
     raise ValueError(f"unknown variant format {format!r}; known: {sorted(SUFFIXES)}")
 
 

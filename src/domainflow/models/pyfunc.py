@@ -1,9 +1,12 @@
-"""The registered model: feature pipeline + the chosen network variant behind MLflow's pyfunc interface.
+"""The registered model: feature pipeline + the chosen family's variant + its calibration map, behind pyfunc.
 
 `mlflow.pyfunc.load_model("models:/flight-delay-EWR@champion").predict(frame)`
 takes raw rows (the schema's feature columns, numbers as doubles) and returns
-delay probabilities. The network is whichever variant optimization chose to
-serve (FP32 or INT8 torch, ONNX run by onnxruntime); the file's extension says which.
+calibrated delay probabilities. The model is the family the gates chose: the
+network in whichever variant optimization chose to serve (FP32 or INT8 torch,
+ONNX run by onnxruntime), or gradient boosting (scikit-learn); the file's
+extension says which. Every variant's scores go through the same calibration
+map, a file of the version like the others, so the artifact digest covers it.
 The class must be importable where the model is loaded, so the serving
 environment installs domainflow.
 """
@@ -18,11 +21,13 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from domainflow.models.predictors import ONNX_FORMAT, SUFFIXES, TorchPredictor, load_variant
+from domainflow.calibration.fit import CalibratedPredictor
+from domainflow.models.predictors import ONNX_FORMAT, SUFFIXES, TORCH_FORMAT, TorchPredictor, load_variant
 
 MODEL_CODE = Path(__file__).with_name("delay_model_code.py")
 PIPELINE_ARTIFACT = "feature_pipeline"
-MODEL_ARTIFACT = "network_variant"
+MODEL_ARTIFACT = "network_variant"  # the name predates the families: it holds whichever family's variant
+CALIBRATION_ARTIFACT = "calibration"
 # Versions registered before optimization existed hold the FP32 weights under this name.
 LEGACY_NETWORK_ARTIFACT = "network"
 
@@ -34,6 +39,9 @@ class DelayModel(mlflow.pyfunc.PythonModel):
             self.predictor = load_variant(Path(context.artifacts[MODEL_ARTIFACT]))
         else:
             self.predictor = _legacy_predictor(Path(context.artifacts[LEGACY_NETWORK_ARTIFACT]))
+        # Versions registered before calibration serve their scores as they are.
+        calibration = context.artifacts.get(CALIBRATION_ARTIFACT)
+        self.predictor = CalibratedPredictor(self.predictor, joblib.load(calibration) if calibration else None)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predictor.predict(self.pipeline.transform(model_input))
@@ -53,8 +61,11 @@ def serving_requirements(model_file: Path) -> list[str]:
     import torch
 
     packages = ["mlflow", "torch", "scikit-learn", "pandas", "numpy", "joblib"]
-    if Path(model_file).suffix == SUFFIXES[ONNX_FORMAT]:
+    suffix = Path(model_file).suffix
+    if suffix == SUFFIXES[ONNX_FORMAT]:
         packages.append("onnxruntime")
-    elif any(name.startswith("torchao.") for name in torch.serialization.get_unsafe_globals_in_checkpoint(model_file)):
-        packages.append("torchao")  # INT8 tensors of the torch variants
+    elif suffix == SUFFIXES[TORCH_FORMAT]:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(model_file)
+        if any(name.startswith("torchao.") for name in unsafe):
+            packages.append("torchao")  # INT8 tensors of the torch variants
     return [f"{name}=={importlib.metadata.version(name)}" for name in packages]

@@ -8,13 +8,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from domainflow.config import SplitConfig
 from domainflow.registry.integrity import verified_model_folder
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
+from domainflow.registry.mlflow_registry import CHAMPION, absent_in_registry, current_alias_version, fluent_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class ChampionScores:
     version: str
     run_id: str
     scores: np.ndarray
+    # The windows the version's training run recorded (config.json's split); None when it recorded none.
+    split: SplitConfig | None = None
 
 
 def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> ChampionScores | None:
@@ -45,7 +50,7 @@ def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame
     run_id = MlflowClient(tracking_uri).get_model_version(name, version).run_id
     with loaded_version(tracking_uri, name, version) as predict:
         scores = predict(rows)
-    return ChampionScores(version=version, run_id=run_id, scores=scores)
+    return ChampionScores(version=version, run_id=run_id, scores=scores, split=recorded_split(tracking_uri, run_id))
 
 
 @contextmanager
@@ -67,3 +72,15 @@ def loaded_version(tracking_uri: str, name: str, version: str) -> Iterator[Calla
             return np.asarray(model.predict(served), dtype=float)
 
         yield predict
+
+
+def recorded_split(tracking_uri: str, run_id: str) -> SplitConfig | None:
+    """The split a training run recorded in config.json: the windows its version trained, stopped and was tested on."""
+    try:
+        with fluent_tracking_uri(tracking_uri):
+            recorded = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    except MlflowException as error:
+        if absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error):
+            return None
+        raise
+    return SplitConfig.model_validate(recorded["split"]) if "split" in recorded else None

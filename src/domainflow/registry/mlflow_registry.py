@@ -24,7 +24,13 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 from domainflow.data.features import FeaturePipeline
-from domainflow.models.pyfunc import MODEL_ARTIFACT, MODEL_CODE, PIPELINE_ARTIFACT, serving_requirements
+from domainflow.models.pyfunc import (
+    CALIBRATION_ARTIFACT,
+    MODEL_ARTIFACT,
+    MODEL_CODE,
+    PIPELINE_ARTIFACT,
+    serving_requirements,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -44,10 +50,12 @@ class RunRecord:
     metrics: dict[str, float]
     tags: dict[str, str]
     pipeline: FeaturePipeline
-    # The variant that serves (see domainflow.optimization), as save_variant wrote it.
+    # The chosen family's variant that serves (see domainflow.candidates), its file as serving reads it.
     model_file: Path
     signature_sample: pd.DataFrame
     signature_scores: np.ndarray  # the served model's scores for signature_sample
+    # Its calibration map (domainflow.calibration), a joblib file; None: it serves its scores uncalibrated.
+    calibration_file: Path | None = None
     history: list[dict] = field(default_factory=list)  # per-epoch metrics of the final training
     documents: dict[str, Any] = field(default_factory=dict)  # artifact path -> JSON-able payload
     files: dict[str, Path] = field(default_factory=dict)  # artifact folder -> local file (reports)
@@ -193,6 +201,8 @@ def _log_model(record: RunRecord) -> str:
         pipeline_path = Path(scratch) / "feature_pipeline.joblib"
         joblib.dump(record.pipeline, pipeline_path)
         artifacts = {PIPELINE_ARTIFACT: str(pipeline_path), MODEL_ARTIFACT: str(record.model_file)}
+        if record.calibration_file is not None:
+            artifacts[CALIBRATION_ARTIFACT] = str(record.calibration_file)
         # The example must match the signature: numbers as doubles.
         sample = record.signature_sample.astype(dict.fromkeys(record.pipeline.numeric, "float64"))
         info = mlflow.pyfunc.log_model(

@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig, SplitConfig
 from domainflow.registry.aliases import pending_challenger
+from domainflow.registry.champion import recorded_split
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.mlflow_registry import fluent_tracking_uri
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
 from domainflow.store.prediction_log import latest_labelled_event_time
 from domainflow.store.promotions import RUNNING, read_promotion
 
@@ -65,6 +66,22 @@ def retraining_window(current: SplitConfig, until: datetime | None) -> Retrainin
     return RetrainingWindow(until, split, note)
 
 
+def clear_of_champion(window: RetrainingWindow, champion: SplitConfig | None, version: str = "") -> RetrainingWindow:
+    """`window` without its split when its test window would start inside what the champion trained or validated on.
+
+    The retrain and the champion are gated on the retrain's test window; rows the champion saw bias
+    that comparison toward it (a manual or early `labelled_until` puts them there).
+    """
+    if window.split is None or champion is None or window.split.validation_until >= champion.validation_until:
+        return window
+    note = (
+        f"the test window would start {window.split.validation_until:%Y-%m-%d}, inside what champion "
+        f"v{version} trained and validated on (to {champion.validation_until:%Y-%m-%d}): retrain once labels "
+        f"reach {champion.validation_until + (window.split.test_until - window.split.validation_until):%Y-%m-%d}"
+    )
+    return RetrainingWindow(window.labelled_until, None, note, window.domain)
+
+
 def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_back: int = 5) -> str | None:
     """The newest of the model's latest `look_back` versions whose run trained on `split`, if any.
 
@@ -102,6 +119,10 @@ def plan_retraining(model: DomainModel, config: PipelineConfig, until: datetime 
         note = f"challenger v{pending[0]} awaits its canary; it is the answer to this event"
         return RetrainingWindow(None, None, note, domain)
     window = replace(retraining_window(config.split, until or labelled_until(model.engine, domain)), domain=domain)
+    champion = current_alias_version(model.client, model.name, CHAMPION)
+    if window.split is not None and champion is not None:
+        run_id = model.client.get_model_version(model.name, champion).run_id
+        window = clear_of_champion(window, recorded_split(model.tracking_uri, run_id), champion)
     if window.split is not None:
         done = version_trained_on(model.tracking_uri, model.name, window.split)
         if done is not None:
