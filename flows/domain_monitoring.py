@@ -1,8 +1,9 @@
-"""monitor_domain: one served domain's champion watched against its training data.
+"""monitor_domain: one served domain's champion watched against its recent labelled months.
 
-Rebuild the champion's reference, read its predictions from the log, check drift, live
-quality, forecasts and health, publish the Evidently report, guard a running canary, and
-emit the events that start retraining (the `retrain` deployment's trigger).
+Rebuild the champion's reference, read its predictions from the log, calibrate the drift
+thresholds on the reference, check drift, live quality, forecasts and health, publish the
+Evidently report, guard a running canary, and emit the events that start retraining (the
+`retrain` deployment's trigger).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from domainflow.tasks.data import fingerprint_source, load_source, prepare_domai
 from domainflow.tasks.monitoring import (
     build_daily_series,
     build_reference,
+    calibrate_drift,
     check_domain,
     emit_domain_events,
     find_served_version,
@@ -38,8 +40,9 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     data = prepare_domain(frame, domain, fingerprint, trained_on, settings.quarantine_root)
     reference = build_reference(settings.tracking_uri, record, data, config)
     window = read_prediction_window(settings.database_url, domain, record.version, config)
-    daily = build_daily_series(settings.database_url, domain, record.version, reference, config)
-    check = check_domain(reference, window, daily, config)
+    calibration = calibrate_drift(reference, window, config)
+    daily = build_daily_series(settings.database_url, reference, config, calibration)
+    check = check_domain(reference, window, daily, config, calibration)
     report_uri = publish_check(settings, config, check)
     rolled_back = guard_running_canary(settings, domain, config)
     emit_domain_events(check.events)

@@ -12,11 +12,12 @@ from prefect.logging import get_run_logger
 
 from domainflow.config import PipelineConfig
 from domainflow.data.prepared import DomainData
-from domainflow.monitoring import canary_guard, check, publish, reference, window
+from domainflow.monitoring import canary_guard, check, publish, reference, thresholds, window
 from domainflow.monitoring.check import DomainCheck
 from domainflow.monitoring.events import DomainEvent
 from domainflow.monitoring.reference import Reference, VersionRecord
 from domainflow.monitoring.summary import check_markdown
+from domainflow.monitoring.thresholds import DriftCalibration
 from domainflow.monitoring.window import LogWindow
 from domainflow.registry.domain_model import DomainModel
 from domainflow.settings import Settings
@@ -37,10 +38,12 @@ def find_served_version(settings: Settings, domain: str, config: PipelineConfig)
 @task(cache_policy=CACHED_STAGE, **RETRY_IO)
 def build_reference(tracking_uri: str, record: VersionRecord, data: DomainData, config: PipelineConfig) -> Reference:
     """Cached: a version's reference only changes with its data, so each check after the first reuses it."""
-    built = reference.build_reference(tracking_uri, record, data, config.monitoring.reference_rows, seed=0)
+    spec = reference.ReferenceSpec(months=config.monitoring.reference_months, rows=config.monitoring.reference_rows)
+    built = reference.build_reference(tracking_uri, record, data, spec)
     logger = get_run_logger()
-    logger.info("reference domain=%s v%s train_sample=%d test=%d auc=%.4f log_loss=%.4f", data.domain, record.version,
-                len(built.train), len(built.test), built.auc, built.log_loss)  # fmt: skip
+    logger.info("reference domain=%s v%s recent_rows=%d test=%d auc=%.4f log_loss=%.4f importance=%s", data.domain,
+                record.version, len(built.train), len(built.test), built.auc, built.log_loss,
+                {c: round(v, 4) for c, v in built.importance.items()})  # fmt: skip
     if not built.data_matches:
         logger.warning("domain=%s v%s: the source's rows no longer match the data the version was trained on; the "
                        "reference is rebuilt from the source as it is now", data.domain, record.version)  # fmt: skip
@@ -56,22 +59,40 @@ def read_prediction_window(database_url: str, domain: str, version: str, config:
     return latest
 
 
+@task
+def calibrate_drift(served: Reference, latest: LogWindow, config: PipelineConfig) -> DriftCalibration:
+    """Drift thresholds for this window's length and for one day, from null windows of the held-back reference."""
+    calibration = thresholds.calibrate_drift(served, config, window_rows=latest.rows)
+    window, daily = calibration.window, calibration.daily
+    logger = get_run_logger()
+    logger.info("drift thresholds domain=%s v%s window=%s (%d null windows of %d rows, score > %.3g) daily=%s "
+                "(%d null days, score > %.3g) seconds=%.1f", served.domain, served.version, window.kind,
+                window.null_windows, latest.rows, window.score_threshold, daily.kind, daily.null_windows,
+                daily.score_threshold, calibration.seconds)  # fmt: skip
+    for note in calibration.warnings:
+        logger.warning("domain=%s v%s drift thresholds fall back to the fixed ones: %s", served.domain,
+                       served.version, note)  # fmt: skip
+    return calibration
+
+
 @task(**RETRY_IO)
 def build_daily_series(
-    database_url: str, domain: str, version: str, served: Reference, config: PipelineConfig
+    database_url: str, served: Reference, config: PipelineConfig, calibration: DriftCalibration
 ) -> pd.DataFrame:
     """The version's history streamed from the log one day at a time; only the small daily frame leaves the task."""
     started = time.perf_counter()
-    daily = check.build_daily_series(open_database(database_url), domain, version, served, config)
-    get_run_logger().info("daily series domain=%s v%s days=%d rows=%d labelled=%d seconds=%.1f", domain, version,
-                          len(daily), daily["predictions"].sum(), daily["labelled"].sum(),
+    daily = check.build_daily_series(open_database(database_url), served, config, calibration)
+    get_run_logger().info("daily series domain=%s v%s days=%d rows=%d labelled=%d seconds=%.1f", served.domain,
+                          served.version, len(daily), daily["predictions"].sum(), daily["labelled"].sum(),
                           time.perf_counter() - started)  # fmt: skip
     return daily
 
 
 @task
-def check_domain(served: Reference, latest: LogWindow, daily: pd.DataFrame, config: PipelineConfig) -> DomainCheck:
-    checked = check.check_domain(served, latest, daily, config)
+def check_domain(
+    served: Reference, latest: LogWindow, daily: pd.DataFrame, config: PipelineConfig, calibration: DriftCalibration
+) -> DomainCheck:
+    checked = check.check_domain(served, latest, daily, config, calibration)
     get_run_logger().info("check domain=%s v%s status=%s figures=%s events=%s", checked.domain, checked.version,
                           checked.status, checked.figures(), [e.name for e in checked.events])  # fmt: skip
     return checked

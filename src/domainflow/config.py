@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -486,11 +487,29 @@ class MonitoringConfig(_Strict):
     window_rows: int = Field(default=20_000, ge=100)
     # A window smaller than this is not judged (too few rows for the tests to mean anything).
     min_window_rows: int = Field(default=1_000, ge=30)
-    # Training rows kept with each registered version as its monitoring reference (a seeded sample).
-    reference_rows: int = Field(default=20_000, ge=100)
-    # A window drifts when at least this share of its feature columns drift (Evidently's DataDriftPreset rule).
+    # The reference is the version's labelled months nearest its serving start: the last `reference_months`
+    # months of its training and validation rows (with the default split, April-July). Four, not three: the
+    # daily thresholds' 0.99 quantile needs 100 whole days, and three months hold 91.
+    reference_months: int = Field(default=4, ge=1)
+    # At most this many of those rows (a seeded sample of whole days) are kept as the reference.
+    reference_rows: int = Field(default=50_000, ge=100)
+    # Thresholds are calibrated on the reference (monitoring/thresholds.py): a column drifts, and a window's
+    # importance-weighted drift alarms, beyond this quantile of null windows drawn from its held-back half.
+    # 0.99 is a 1 % false-alarm rate per window: about one alarm in four months of unchanged daily windows,
+    # where 0.95 would be one every three weeks. It needs 100 null windows (and 100 whole days for the
+    # daily series); fewer fall back to the fixed thresholds below, logged.
+    calibrate_thresholds: bool = True
+    null_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+    null_windows: int = Field(default=100, ge=1)
+    # The held-back half must hold at least this many days of 100 rows for its windows to vary as real ones.
+    min_null_days: int = Field(default=20, ge=2)
+    # Drift counts towards a retrain only when the drifted features carry at least this share of the served
+    # model's permutation importance: drift of features it barely uses is reported, not acted on.
+    min_drift_importance: float = Field(default=0.1, ge=0, le=1)
+    # Fixed rule (fallback, or calibration off): a window drifts when the drifted features carry at least this
+    # share of the importance (Evidently's DataDriftPreset rule, weighted).
     drift_share: float = Field(default=0.5, gt=0, le=1)
-    # Per-column test thresholds, one per kind of statistic; None keeps Evidently's defaults. The test
+    # Fixed per-column test thresholds, one per kind of statistic; None keeps Evidently's defaults. The test
     # is chosen by column type and sample size: ks, chi-square and z give p-values (drift below the
     # cutoff), Wasserstein and Jensen-Shannon give distances (drift at or above it).
     p_value_threshold: float | None = Field(default=None, gt=0, lt=1)
@@ -507,6 +526,15 @@ class MonitoringConfig(_Strict):
     history_days: int = Field(default=120, ge=7)
     forecast: ForecastConfig = ForecastConfig()
     sla: SlaConfig = SlaConfig()
+
+    @model_validator(mode="after")
+    def _enough_null_windows(self) -> MonitoringConfig:
+        needed = math.ceil(self.null_quantile / (1 - self.null_quantile) - 1e-9) + 1
+        if self.calibrate_thresholds and self.null_windows < needed:
+            raise ValueError(f"monitoring.null_windows={self.null_windows} is too few for null_quantile="
+                             f"{self.null_quantile}: its conformal quantile needs at least {needed}")  # fmt: skip
+        return self
+
     _retired: ClassVar[dict[str, str]] = {
         "stattest_threshold": "monitoring.stattest_threshold is gone: it was a p-value cutoff for some tests "
         "and a distance cutoff for others; set monitoring.p_value_threshold and/or monitoring.distance_threshold"

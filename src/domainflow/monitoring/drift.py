@@ -66,11 +66,14 @@ class DriftThresholds:
     """A p-value cutoff for the tests that give one (ks, chisquare, z), a distance cutoff for the others.
 
     One number for both meant a p-value of 0.1 for some columns and a distance of 0.1 for others.
-    None keeps Evidently's default for the method.
+    None keeps Evidently's default for the method. `per_column` holds (column, method, threshold)
+    calibrated on the reference (monitoring/thresholds.py); a column tested by another method than
+    the one calibrated (new values turned up) takes the general threshold.
     """
 
     p_value: float | None = None
     distance: float | None = None
+    per_column: tuple[tuple[str, str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.p_value is not None and not 0 < self.p_value < 1:
@@ -82,6 +85,12 @@ class DriftThresholds:
         test = TESTS[method]
         chosen = self.p_value if test.is_p_value else self.distance
         return test.default_threshold if chosen is None else chosen
+
+    def for_column(self, column: str, method: str) -> float:
+        for name, calibrated_method, threshold in self.per_column:
+            if name == column and calibrated_method == method:
+                return threshold
+        return self.for_method(method)
 
 
 def is_drifted(method: str, score: float, threshold: float) -> bool:
@@ -297,7 +306,7 @@ def column_drift(
     column = str(column if column is not None else reference.name)
     prepared = _prepare(column, kind, reference, current)
     method = choose_method(kind, prepared.reference.size, _distinct_values(prepared))
-    threshold = thresholds.for_method(method)
+    threshold = thresholds.for_column(column, method)
     score = _score(method, prepared)
     return ColumnDrift(column, kind, method, score, threshold, is_drifted(method, score, threshold))
 
@@ -331,7 +340,7 @@ def _sampled_column_drift(
     *rows, keys = _row_values(column, kind, *samples)
     prepared = _prepared(column, kind, *(_usable(kind, values) for values in rows), keys)
     method = choose_method(kind, _usable_rows(reference), _distinct_values(prepared))
-    threshold = thresholds.for_method(method)
+    threshold = thresholds.for_column(column, method)
     score = _score(method, prepared)
     whole = (prepared.reference, prepared.current)
     parts = []

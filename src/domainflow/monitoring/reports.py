@@ -111,7 +111,7 @@ def _run_drift(reference, current, numeric, categorical, extra_numeric, drift_sh
     if thresholds != DriftThresholds():
         kinds = {**dict.fromkeys([*numeric, *extra_numeric], NUMERIC), **dict.fromkeys(categorical, CATEGORICAL)}
         per_column = {
-            c: thresholds.for_method(column_test(reference[c], current[c], kind))
+            c: thresholds.for_column(c, column_test(reference[c], current[c], kind))
             for c, kind in kinds.items()
             if reference[c].notna().any() and current[c].notna().any()
         }

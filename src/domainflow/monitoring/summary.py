@@ -18,6 +18,10 @@ class MonitoringOutcome(BaseModel):
     health_status: str | None = None
     drift_share: float | None = None
     drifted_columns: list[str] = []
+    # The drifted features' share of the model's importance, its threshold and how that was set.
+    drift_score: float | None = None
+    drift_score_threshold: float | None = None
+    threshold_kind: str | None = None  # "calibrated" on the reference, or "fixed" (the fallback)
     quality_passed: bool | None = None
     auc: float | None = None
     reference_auc: float | None = None
@@ -54,12 +58,15 @@ class MonitoringOutcome(BaseModel):
     def from_check(
         cls, check: DomainCheck, report_uri: str | None, canary_rolled_back: str | None = None
     ) -> MonitoringOutcome:
-        quality, health = check.quality, check.health
+        quality, health, weighted = check.quality, check.health, check.weighted_drift
         return cls(
             domain=check.domain, status=check.status, version=check.version,
             health=health.score if health else None, health_status=health.status if health else None,
             drift_share=check.drift.share_drifted if check.drift else None,
             drifted_columns=check.drift.drifted_columns() if check.drift else [],
+            drift_score=weighted.score if weighted else None,
+            drift_score_threshold=weighted.threshold if weighted else None,
+            threshold_kind=weighted.threshold_kind if weighted else None,
             quality_passed=quality.passed if quality else None, auc=quality.auc if quality else None,
             reference_auc=quality.reference_auc if quality else None,
             early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
@@ -87,6 +94,11 @@ def check_markdown(check: DomainCheck, report_uri: str | None) -> str:
     if check.drift is not None:
         drifted = ", ".join(check.drift.drifted_columns()) or "none"
         lines += [f"- drift: {check.drift.share_drifted:.0%} of feature columns drifted ({drifted})"]
+    if check.weighted_drift is not None:
+        w = check.weighted_drift
+        lines += [f"- importance-weighted drift: {w.score:.3g} against {w.threshold_kind} threshold {w.threshold:.3g}"
+                  f"{f' ({w.null_windows} null windows)' if w.null_windows else f' ({w.note})'}: "
+                  f"{'alarm' if w.alarm else 'no alarm'}"]  # fmt: skip
     if check.prediction_drift is not None:
         p = check.prediction_drift
         lines += [f"- prediction drift: {p.method} {p.score:.4g} (threshold {p.threshold:g}, drifted={p.drifted})"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,19 +48,30 @@ def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame
     As in serving, only files whose digest matches the one recorded at registration are loaded.
     """
     run_id = MlflowClient(tracking_uri).get_model_version(name, version).run_id
+    with loaded_version(tracking_uri, name, version) as predict:
+        scores = predict(rows)
+    return ChampionScores(version=version, run_id=run_id, scores=scores, split=recorded_split(tracking_uri, run_id))
+
+
+@contextmanager
+def loaded_version(tracking_uri: str, name: str, version: str) -> Iterator[Callable[[pd.DataFrame], np.ndarray]]:
+    """The version's scoring function, loaded once for many calls (permutation importance scores it per feature)."""
     with tempfile.TemporaryDirectory(prefix="domainflow-score-") as scratch:
         model = mlflow.pyfunc.load_model(str(verified_model_folder(tracking_uri, name, version, Path(scratch))))
         # The version's own input schema: it may have been trained on other features than the rows carry.
         inputs = model.metadata.get_input_schema().inputs
-        missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
-        if missing:
-            raise ValueError(f"{name} v{version} needs columns the rows lack: {missing}")
-        present = [spec for spec in inputs if spec.name in rows.columns]
-        served = rows[[spec.name for spec in present]].astype(
-            {spec.name: "float64" for spec in present if spec.type.name == "double"}
-        )
-        scores = np.asarray(model.predict(served), dtype=float)
-    return ChampionScores(version=version, run_id=run_id, scores=scores, split=recorded_split(tracking_uri, run_id))
+
+        def predict(rows: pd.DataFrame) -> np.ndarray:
+            missing = [spec.name for spec in inputs if spec.required and spec.name not in rows.columns]
+            if missing:
+                raise ValueError(f"{name} v{version} needs columns the rows lack: {missing}")
+            present = [spec for spec in inputs if spec.name in rows.columns]
+            served = rows[[spec.name for spec in present]].astype(
+                {spec.name: "float64" for spec in present if spec.type.name == "double"}
+            )
+            return np.asarray(model.predict(served), dtype=float)
+
+        yield predict
 
 
 def recorded_split(tracking_uri: str, run_id: str) -> SplitConfig | None:

@@ -14,6 +14,7 @@ from domainflow.config import build_config
 from domainflow.monitoring.check import MIN_DAY_ROWS, check_domain, daily_series, feature_drift
 from domainflow.monitoring.events import DRIFT_DETECTED, QUALITY_DEGRADED
 from domainflow.monitoring.reference import Reference
+from domainflow.monitoring.thresholds import feature_weights, weighted_score
 from domainflow.monitoring.window import LABEL, LOSS, SCORE, LogWindow, days_in, read_log, stream_log_days
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
@@ -61,12 +62,24 @@ def test_a_window_like_the_reference_is_ok(reference):
     assert check.health.score > 80 and len(check.daily) >= 30 and check.report_html
 
 
-def test_shifted_features_drift_and_raise_the_event(reference):
+def test_shifted_features_drift_but_without_worse_quality_raise_no_retrain(reference):
+    """Issue 16: drift alone is no evidence that the model got worse; it is reported, and no retrain starts."""
     check = _check(reference, _rows(3_000, 3, shift=1.0))
     assert check.drift.dataset_drift and set(check.drift.drifted_columns()) >= set(NUMERIC)
-    assert DRIFT_DETECTED in [e.name for e in check.events]
+    # No event times in this reference: the fixed thresholds, and the check says so.
+    assert check.weighted_drift.alarm and check.weighted_drift.threshold_kind == "fixed"
+    assert check.quality.passed and check.status == "drift" and check.events == []
+    assert check.to_record(None).summary["weighted_drift"]["threshold_kind"] == "fixed"
+
+
+def test_shifted_features_with_worse_quality_raise_the_event_with_its_evidence(reference):
+    window = _rows(3_000, 3, shift=1.0)
+    window["score"] = window["score"].sample(frac=1.0, random_state=0).to_numpy()
+    check = _check(reference, window)
     event = next(e for e in check.events if e.name == DRIFT_DETECTED)
     assert event.resource["domainflow.domain"] == "EWR" and event.payload["drift_share"] == check.drift.share_drifted
+    assert event.payload["drift_score"] == check.weighted_drift.score > event.payload["drift_score_threshold"]
+    assert event.payload["quality_failed"] and event.payload["auc"] < 0.6
 
 
 def test_scores_that_no_longer_match_the_labels_degrade_quality(reference):
@@ -106,9 +119,13 @@ def _whole_frame_daily_series(reference: Reference, history: LogWindow, config) 
             "auc": float(roc_auc_score(labelled[LABEL], labelled[SCORE])) if both else np.nan,
         })  # fmt: skip
     daily = pd.DataFrame(rows).set_index("day")
-    shares = {day: feature_drift(reference.train, part, config).share_drifted
+    drifts = {day: feature_drift(reference.train, part, config)
               for day, part in frame.groupby(days) if len(part) >= MIN_DAY_ROWS}  # fmt: skip
-    daily["drift_share"] = pd.Series(shares, dtype=float)
+    daily["drift_share"] = pd.Series({day: d.share_drifted for day, d in drifts.items()}, dtype=float)
+    # No importance known: every feature weighs the same.
+    weights = feature_weights({}, config.data.features)
+    daily["drift_score"] = pd.Series({day: weighted_score(d.drifted_columns(), weights) for day, d in drifts.items()},
+                                     dtype=float)  # fmt: skip
     return daily
 
 
