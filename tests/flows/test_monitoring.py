@@ -72,7 +72,6 @@ def test_the_late_months_drift_and_raise_the_retrain_only_with_evidence(ewr_home
 
     assert outcome.status in ("drift", "degraded"), outcome
     assert outcome.threshold_kind == "calibrated" and outcome.drift_score > outcome.drift_score_threshold
-    assert outcome.drift_share >= 0.5
     # Issue 16: the retraining event needs evidence that the model is, or will be, worse as well.
     evidence = outcome.quality_passed is False or any(w.startswith(("log_loss", "auc")) for w in outcome.early_warnings)
     assert (DRIFT_DETECTED in outcome.events) == evidence, outcome
