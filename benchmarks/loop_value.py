@@ -485,8 +485,9 @@ def print_retrains(judged: list[tuple]) -> None:
         shown = interval(difference, 4) if difference is not None else "-"
         print(f"{retrain.domain:<9} {retrain.after:<7} {retrain.model.name:<20} {shown:<28} {verdict:<6} "
               f"{'yes' if retrain.promoted else 'no'}")  # fmt: skip
-        print(f"    started on {retrain.reason}; gate {retrain.gate[:60]}")
-        print(f"    canary {retrain.canary[:68]}")
+        print(f"    started on {retrain.reason}"[:80])
+        print(f"    gate {retrain.gate}"[:80])
+        print(f"    canary {retrain.canary}"[:80])
     better = [r for r, _, v in judged if v == "better"]
     worse_promoted = [r for r, _, v in judged if v == "worse" and r.promoted]
     share = sum(r.promoted for r in better) / len(better) if better else float("nan")
