@@ -46,6 +46,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from collections.abc import Callable
@@ -56,8 +57,8 @@ import numpy as np
 import pandas as pd
 
 from domainflow.canary.analysis import decide
-from domainflow.candidates.gate import BASELINE_LABEL, _calibration_check, check_test_window, choose_family
-from domainflow.candidates.scores import GRADIENT_BOOSTING, TrainedCandidate, calibrate_families, score_candidates
+from domainflow.candidates.gate import gate_families
+from domainflow.candidates.scores import TrainedCandidate, calibrate_families, score_candidates
 from domainflow.config import PipelineConfig, SplitConfig, build_config
 from domainflow.data import sources
 from domainflow.data.features import FeaturePipeline, fit_feature_pipeline
@@ -65,7 +66,7 @@ from domainflow.data.prepared import DomainData, prepare_domain
 from domainflow.data.split import split_by_time
 from domainflow.data.validation import LABEL_COLUMN, ValidationOutcome
 from domainflow.evaluation.bootstrap import Interval, bootstrap_auc, bootstrap_mean
-from domainflow.evaluation.gates import GateReference, GateVerdict, evaluate_gates
+from domainflow.evaluation.gates import GateVerdict
 from domainflow.models.baseline import train_baseline
 from domainflow.monitoring.check import DomainCheck, check_domain, daily_series
 from domainflow.monitoring.events import RETRAINING_EVENTS
@@ -186,28 +187,13 @@ def train_window(domain: Domain, split: SplitConfig, shift_from: pd.Timestamp) -
 
 
 def gate_candidate(trained: Trained, config: PipelineConfig, champion: ServedModel | None) -> Gated:
-    """`candidates.gate.evaluate_candidate` without the registry: the champion's scores come from `champion`."""
-    split, candidate = trained.data.split, trained.candidate
-    test, labels = split.test, split.labels("test")
-    features = candidate.pipeline.transform(test)
-    scores = {family.family: family.predictor().predict(features) for family in candidate.families}
-    window = ()
+    """The library's gate (`candidates.gate.gate_families`), the champion's scores from `champion` (no registry)."""
+    split = trained.data.split
+    scored = None
     if champion is not None:
-        reference = GateReference(f"champion {champion.name}", "champion", champion.predict(test))
-        window = check_test_window(split, ChampionScores(champion.name, "", reference.scores, champion.split))
-    else:
-        reference = GateReference(BASELINE_LABEL, "baseline", scores[GRADIENT_BOOSTING])
-    gate = config.gate
-    slices = test[gate.slice_columns].reset_index(drop=True) if gate.slice_columns else None
-    verdicts = {}
-    for name in config.candidates.families:
-        against = None if champion is None and name == GRADIENT_BOOSTING else reference
-        verdicts[name] = evaluate_gates(labels, scores[name], candidate.scores.by_family[name]["validation"]["auc"],
-                                        against, slices, gate, window=split.window("test"),
-                                        before=(*window, _calibration_check(candidate.family(name))))  # fmt: skip
-    test_auc = {name: candidate.scores.by_family[name]["test"]["auc"] for name in verdicts}
-    chosen, selection = choose_family(verdicts, test_auc)
-    return Gated(chosen, verdicts[chosen], selection)
+        scored = ChampionScores(champion.name, "", champion.predict(split.test), champion.split)
+    evaluation, _, _ = gate_families(config, split, trained.candidate, scored)
+    return Gated(evaluation.family, evaluation.verdict, evaluation.selection)
 
 
 REFERENCES: dict[tuple, Reference] = {}
@@ -364,7 +350,7 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
         gated = gate_candidate(trained, config, champion)
         version += 1
         model = trained.served(gated.family, f"v{version}")
-        retrain = Retrain(f"{domain.name} {domain.scenario[:5]}", label, planned.split, ", ".join(events),
+        retrain = Retrain(f"{domain.name} {domain.scenario}", label, planned.split, ", ".join(events),
                           model=model, champion=champion)  # fmt: skip
         retrain.gate = "passed" if gated.verdict.passed else f"rejected: {gated.verdict.reason}"
         outcome.retrains.append(retrain)
@@ -480,14 +466,14 @@ def judge_retrains(domains: dict[str, Domain], outcomes: dict[str, Outcome], res
 
 def print_retrains(judged: list[tuple]) -> None:
     print(f"\nRetrains the loop started (judged on the month after the test window)\n"
-          f"{'domain':<9} {'after':<7} {'model':<20} {'next month dLL [95% CI]':<28} {'is':<6} promoted")  # fmt: skip
+          f"{'domain':<13} {'after':<7} {'model':<20} {'next month dLL [95% CI]':<26} {'is':<6} prom.")  # fmt: skip
     for retrain, difference, verdict in judged:
         shown = interval(difference, 4) if difference is not None else "-"
-        print(f"{retrain.domain:<9} {retrain.after:<7} {retrain.model.name:<20} {shown:<28} {verdict:<6} "
+        print(f"{retrain.domain:<13} {retrain.after:<7} {retrain.model.name:<20} {shown:<26} {verdict:<6} "
               f"{'yes' if retrain.promoted else 'no'}")  # fmt: skip
-        print(f"    started on {retrain.reason}"[:80])
-        print(f"    gate {retrain.gate}"[:80])
-        print(f"    canary {retrain.canary}"[:80])
+        for what, detail in (("started on", retrain.reason), ("gate", retrain.gate), ("canary", retrain.canary)):
+            # Wrapped, never cut: the detail is what a reader needs to check the decision.
+            print(textwrap.fill(f"{what} {detail}", width=80, initial_indent="    ", subsequent_indent="      "))
     better = [r for r, _, v in judged if v == "better"]
     worse_promoted = [r for r, _, v in judged if v == "worse" and r.promoted]
     share = sum(r.promoted for r in better) / len(better) if better else float("nan")

@@ -11,8 +11,10 @@ aliases by the chosen family's verdict (`domainflow.registry.aliases.apply_gate_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from domainflow.candidates.scores import GRADIENT_BOOSTING, CalibratedFamily, TrainedCandidate
 from domainflow.config import PipelineConfig
@@ -65,7 +67,7 @@ def check_test_window(split: TimeSplit, champion: ChampionScores | None) -> tupl
     return (GateCheck("test_window", None, None, ">=", True, f"no overlap: {detail}", "test_window"),)
 
 
-def _calibration_check(family: CalibratedFamily) -> GateCheck:
+def calibration_check(family: CalibratedFamily) -> GateCheck:
     calibration = family.calibration
     if not calibration.fitted:
         return calibration_fit_check(f"{family.family} not calibrated: {calibration.problem}", "")
@@ -88,23 +90,17 @@ def choose_family(verdicts: dict[str, GateVerdict], test_auc: dict[str, float]) 
     return chosen, f"no family passed; the highest test AUC, {test_auc[chosen]:.4f}{against}, is recorded rejected"
 
 
-def evaluate_candidate(
-    tracking_uri: str,
-    model_name: str,
-    config: PipelineConfig,
-    split: TimeSplit,
-    candidate: TrainedCandidate,
-    report_path: Path | None = None,
-) -> CandidateEvaluation:
-    """Each configured family on the test rows against `model_name`'s champion (else this run's gradient boosting).
+def gate_families(
+    config: PipelineConfig, split: TimeSplit, candidate: TrainedCandidate, champion: ChampionScores | None
+) -> tuple[CandidateEvaluation, dict[str, np.ndarray], GateReference]:
+    """Each configured family on the test rows against `champion` (scored on them), else this run's gradient boosting.
 
-    The report sets the chosen family beside the reference on the same rows, so it shows the
-    comparison the gates made rather than a change of data.
+    Returns the evaluation (without a report), every family's test scores and the reference: what
+    `evaluate_candidate` reports from. Needs no registry: a replay passes its champion's scores.
     """
     test, labels = split.test, split.labels("test")
     features = candidate.pipeline.transform(test)
     scores = {family.family: family.predictor().predict(features) for family in candidate.families}
-    champion = score_champion(tracking_uri, model_name, test)
     if champion is not None:
         reference = GateReference(label=f"champion v{champion.version}", kind="champion", scores=champion.scores)
     else:
@@ -113,26 +109,44 @@ def evaluate_candidate(
     slices = test[gate.slice_columns].reset_index(drop=True) if gate.slice_columns else None
     window, verdicts = check_test_window(split, champion), {}
     for name in config.candidates.families:
-        family = candidate.family(name)
         # The reference's own family needs no comparison with itself: its checks against a reference are skipped.
         against = None if champion is None and name == GRADIENT_BOOSTING else reference
         verdicts[name] = evaluate_gates(labels, scores[name], candidate.scores.by_family[name]["validation"]["auc"],
                                         against, slices, gate, window=split.window("test"),
-                                        before=(*window, _calibration_check(family)))  # fmt: skip
+                                        before=(*window, calibration_check(candidate.family(name))))  # fmt: skip
     test_auc = {name: candidate.scores.by_family[name]["test"]["auc"] for name in verdicts}
     chosen, selection = choose_family(verdicts, test_auc)
     verdict = verdicts[chosen]
     if verdict.reference is None:  # the first model's gradient boosting: the reference itself (its skips say so)
         verdict = verdicts[chosen] = GateVerdict(verdict.checks, BASELINE_LABEL, verdict.window)
-    written = None
-    if report_path is not None:
-        shown = test[config.data.features]
-        written = write_classification_report(
-            scored_frame(labels, scores[chosen], shown),
-            scored_frame(labels, reference.scores, shown),
-            report_path,
-            numeric_features=config.data.numeric_features,
-            categorical_features=config.data.categorical_features,
-        )
-    return CandidateEvaluation(verdict=verdict, family=chosen, verdicts=verdicts, test_auc=test_auc,
-                               selection=selection, report_path=str(written) if written else None)  # fmt: skip
+    evaluation = CandidateEvaluation(verdict=verdict, family=chosen, verdicts=verdicts, test_auc=test_auc,
+                                     selection=selection, report_path=None)  # fmt: skip
+    return evaluation, scores, reference
+
+
+def evaluate_candidate(
+    tracking_uri: str,
+    model_name: str,
+    config: PipelineConfig,
+    split: TimeSplit,
+    candidate: TrainedCandidate,
+    report_path: Path | None = None,
+) -> CandidateEvaluation:
+    """`gate_families` against `model_name`'s champion (scored as serving would), and the chosen family's report.
+
+    The report sets the chosen family beside the reference on the same rows, so it shows the
+    comparison the gates made rather than a change of data.
+    """
+    champion = score_champion(tracking_uri, model_name, split.test)
+    evaluation, scores, reference = gate_families(config, split, candidate, champion)
+    if report_path is None:
+        return evaluation
+    labels, shown = split.labels("test"), split.test[config.data.features]
+    written = write_classification_report(
+        scored_frame(labels, scores[evaluation.family], shown),
+        scored_frame(labels, reference.scores, shown),
+        report_path,
+        numeric_features=config.data.numeric_features,
+        categorical_features=config.data.categorical_features,
+    )
+    return replace(evaluation, report_path=str(written) if written else None)
