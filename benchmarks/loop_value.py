@@ -191,7 +191,13 @@ def gate_candidate(trained: Trained, config: PipelineConfig, champion: ServedMod
     split = trained.data.split
     scored = None
     if champion is not None:
-        scored = ChampionScores(champion.name, "", champion.predict(split.test), champion.split)
+        scored = ChampionScores(
+            champion.name,
+            "",
+            champion.predict(split.test),
+            champion.split,
+            validation_scores=champion.predict(split.validation),
+        )
     evaluation, _, _ = gate_families(config, split, trained.candidate, scored)
     return Gated(evaluation.family, evaluation.verdict, evaluation.selection)
 

@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from domainflow.candidates.scores import GRADIENT_BOOSTING, CalibratedFamily, TrainedCandidate
 from domainflow.config import PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.evaluation.gates import GateCheck, GateReference, GateVerdict, calibration_fit_check, evaluate_gates
+from domainflow.evaluation.metrics import binary_metrics
 from domainflow.evaluation.report import scored_frame, write_classification_report
 from domainflow.registry.champion import ChampionScores, score_champion
 
@@ -108,12 +110,16 @@ def gate_families(
     gate = config.gate
     slices = test[gate.slice_columns].reset_index(drop=True) if gate.slice_columns else None
     window, verdicts = check_test_window(split, champion), {}
+    champion_validation_auc = None
+    if champion is not None and champion.validation_scores is not None:
+        champion_validation_auc = binary_metrics(split.labels("validation"), champion.validation_scores)["auc"]
     for name in config.candidates.families:
         # The reference's own family needs no comparison with itself: its checks against a reference are skipped.
         against = None if champion is None and name == GRADIENT_BOOSTING else reference
         verdicts[name] = evaluate_gates(labels, scores[name], candidate.scores.by_family[name]["validation"]["auc"],
                                         against, slices, gate, window=split.window("test"),
-                                        before=(*window, calibration_check(candidate.family(name))))  # fmt: skip
+                                        before=(*window, calibration_check(candidate.family(name))),
+                                        champion_validation_auc=champion_validation_auc)  # fmt: skip
     test_auc = {name: candidate.scores.by_family[name]["test"]["auc"] for name in verdicts}
     chosen, selection = choose_family(verdicts, test_auc)
     verdict = verdicts[chosen]
@@ -137,7 +143,11 @@ def evaluate_candidate(
     The report sets the chosen family beside the reference on the same rows, so it shows the
     comparison the gates made rather than a change of data.
     """
-    champion = score_champion(tracking_uri, model_name, split.test)
+    # One load of the champion for the validation and the test rows: the floors may follow its AUC on both.
+    champion = score_champion(tracking_uri, model_name, pd.concat([split.validation, split.test], ignore_index=True))
+    if champion is not None:
+        cut = len(split.validation)
+        champion = replace(champion, scores=champion.scores[cut:], validation_scores=champion.scores[:cut])
     evaluation, scores, reference = gate_families(config, split, candidate, champion)
     if report_path is None:
         return evaluation

@@ -322,11 +322,30 @@ def calibration_fit_check(problem: str | None, detail: str) -> GateCheck:
     return GateCheck("calibration_fit", None, None, ">=", True, detail, "calibration_rows")
 
 
-def _min_test_auc(labels: np.ndarray, scores: np.ndarray, auc: float, config: GateConfig) -> GateCheck:
+def _floor(config: GateConfig, floor: float, reference_auc: float | None) -> tuple[float, str]:
+    """The AUC floor, lowered to the champion's AUC on the same rows less its margin when that is lower.
+
+    A month whose labels every model ranks poorly (a concept shift) is no reason to keep a champion
+    that ranks them worse than the retrain does; non-inferiority still holds the retrain to it.
+    """
+    if reference_auc is None or reference_auc - config.champion_margin >= floor:
+        return floor, ""
+    lowered = reference_auc - config.champion_margin
+    return lowered, (f"; the floor {floor} is lowered to the champion's AUC on these rows, {reference_auc:.4f}, "
+                     f"less the margin {config.champion_margin}")  # fmt: skip
+
+
+def _min_test_auc(
+    labels: np.ndarray, scores: np.ndarray, auc: float, reference: GateReference | None, config: GateConfig
+) -> GateCheck:
     interval = bootstrap_auc(labels, scores, config.bootstrap_resamples, config.confidence, config.seed)
+    champion_auc = (
+        binary_metrics(labels, reference.scores)["auc"] if reference and reference.kind == "champion" else None
+    )
+    floor, lowered = _floor(config, config.min_test_auc, champion_auc)
     detail = f"on {labels.size} test rows, {interval.confidence:.0%} CI [{interval.low:.4f}, {interval.high:.4f}]"
     extras = {"test_auc_low": interval.low, "test_auc_high": interval.high}
-    return _measured("min_test_auc", "test_auc", auc, ">=", config.min_test_auc, detail, extras=extras)
+    return _measured("min_test_auc", "test_auc", auc, ">=", floor, detail + lowered, extras=extras)
 
 
 def _max_test_log_loss(log_loss: float, rows: int, config: GateConfig) -> GateCheck:
@@ -345,22 +364,23 @@ def evaluate_gates(
     *,
     window: str | None = None,
     before: tuple[GateCheck, ...] = (),
+    champion_validation_auc: float | None = None,
 ) -> GateVerdict:
     """Run every gate on the test rows.
 
     `reference` holds the champion's (else the baseline's) scores on the same
     rows; `slices` the test rows' `config.slice_columns`, row for row; `window`
-    names those rows; `before` are checks made elsewhere (the calibration fit), listed first.
+    names those rows; `before` are checks made elsewhere (the calibration fit), listed first;
+    `champion_validation_auc` is the champion's on the candidate's validation rows, if scored.
     """
     labels, scores = _check_inputs(labels, candidate_scores, validation_auc, reference, slices, config)
     test = binary_metrics(labels, scores)
-    validation_detail = "on the validation split, which early stopping and tuning saw"
+    validation_floor, lowered = _floor(config, config.min_validation_auc, champion_validation_auc)
+    validation_detail = "on the validation split, which early stopping and tuning saw" + lowered
     checks = (
         *before,
-        _measured(
-            "min_validation_auc", "validation_auc", validation_auc, ">=", config.min_validation_auc, validation_detail
-        ),
-        _min_test_auc(labels, scores, test["auc"], config),
+        _measured("min_validation_auc", "validation_auc", validation_auc, ">=", validation_floor, validation_detail),
+        _min_test_auc(labels, scores, test["auc"], reference, config),
         _max_test_log_loss(test["log_loss"], labels.size, config),
         _non_inferiority(labels, scores, reference, config),
         _calibration(labels, scores, reference, config),

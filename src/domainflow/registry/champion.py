@@ -27,6 +27,8 @@ class ChampionScores:
     scores: np.ndarray
     # The windows the version's training run recorded (config.json's split); None when it recorded none.
     split: SplitConfig | None = None
+    # Its scores on the candidate's validation rows, when those were scored too.
+    validation_scores: np.ndarray | None = None
 
 
 def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> ChampionScores | None:

@@ -230,3 +230,29 @@ def test_a_config_with_the_old_calibration_ceiling_names_its_replacement():
 
     with pytest.raises(ConfigError, match="gate.max_calibration_error is gone.*gate.calibration_margin"):
         build_config({"gate": {"max_calibration_error": 0.075}})
+
+
+def test_on_rows_the_champion_ranks_poorly_the_auc_floors_follow_it():
+    """A concept shift flattens every model's AUC: a retrain better than the champion there is not refused.
+
+    The benchmark of the loop (benchmarks/loop_value.py) found retrains 0.16-0.25 nats better than
+    the champion on the next month rejected by the absolute 0.6 floor, the champion itself near 0.5.
+    """
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=4_000)
+    labels = (rng.random(4_000) < _sigmoid(0.3 * signal - 1)).astype(int)  # barely rankable
+    candidate = _sigmoid(0.3 * signal - 1)
+    champion = GateReference("champion v1", "champion", _sigmoid(0.5 * (signal + rng.normal(scale=2, size=4_000))))
+    config = GateConfig(slice_columns=[], bootstrap_resamples=200)
+    auc = roc_auc_score(labels, candidate)
+    assert auc < config.min_test_auc, "the scenario needs a month every model ranks poorly"
+
+    against_champion = evaluate_gates(labels, candidate, 0.55, champion, None, config, champion_validation_auc=0.52)
+    checks = {check.name: check for check in against_champion.checks}
+    assert checks["min_test_auc"].passed and "lowered to the champion's AUC" in checks["min_test_auc"].detail
+    assert checks["min_validation_auc"].passed and checks["min_validation_auc"].threshold == pytest.approx(0.51)
+
+    # Without a champion (a first model) the floors stay absolute.
+    first = evaluate_gates(labels, candidate, 0.55, GateReference("baseline", "baseline", champion.scores), None,
+                           config)  # fmt: skip
+    assert {"min_test_auc", "min_validation_auc"} <= set(first.failed_checks)
