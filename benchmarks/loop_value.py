@@ -22,15 +22,16 @@ bundled flights) are served in time order by three arms, on the same labelled ro
 
 Real library code: data preparation and split, the feature pipeline, the network's training
 (Lightning) and gradient boosting, the served variant's optimization, each family's calibration
-and scores, the gates (`evaluate_gates`, `check_test_window`, `choose_family`), the retraining
+and scores, the gates (`candidates.gate.gate_families`), the retraining
 window, the monitoring check (drift, quality tests, Prophet forecasts, events), and the canary's
 `decide` (guardrails, `judge_quality`, step exits) with the config's plan.
 Simulated: no Prefect, no MLflow registry, no server or prediction log (the log is a frame); the
 loop looks once a month, at its end, and a month's labels are all in by then; tuning is off and
-the network trains at most --max-epochs epochs; a canary's clock is the demo replay's
-(`replay.rate_limit` rows a second), it looks after every `replay.batch_size` rows with the
-labels so far, routes each row at random by its step's weight, carries over into later months
-and, still undecided when the traffic ends, is aborted. Latency and errors are not simulated.
+the network trains at most --max-epochs epochs; a canary's clock is the flights' event time
+(as in production: a bake of seconds is nothing, its labelled samples bind), it looks after
+every `replay.batch_size` rows with the labels so far, routes each row at random by its step's
+weight, carries over into later months and, still undecided when the traffic ends, is aborted.
+Latency and errors are not simulated.
 
 Also printed: every retrain the loop started, gated and canaried, against the champion on the
 month after its test window (paired bootstrap of the log-loss difference: better, worse or
@@ -141,6 +142,7 @@ class Canary:
     retrain: Retrain
     step: int = 0
     step_rows: int = 0
+    step_started: float | None = None  # the event time (seconds) of the step's first row
     # per step: (champion losses, canary losses) of the labelled rows so far
     strata: list[tuple[list[float], list[float]]] = field(default_factory=lambda: [([], [])])
 
@@ -263,17 +265,24 @@ def arm_stats(variant: str, losses: list[float]) -> ArmStats | None:
     return ArmStats(variant, values.size, 0, None, values.size, float(values.mean()), spread)
 
 
-def serve_canary(canary: Canary, champion: np.ndarray, challenger: np.ndarray, labels: np.ndarray,
+def serve_canary(canary: Canary, champion: np.ndarray, challenger: np.ndarray, rows: pd.DataFrame,
                  config: PipelineConfig, rng: np.random.Generator) -> tuple:  # fmt: skip
     """Route the rows between the arms step by step, deciding after each replay batch.
+
+    The bake time runs on the flights' own clock (their event times), as it would in production:
+    the demo replay's compressed clock would turn a 5-second bake into thousands of flights.
 
     Returns the served scores, which rows the canary served, the row where the canary ended (None:
     still running) and the decision's reason ("promote: ..." or "roll back ...").
     """
     plan, batch = config.canary, config.replay.batch_size
+    labels = rows[LABEL_COLUMN].to_numpy(dtype=float)
+    at = pd.to_datetime(rows[config.data.timestamp]).to_numpy(dtype="datetime64[s]").astype(np.int64)
     served, to_canary = champion.copy(), np.zeros(labels.size, dtype=bool)
     for begin in range(0, labels.size, batch):
         end = min(begin + batch, labels.size)
+        if canary.step_started is None:
+            canary.step_started = float(at[begin])
         routed = rng.random(end - begin) < plan.steps[canary.step].weight
         to_canary[begin:end] = routed
         served[begin:end] = np.where(routed, challenger[begin:end], champion[begin:end])
@@ -283,13 +292,13 @@ def serve_canary(canary: Canary, champion: np.ndarray, challenger: np.ndarray, l
         canary.step_rows += end - begin
         strata = [(arm_stats("champion", c), arm_stats("canary", k)) for c, k in canary.strata]
         decision = decide(canary.step, plan, *strata[-1], len(canary.strata[-1][1]),
-                          canary.step_rows / config.replay.rate_limit, strata)  # fmt: skip
+                          float(at[end - 1]) - canary.step_started, strata)  # fmt: skip
         if decision.action == "rollback":
             return served, to_canary, end, decision.reason
         if decision.action == "advance":
             if canary.step + 1 == len(plan.steps):
                 return served, to_canary, end, decision.reason
-            canary.step, canary.step_rows = canary.step + 1, 0
+            canary.step, canary.step_rows, canary.step_started = canary.step + 1, 0, None
             canary.strata.append(([], []))
     return served, to_canary, None, ""
 
@@ -328,7 +337,7 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
         served, start = champion.predict(rows), 0
         to_canary = np.zeros(len(rows), dtype=bool)
         if canary is not None:
-            served, to_canary, end, reason = serve_canary(canary, served, canary.challenger.predict(rows), labels,
+            served, to_canary, end, reason = serve_canary(canary, served, canary.challenger.predict(rows), rows,
                                                           config, rng)  # fmt: skip
             if end is not None:
                 canary.retrain.promoted = reason.startswith("promote")
