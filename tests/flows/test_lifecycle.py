@@ -196,23 +196,24 @@ def test_changed_config_trains_a_new_version(first_run, trained_home):
 
 
 @FIRST_RUN
-def test_a_model_below_the_floor_is_registered_without_an_alias(first_run, trained_home):
+def test_a_model_failing_a_gate_is_registered_without_an_alias(first_run, trained_home):
     first, aliases_before = _outcomes(first_run.state), _aliases(first_run.config)
     overrides = tiny_overrides(first_run.config.data.source)
-    strict = build_config({**overrides, "gate": {**overrides["gate"], "min_test_auc": 0.99}})
+    # An absolute ceiling no model meets (the AUC floors follow the champion on its rows, so they would not do).
+    strict = build_config({**overrides, "gate": {**overrides["gate"], "max_test_log_loss": 0.01}})
 
     state = run_lifecycle(config=strict, return_state=True)
     second = _outcomes(state)
 
     # A rejection is an outcome, not an error: the run completes and says which checks failed.
-    assert state.is_completed() and "rejected by the gates: EWR (min_test_auc)" in state.message
+    assert state.is_completed() and "rejected by the gates: EWR (max_test_log_loss)" in state.message
     client = MlflowClient(resolve_settings().tracking_uri)
     for domain, outcome in second.items():
-        assert outcome.status == "rejected" and outcome.aliases == [] and outcome.failed_checks == ["min_test_auc"]
+        assert outcome.status == "rejected" and outcome.aliases == [] and outcome.failed_checks == ["max_test_log_loss"]
         version = client.get_model_version(outcome.model_name, outcome.version)
         assert version.tags["domainflow.gate"] == "failed"
-        assert version.tags["domainflow.gate_failed_checks"] == "min_test_auc"
-        assert "needs >= 0.9900" in version.tags["domainflow.gate_reason"]
+        assert version.tags["domainflow.gate_failed_checks"] == "max_test_log_loss"
+        assert "needs <= 0.0100" in version.tags["domainflow.gate_reason"]
         assert version.aliases == []
         assert aliases_before[domain]["champion"] == first[domain].version
     # Nothing moved: the champion (the first run's version) and the challenger are where they were.
