@@ -433,9 +433,16 @@ def goal(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
+def say(text: str) -> None:
+    """Prose wrapped to 80 columns, never cut (terminals and CI logs alike)."""
+    print(textwrap.fill(text, width=80, subsequent_indent="    "))
+
+
 def print_scenario(title: str, outcomes: dict[str, Outcome], resamples: int) -> dict[str, float]:
     """Per domain, month and arm: log loss and AUC with 95 % intervals; per domain the gap the loop closes."""
-    print(f"\n{title}\n{'domain':<6} {'month':<7} {'rows':>6} {'arm':<6}  {'log loss [95% CI]':<22}  AUC [95% CI]")
+    print()
+    say(title)
+    print(f"{'domain':<6} {'month':<7} {'rows':>6} {'arm':<6}  {'log loss [95% CI]':<22}  AUC [95% CI]")
     closed, worse = {}, []
     for domain, outcome in outcomes.items():
         pooled = {arm: [] for arm in ARMS}
@@ -454,8 +461,8 @@ def print_scenario(title: str, outcomes: dict[str, Outcome], resamples: int) -> 
         share = (mean["static"] - mean["loop"]) / gap if gap > 0 else float("nan")
         closed[domain] = share
         shown = f"{share:.0%}" if gap > 0 else "n/a (oracle no better)"
-        print(f"  {domain} all months: static {mean['static']:.4f}, loop {mean['loop']:.4f}, oracle "
-              f"{mean['oracle']:.4f}; gap {gap:+.4f}, loop closes {shown}")  # fmt: skip
+        say(f"  {domain} all months: static {mean['static']:.4f}, loop {mean['loop']:.4f}, oracle "
+            f"{mean['oracle']:.4f}; gap {gap:+.4f}, loop closes {shown}")  # fmt: skip
         print(f"  {domain} loop - static log loss {interval(vs_static, 4)}{'  WORSE' if vs_static.low > 0 else ''}")
     print(f"goal: loop never worse than static beyond its interval: {goal(not any(worse))}")
     return closed
@@ -469,7 +476,7 @@ def judge_retrains(domains: dict[str, Domain], outcomes: dict[str, Outcome], res
             month = pd.Timestamp(retrain.split.test_until).to_period("M").to_timestamp()
             rows = domains[name].month(month)  # the scenario's rows
             if rows.empty:
-                judged.append((retrain, None, "no month after"))
+                judged.append((retrain, None, "n/a"))
                 continue
             labels = rows[LABEL_COLUMN].to_numpy(dtype=float)
             difference = bootstrap_mean(row_losses(labels, retrain.model.predict(rows))
@@ -481,7 +488,7 @@ def judge_retrains(domains: dict[str, Domain], outcomes: dict[str, Outcome], res
 
 def print_retrains(judged: list[tuple]) -> None:
     print(f"\nRetrains the loop started (judged on the month after the test window)\n"
-          f"{'domain':<13} {'after':<7} {'model':<20} {'next month dLL [95% CI]':<26} {'is':<6} prom.")  # fmt: skip
+          f"{'domain':<13} {'after':<7} {'model':<20} {'next month dLL [95% CI]':<26} {'is':<6} prom")  # fmt: skip
     for retrain, difference, verdict in judged:
         shown = interval(difference, 4) if difference is not None else "-"
         print(f"{retrain.domain:<13} {retrain.after:<7} {retrain.model.name:<20} {shown:<26} {verdict:<6} "
@@ -578,22 +585,24 @@ def main() -> None:
         if scenario == "shift":
             shares = [v for v in closed.values() if v == v]
             each = ", ".join(f"{d} {v:.0%}" for d, v in closed.items())
-            print(f"goal: on the shift the loop closes at least 50% of the gap in every domain: "
+            say(f"goal: on the shift the loop closes at least 50% of the gap in every domain: "
                   f"{goal(bool(shares) and min(shares) >= 0.5)} ({each})")  # fmt: skip
         judged += judge_retrains(prepared[scenario], outcomes[scenario], args.resamples)
     print_retrains(judged)
     if alarms:
-        print(f"\nDrift alarms on unchanged data: the training months (Jan-Jun) against the first champion's\n"
-              f"reference (its last {config.monitoring.reference_months} labelled months); weekly windows, and "
-              f"the daily series\n{'domain':<6} {'weeks':>5} {'alarms':>6} {'in ref months':>14} "
-              f"{'retrain events':>14} {'days':>5} {'day alarms':>10}")  # fmt: skip
+        print()
+        say(f"Drift alarms on unchanged data: the training months (Jan-Jun) against the first champion's "
+            f"reference (its last {config.monitoring.reference_months} labelled months); weekly windows, and "
+            f"the daily series")  # fmt: skip
+        print(f"{'domain':<6} {'weeks':>5} {'alarms':>6} {'in ref months':>14} {'retrain events':>14} {'days':>5} "
+              f"{'day alarms':>10}")  # fmt: skip
         for name, a in alarms.items():
             inside = f"{a.reference_alarms}/{a.reference_windows}"
             print(f"{name:<6} {a.windows:>5} {a.drift_alarms:>6} {inside:>14} {a.retrain_events:>14} {a.days:>5} "
                   f"{a.day_alarms:>10}")  # fmt: skip
         windows = sum(a.windows for a in alarms.values())
         rate = sum(a.drift_alarms for a in alarms.values()) / windows
-        print(f"goal: drift alarms on at most 5% of windows: {goal(rate <= 0.05)} ({rate:.1%} of {windows} weeks)")
+        say(f"goal: drift alarms on at most 5% of windows: {goal(rate <= 0.05)} ({rate:.1%} of {windows} weeks)")
     progress("done")
 
 
