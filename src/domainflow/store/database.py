@@ -79,8 +79,32 @@ def _add_missing_column(connection: Connection, table: str, column: str, sql_typ
             raise
 
 
+# A migration that finds a fresh SQLite file "locked" is tried again this many times.
+SQLITE_LOCKED_TRIES = 5
+
+
 def migrate(engine: Engine) -> int:
-    """Apply the steps this database has not had, in order; returns its schema version."""
+    """Apply the steps this database has not had, in order; returns its schema version.
+
+    On SQLite a writer whose read snapshot went stale while others created the tables gets "database
+    is locked" at once, whatever the busy timeout (SQLITE_BUSY_SNAPSHOT); every step is idempotent,
+    so the migration is run again after a short wait.
+    """
+    for attempt in range(1, SQLITE_LOCKED_TRIES + 1):
+        try:
+            return _migrate(engine)
+        except OperationalError as error:
+            if (
+                engine.dialect.name != "sqlite"
+                or "database is locked" not in str(error)
+                or attempt == SQLITE_LOCKED_TRIES
+            ):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _migrate(engine: Engine) -> int:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
