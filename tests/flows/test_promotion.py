@@ -35,10 +35,12 @@ CANARY = {"canary": {"steps": [{"weight": 0.01, "min_samples": 50},
                                {"weight": 0.50, "min_samples": 1000, "require_quality": True},
                                {"weight": 1.00, "min_samples": 100}],
                      "poll_seconds": 0.2,
-                     # These canaries are judged on quality; the latency guardrail has its own tests
-                     # (tests/unit/canary). Replayed unthrottled on two loaded cores, p95s of a few ms
-                     # spike to tens (33 ms against 10 ms rolled a good retrain back in one CI run).
-                     "latency_tolerance_ms": 100.0},
+                     # These canaries are judged on quality; the latency guardrails have their own tests
+                     # (tests/unit/canary). Served in the test process, beside other tests' trainings on two
+                     # loaded cores, a model call caught behind a full GC of that heap took 337 ms against
+                     # the 250 ms ceiling, and p95s of a few ms spiked to 33 ms against the champion's 10:
+                     # either rolled a good retrain back in a CI run. Both guardrails are lifted here.
+                     "max_p95_latency_ms": 10_000.0, "latency_tolerance_ms": 10_000.0},
           "replay": {"feedback_delay_seconds": 0.2, "rate_limit": None},
           "serving": {"refresh_seconds": 0.2}}  # fmt: skip
 

@@ -68,7 +68,7 @@ class CalibrationWindow:
         return self.rows - self.positives
 
     def describe(self) -> str:
-        return f"{self.label}: {self.rows} labelled rows ({self.positives} delayed, {self.negatives} not)"
+        return f"{self.label}: {self.rows} labelled rows ({self.positives} positive, {self.negatives} negative)"
 
 
 @dataclass(frozen=True)

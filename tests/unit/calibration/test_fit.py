@@ -47,9 +47,9 @@ def test_auto_chooses_by_cross_validated_log_loss_and_tries_isotonic_only_on_eno
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        (np.array([0, 1] * 100), "validation 2013-07-01 to 2013-08-01, 200 rows: 200 labelled rows (100 delayed, "
-                                 "100 not); calibration.min_rows is 500"),
-        (np.zeros(800, dtype=int), "800 labelled rows (0 delayed, 800 not): one class only"),
+        (np.array([0, 1] * 100), "validation 2013-07-01 to 2013-08-01, 200 rows: 200 labelled rows (100 positive, "
+                                 "100 negative); calibration.min_rows is 500"),
+        (np.zeros(800, dtype=int), "800 labelled rows (0 positive, 800 negative): one class only"),
     ],
 )  # fmt: skip
 def test_a_window_too_small_or_of_one_class_is_named_with_its_counts(labels, expected):
