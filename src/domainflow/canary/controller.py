@@ -24,7 +24,7 @@ from domainflow.canary.analysis import Decision, decide
 from domainflow.config import CanaryConfig
 from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version
+from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, registry_failure, version_exists
 from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
 from domainflow.store.promotions import (
     ABORTED,
@@ -112,9 +112,11 @@ def _startable_against(model: DomainModel, version: str) -> str:
     """The champion a new canary of `version` is judged against; PromotionError when there is none to judge."""
     client: MlflowClient = model.client
     try:
-        client.get_model_version(model.name, version)
-    except MlflowException:
-        raise PromotionError(f"{model.name} has no version {version}; register it before its canary") from None
+        exists = version_exists(client, model.name, version)
+    except MlflowException as error:
+        raise registry_failure(error, f"reading {model.name} v{version}") from error
+    if not exists:
+        raise PromotionError(f"{model.name} has no version {version}; register it before its canary")
     champion = current_alias_version(client, model.name, CHAMPION)
     if champion is None:
         raise PromotionError(

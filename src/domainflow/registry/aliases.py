@@ -15,7 +15,14 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
+from domainflow.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG,
+    absent_in_registry,
+    current_alias_version,
+    registry_failure,
+)
 from domainflow.store.audit import AuditEntry, record_audit
 from domainflow.store.locks import domain_lock
 
@@ -119,8 +126,10 @@ def pending_challenger(tracking_uri: str, name: str) -> tuple[str, str] | None:
     client = MlflowClient(tracking_uri)
     try:
         client.get_registered_model(name)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if absent_in_registry(error):
+            return None
+        raise registry_failure(error, f"reading {name}") from error
     challenger = current_alias_version(client, name, CHALLENGER)
     champion = current_alias_version(client, name, CHAMPION)
     if challenger is None or champion is None or challenger == champion:

@@ -35,8 +35,23 @@ from domainflow.models.pyfunc import (
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG = "domainflow."
-# Error codes MLflow answers for a model, version or alias that does not exist (as opposed to an outage).
-_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class RegistryUnavailable(RuntimeError):
+    """The MLflow registry failed with an error other than "does not exist": nothing can be decided on it.
+
+    Raised instead of reading the failure as an absence (no champion, no challenger), which would
+    let a gate crown a version with no canary or a promotion lose `previous-champion`.
+    """
+
+
+def registry_failure(error: MlflowException, doing: str) -> RegistryUnavailable:
+    """The error a caller raises: what it was doing, and MLflow's code and first line."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return RegistryUnavailable(
+        f"the MLflow registry failed while {doing} ({error.error_code}: {first[:600]}); stopped before moving "
+        "any alias or traffic: run it again once the registry answers"
+    )
 
 
 @dataclass(frozen=True)
@@ -250,15 +265,26 @@ def register_logged_model(
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version `alias` names; None when the model or the alias does not exist (RegistryUnavailable otherwise)."""
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if absent_in_registry(error):
+            return None
+        raise registry_failure(error, f"reading the {alias!r} alias of {name}") from error
 
 
 def absent_in_registry(error: Exception) -> bool:
-    """Whether MLflow's error says the model, version or alias does not exist (not that the registry failed)."""
-    return isinstance(error, MlflowException) and error.error_code in _ABSENT
+    """Whether MLflow's error says the model, version or alias does not exist (not that the registry failed).
+
+    A missing model or version is RESOURCE_DOES_NOT_EXIST; a missing alias is INVALID_PARAMETER_VALUE
+    "Registered model alias ... not found" (SQL store and REST server alike), the code's other uses are not absences.
+    """
+    if not isinstance(error, MlflowException):
+        return False
+    return error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+        error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(error)
+    )
 
 
 def version_exists(client: MlflowClient, name: str, version: str) -> bool:

@@ -20,7 +20,13 @@ from domainflow.config import PipelineConfig, SplitConfig
 from domainflow.registry.aliases import pending_challenger
 from domainflow.registry.champion import recorded_split
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, fluent_tracking_uri
+from domainflow.registry.mlflow_registry import (
+    CHAMPION,
+    absent_in_registry,
+    current_alias_version,
+    fluent_tracking_uri,
+    registry_failure,
+)
 from domainflow.store.prediction_log import latest_labelled_event_time
 from domainflow.store.promotions import RUNNING, read_promotion
 
@@ -91,14 +97,17 @@ def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_ba
     client = MlflowClient(tracking_uri)
     try:
         versions = client.search_model_versions(f"name = '{name}'", max_results=200)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        # An outage must not read as "never trained on this window": that would train it again.
+        raise registry_failure(error, f"listing the versions of {name}") from error
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True)[:look_back]:
         try:
             with fluent_tracking_uri(tracking_uri):
                 recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/config.json")
-        except MlflowException:
-            continue
+        except MlflowException as error:
+            if absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error):
+                continue  # a version logged without a config (by hand): not trained on any window
+            raise registry_failure(error, f"reading the config of {name} v{version.version}") from error
         if SplitConfig.model_validate(recorded.get("split", {})) == split:
             return str(version.version)
     return None
