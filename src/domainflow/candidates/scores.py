@@ -59,9 +59,12 @@ class CalibratedFamily:
 def family_models(optimized: OptimizationResult, baseline: HistGradientBoostingClassifier) -> tuple[FamilyModel, ...]:
     network = FamilyModel(NETWORK, optimized.chosen, optimized.formats[optimized.chosen],
                           optimized.artifacts[optimized.chosen], optimized.reason)  # fmt: skip
-    boosting = FamilyModel(GRADIENT_BOOSTING, SKLEARN_FORMAT, SKLEARN_FORMAT, serialize_gradient_boosting(baseline),
-                           "one variant: the fitted scikit-learn model")  # fmt: skip
-    return network, boosting
+    return network, boosting_model(baseline)
+
+
+def boosting_model(baseline: HistGradientBoostingClassifier) -> FamilyModel:
+    return FamilyModel(GRADIENT_BOOSTING, SKLEARN_FORMAT, SKLEARN_FORMAT, serialize_gradient_boosting(baseline),
+                       "one variant: the fitted scikit-learn model")  # fmt: skip
 
 
 def calibrate_families(
