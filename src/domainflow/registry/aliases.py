@@ -24,7 +24,7 @@ from domainflow.registry.mlflow_registry import (
     registry_failure,
 )
 from domainflow.store.audit import AuditEntry, record_audit
-from domainflow.store.locks import domain_lock
+from domainflow.store.locks import Lease, domain_lock
 
 CANARY = "canary"
 PREVIOUS_CHAMPION = "previous-champion"
@@ -37,12 +37,26 @@ class GateDecision:
     aliases: list[str]
 
 
-def move_alias(model: DomainModel, alias: str, version: str | None, reason: str, actor: str) -> bool:
-    """Point `alias` at `version` (None deletes it); audit and tag the change. False when nothing changed."""
+def move_alias(
+    model: DomainModel, alias: str, version: str | None, reason: str, actor: str, lease: Lease | None = None
+) -> bool:
+    """Point `alias` at `version` (None deletes it); audit and tag the change. False when nothing changed.
+
+    Made under `lease`, the domain's lock the caller holds (confirmed just before the move), or
+    under the lock taken for this one move.
+    """
+    if lease is None:
+        with domain_lock(model.engine, model.domain, actor) as held:
+            return _move(model, alias, version, reason, actor, held)
+    return _move(model, alias, version, reason, actor, lease)
+
+
+def _move(model: DomainModel, alias: str, version: str | None, reason: str, actor: str, lease: Lease) -> bool:
     client = model.client
     before = current_alias_version(client, model.name, alias)
     if before == version:
         return False
+    lease.confirm()  # still ours, and renewed: the move below has a whole lease to finish in
     # Audited before the move: a crash in between leaves an entry for a move a retry then makes
     # (an entry twice at worst), never a moved alias that the log does not show.
     record_audit(model.engine, AuditEntry(domain=model.domain, action="alias", subject=alias, before=before,
@@ -82,16 +96,16 @@ def apply_gate_verdict(
     client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
     note = f"gate {'passed' if passed else 'failed'}: {reason}"
     aliases: list[str] = []
-    with domain_lock(model.engine, model.domain, actor):
+    with domain_lock(model.engine, model.domain, actor) as lease:
         if not passed and current_alias_version(client, name, CHALLENGER) == version:
             # A re-gated version that no longer passes stops being the challenger.
-            move_alias(model, CHALLENGER, None, note, actor)
+            move_alias(model, CHALLENGER, None, note, actor, lease=lease)
         if passed:
-            move_alias(model, CHALLENGER, version, note, actor)
+            move_alias(model, CHALLENGER, version, note, actor, lease=lease)
             aliases.append(CHALLENGER)
             champion = current_alias_version(client, name, CHAMPION)
             if champion is None or champion == version:
-                move_alias(model, CHAMPION, version, note, actor)
+                move_alias(model, CHAMPION, version, note, actor, lease=lease)
                 aliases.append(CHAMPION)
     return GateDecision(passed=passed, reason=reason, aliases=aliases)
 
@@ -99,24 +113,24 @@ def apply_gate_verdict(
 def promote(model: DomainModel, version: str, reason: str, actor: str) -> None:
     """`champion` moves to `version`; `previous-champion` keeps the old one; canary/challenger aliases are cleared."""
     client = model.client
-    with domain_lock(model.engine, model.domain, actor):
+    with domain_lock(model.engine, model.domain, actor) as lease:
         old = current_alias_version(client, model.name, CHAMPION)
         if old is not None and old != version:
-            move_alias(model, PREVIOUS_CHAMPION, old, reason, actor)
-        move_alias(model, CHAMPION, version, reason, actor)
+            move_alias(model, PREVIOUS_CHAMPION, old, reason, actor, lease=lease)
+        move_alias(model, CHAMPION, version, reason, actor, lease=lease)
         for alias in (CANARY, CHALLENGER):
             if current_alias_version(client, model.name, alias) == version:
-                move_alias(model, alias, None, reason, actor)
+                move_alias(model, alias, None, reason, actor, lease=lease)
     client.set_model_version_tag(model.name, version, f"{TAG}rollout", "promoted")
 
 
 def roll_back(model: DomainModel, version: str, reason: str, actor: str) -> None:
     """The version loses `canary` and `challenger` (the champion keeps serving); the reason stays on its tags."""
     client = model.client
-    with domain_lock(model.engine, model.domain, actor):
+    with domain_lock(model.engine, model.domain, actor) as lease:
         for alias in (CANARY, CHALLENGER):
             if current_alias_version(client, model.name, alias) == version:
-                move_alias(model, alias, None, reason, actor)
+                move_alias(model, alias, None, reason, actor, lease=lease)
     client.set_model_version_tag(model.name, version, f"{TAG}rollout", "rolled_back")
     client.set_model_version_tag(model.name, version, f"{TAG}rollout_reason", reason[:4_000])
 

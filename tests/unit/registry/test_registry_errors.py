@@ -1,9 +1,10 @@
-"""A registry that fails is not a registry without a champion: decisions stop, and nothing moves.
+"""A registry that fails or crawls: decisions stop instead of reading "no champion", and writers never interleave.
 
 A real MLflow tracking server (`mlflow server` on a SQLite file) sits behind a proxy in this
 process that answers 502 Bad Gateway for the requests a test chooses, as a load balancer in
-front of a restarting server does. The versions are registered and the aliases read directly
-from the server; the code under test goes through the proxy.
+front of a restarting server does, or holds them back for a while, as an overloaded one
+does. The versions are registered and the aliases read directly from the server; the code
+under test goes through the proxy.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from mlflow import MlflowClient
 
 from domainflow.canary.controller import Clock, PromotionError, run_promotion
 from domainflow.config import CanaryConfig
-from domainflow.registry.aliases import PREVIOUS_CHAMPION, apply_gate_verdict, pending_challenger, promote
+from domainflow.registry.aliases import PREVIOUS_CHAMPION, apply_gate_verdict, move_alias, pending_challenger, promote
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, RegistryUnavailable
+from domainflow.store import locks
 from domainflow.store.audit import read_audit
 from domainflow.store.database import open_database
 from domainflow.store.promotions import read_promotion
@@ -36,13 +38,17 @@ ALIAS_READ = ("GET", "/registered-models/alias")
 
 
 class FlakyProxy(ThreadingHTTPServer):
-    """Forwards to `upstream`; a request for which `failing(method, path)` is true gets a 502 instead."""
+    """Forwards to `upstream`; a request for which `failing(method, path)` is true gets a 502 instead.
+
+    `delay(method, path)` seconds pass before a request is forwarded.
+    """
 
     daemon_threads = True
 
     def __init__(self, upstream: str):
         self.upstream = upstream.removeprefix("http://")
         self.failing: Callable[[str, str], bool] = lambda method, path: False
+        self.delay: Callable[[str, str], float] = lambda method, path: 0.0
         self.refused: list[str] = []
         super().__init__(("127.0.0.1", 0), _Forward)
 
@@ -55,6 +61,7 @@ class _Forward(BaseHTTPRequestHandler):
     def _forward(self):
         proxy: FlakyProxy = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(proxy.delay(self.command, self.path))
         if proxy.failing(self.command, self.path):
             proxy.refused.append(f"{self.command} {self.path}")
             self.send_response(502)
@@ -211,3 +218,30 @@ def test_a_registry_error_reading_the_version_is_not_a_missing_version(domain, p
     with pytest.raises(PromotionError, match="has no version 9"):
         proxy.failing = lambda method, path: False
         run_promotion(domain, "9", CanaryConfig(), "test", Clock())
+
+
+def test_a_slow_registry_keeps_the_lock_renewed_so_a_second_promotion_waits(domain, proxy, mlflow_server, monkeypatch):
+    """Each alias write takes three leases' time; a second writer arriving mid-way waits, never interleaves."""
+    monkeypatch.setattr(locks, "LEASE_SECONDS", 0.5)
+    proxy.delay = lambda method, path: 1.5 if method == "POST" and "/registered-models/alias" in path else 0.0
+    first = threading.Thread(target=promote, args=(domain, "2", "canary passed", "writer-a"))
+    first.start()
+    time.sleep(0.3)  # writer-a holds the lock and waits on its first alias write
+    MlflowClient(mlflow_server).create_model_version(domain.name, "s3://models/weights")  # v3
+    promote(domain, "3", "canary passed", "writer-b")
+    first.join()
+
+    actors = [entry.actor for entry in read_audit(domain.engine, "EWR")]
+    assert actors == ["writer-a"] * 2 + ["writer-b"] * 2, actors
+    assert _aliases(mlflow_server, domain.name) == {CHAMPION: "3", PREVIOUS_CHAMPION: "2"}
+
+
+def test_a_writer_whose_lock_was_taken_over_moves_nothing(domain, mlflow_server):
+    with locks.domain_lock(domain.engine, "EWR", "writer-a") as lease:
+        with domain.engine.begin() as connection:  # its lease ran out and another writer took the row
+            connection.execute(locks.registry_locks.update().values(holder="writer-b on another host"))
+        with pytest.raises(locks.LockLost, match="lost the lock of EWR"):
+            move_alias(domain, CHALLENGER, "2", "gate passed", "writer-a", lease=lease)
+
+    assert _aliases(mlflow_server, domain.name) == {CHAMPION: "1"}
+    assert read_audit(domain.engine, "EWR") == []
