@@ -14,7 +14,13 @@ from prefect import flow
 from domainflow.config import PipelineConfig
 from domainflow.settings import resolve_settings
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain
-from domainflow.tasks.promotion import pending_challenger, run_canary, summarize_promotion
+from domainflow.tasks.promotion import (
+    admit_challenger,
+    pending_challenger,
+    refused_promotion,
+    run_canary,
+    summarize_promotion,
+)
 
 
 @flow(name="promote-challenger", flow_run_name="promote-{domain}", log_prints=True)
@@ -23,16 +29,21 @@ def promote_challenger(
     config: PipelineConfig = PipelineConfig(),
     serving_url: str | None = None,
     replay_until: datetime | None = None,
+    override_reason: str | None = None,
 ):
-    """Completes with a PromotionSummary: promoted, rolled back, or nothing to promote.
+    """Completes with a PromotionSummary: promoted, rolled back, refused, or nothing to promote.
 
     `replay_until` replays only the held-out rows before it (`domainflow run`'s loop keeps the later months).
+    `override_reason` lets a challenger that failed its gates (or has no verdict) through its canary; audited.
     """
     settings = resolve_settings()
     pending = pending_challenger(settings, domain, config)
     if pending is None:
         return summarize_promotion(domain, config, None, None)
-    challenger, _champion = pending
+    challenger, champion = pending
+    refusal = admit_challenger(settings, domain, config, challenger, override_reason)
+    if refusal is not None:
+        return refused_promotion(domain, config, challenger, champion, refusal)
     split = None
     if serving_url:
         fingerprint = fingerprint_source(config.data.source)

@@ -64,10 +64,32 @@ def run_canary(
 
 
 @task
+def admit_challenger(
+    settings: Settings, domain: str, config: PipelineConfig, version: str, override_reason: str | None
+) -> str | None:
+    """Why a challenger that did not pass its gates is turned away (None: it may be canaried)."""
+    model = DomainModel.open(settings, domain, config.registered_model_name(domain))
+    refusal = aliases.admit_challenger(model, version, override_reason, flow_run_actor())
+    if refusal is not None:
+        get_run_logger().warning("domain=%s challenger v%s refused: %s", domain, version, refusal)
+    return refusal
+
+
+@task
 def summarize_promotion(
     domain: str, config: PipelineConfig, state: PromotionState | None, replayed: ReplayReport | None
 ) -> PromotionSummary:
-    summary = report.summarize_promotion(domain, config, state, replayed)
-    create_markdown_artifact(summary.to_markdown(), key=artifact_key("promotion", config.name, domain),
-                             description=f"{domain} canary promotion: {summary.status}")  # fmt: skip
+    return _published(report.summarize_promotion(domain, config, state, replayed), config)
+
+
+@task
+def refused_promotion(
+    domain: str, config: PipelineConfig, version: str, champion_version: str, reason: str
+) -> PromotionSummary:
+    return _published(report.refused_promotion(domain, config, version, champion_version, reason), config)
+
+
+def _published(summary: PromotionSummary, config: PipelineConfig) -> PromotionSummary:
+    create_markdown_artifact(summary.to_markdown(), key=artifact_key("promotion", config.name, summary.domain),
+                             description=f"{summary.domain} canary promotion: {summary.status}")  # fmt: skip
     return summary

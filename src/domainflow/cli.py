@@ -293,20 +293,29 @@ def promote(
         str | None,
         typer.Option(help="A running server whose live traffic judges the canary; default: serve here and replay."),
     ] = None,
+    override_gate: Annotated[
+        str | None,
+        typer.Option(help="Why a challenger that failed its gates (or has no verdict) may still be canaried; audited."),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Canary-promote the domain's `challenger` (e.g. one set by hand in the MLflow UI) against its champion."""
     started = time.perf_counter()
+    if override_gate is not None and not override_gate.strip():
+        raise _fail("--override-gate needs a reason: say why this version may skip its gates")
     settings, cfg = _prepare(config, {}, verbose)
     from domainflow.flows.promotion import promote_challenger
 
     with _serving(cfg, settings, serving_url is None) as local_url:
-        state = _run_with_progress(promote_challenger, domain=domain, config=cfg, serving_url=serving_url or local_url)
+        state = _run_with_progress(promote_challenger, domain=domain, config=cfg, serving_url=serving_url or local_url,
+                                   override_reason=override_gate)  # fmt: skip
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException) or summary is None:
         raise _fail(f"the promotion of {domain} failed: {state.message or summary}", code=1)
     console.print(summary.to_markdown(), markup=False, highlight=False)
     console.print(f"finished in {time.perf_counter() - started:.1f}s: {summary.status.replace('_', ' ')}")
+    if summary.status == "refused":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -45,24 +45,40 @@ CANARY = {"canary": {"steps": [{"weight": 0.01, "min_samples": 50},
           "serving": {"refresh_seconds": 0.2}}  # fmt: skip
 
 
-def _promote(version: str):
+def _promote(version: str, override_reason: str | None = None):
     """Set `challenger` on `version` by hand, as a user would in the MLflow UI, and run the promotion flow."""
     settings = resolve_settings()
     config = ewr_config(seed=8, **CANARY)
     name = config.registered_model_name("EWR")
     MlflowClient(settings.tracking_uri).set_registered_model_alias(name, "challenger", version)
     with serve_in_background(create_app(config, settings)) as url:
-        summary = promote_challenger("EWR", config, url)
+        summary = promote_challenger("EWR", config, url, override_reason=override_reason)
         serving = httpx.get(f"{url}/rollouts/EWR").json()
     model = MlflowClient(settings.tracking_uri).get_registered_model(name)
     aliases = {alias: str(v) for alias, v in model.aliases.items()}
     return summary, aliases, serving, open_database(settings.database_url)
 
 
-def test_a_challenger_trained_on_shuffled_labels_is_rolled_back_by_10_percent(ewr_story, ewr_home):
+def test_a_challenger_set_by_hand_that_failed_its_gates_is_refused_naming_the_checks(ewr_story, ewr_home):
     champion, worse = ewr_story.champion.version, ewr_story.worse.version
+    audited = len(read_audit(open_database(resolve_settings().database_url), "EWR"))
 
     summary, aliases, serving, engine = _promote(worse)
+
+    assert summary.status == "refused" and summary.max_weight == 0.0, summary
+    assert f"v{worse} failed its gates (" in summary.reason and "override" in summary.reason
+    assert aliases == {"champion": champion, "challenger": worse}  # nothing moved: the operator's alias stays
+    assert [(a["variant"], a["version"], a["weight"]) for a in serving["arms"]] == [("champion", champion, 1.0)]
+    assert read_rollout(engine, "EWR") is None  # no weight was ever written for it
+    assert len(read_audit(engine, "EWR")) == audited
+    MlflowClient(resolve_settings().tracking_uri).delete_registered_model_alias(summary.model_name, "challenger")
+
+
+def test_a_challenger_trained_on_shuffled_labels_is_rolled_back_by_10_percent(ewr_story, ewr_home):
+    """The operator overrides the failed gates (audited); the canary still catches the version."""
+    champion, worse = ewr_story.champion.version, ewr_story.worse.version
+
+    summary, aliases, serving, engine = _promote(worse, override_reason="see whether the canary catches it")
 
     assert summary.status == "rolled_back", summary
     assert summary.max_weight <= 0.10 and "log loss" in summary.reason
@@ -72,6 +88,13 @@ def test_a_challenger_trained_on_shuffled_labels_is_rolled_back_by_10_percent(ew
     version = MlflowClient(resolve_settings().tracking_uri).get_model_version(summary.model_name, worse)
     assert (
         version.tags["domainflow.rollout"] == "rolled_back" and "log loss" in version.tags["domainflow.rollout_reason"]
+    )
+    assert "see whether the canary catches it" in version.tags["domainflow.gate_override"]
+    [override] = [e for e in read_audit(engine, "EWR") if e.action == "gate_override"]
+    assert (
+        override.subject == f"v{worse}"
+        and override.before == "failed"
+        and override.actor.startswith("prefect-flow-run/")
     )
 
 

@@ -19,11 +19,12 @@ class PromotionStep(BaseModel):
 
 class PromotionSummary(BaseModel):
     """`promoted`: the challenger is champion; `rolled_back`: the champion kept its traffic;
-    `nothing_to_promote`: no challenger distinct from the champion; `failed`: the promotion stopped on an error.
+    `nothing_to_promote`: no challenger distinct from the champion; `refused`: the challenger had not passed its
+    gates (set by hand) and no override was given; `failed`: the promotion stopped on an error.
     """
 
     domain: str
-    status: Literal["promoted", "rolled_back", "aborted", "nothing_to_promote", "failed"]
+    status: Literal["promoted", "rolled_back", "aborted", "nothing_to_promote", "refused", "failed"]
     model_name: str
     version: str | None = None
     champion_version: str | None = None
@@ -75,3 +76,11 @@ def summarize_promotion(
         replayed=None if replayed is None else replayed.sent,
         labelled=None if replayed is None else replayed.labelled,
     )
+
+
+def refused_promotion(
+    domain: str, config: PipelineConfig, version: str, champion_version: str, reason: str
+) -> PromotionSummary:
+    """A challenger turned away before its canary (see registry.aliases.admit_challenger): nothing moved."""
+    return PromotionSummary(domain=domain, status="refused", model_name=config.registered_model_name(domain),
+                            version=version, champion_version=champion_version, reason=reason)  # fmt: skip

@@ -149,3 +149,35 @@ def pending_challenger(tracking_uri: str, name: str) -> tuple[str, str] | None:
     if challenger is None or champion is None or challenger == champion:
         return None
     return challenger, champion
+
+
+def admit_challenger(model: DomainModel, version: str, override_reason: str | None, actor: str) -> str | None:
+    """None when `version` may go through a canary; otherwise why it is refused.
+
+    A challenger set by hand (the MLflow UI or client) skips the gates that set the pipeline's
+    own: its stored verdict (the `domainflow.gate` tag) must say it passed them. An operator may
+    override a failed or missing verdict with a reason, which goes to the audit log and to the
+    version's `domainflow.gate_override` tag.
+    """
+    client = model.client
+    try:
+        tags = client.get_model_version(model.name, version).tags
+    except MlflowException as error:
+        raise registry_failure(error, f"reading the gate verdict of {model.name} v{version}") from error
+    verdict = tags.get(f"{TAG}gate")
+    if verdict == "passed":
+        return None
+    if verdict == "failed":
+        checks = tags.get(f"{TAG}gate_failed_checks") or "unnamed checks"
+        why = f"v{version} failed its gates ({checks}): {tags.get(f'{TAG}gate_reason', '')}".rstrip(": ")
+    else:
+        why = f"v{version} has no gate verdict: it was not registered through domainflow's gates"
+    if not (override_reason and override_reason.strip()):
+        return f"{why}; a challenger must have passed them, or be promoted with an override and its reason"
+    entry = AuditEntry(domain=model.domain, action="gate_override", subject=f"v{version}", before=verdict,
+                       after="canary", reason=override_reason, actor=actor)  # fmt: skip
+    record_audit(model.engine, entry)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    note = f"{stamp} by {actor}: {override_reason} (overriding: {why})"
+    client.set_model_version_tag(model.name, version, f"{TAG}gate_override", note[:4_000])
+    return None
