@@ -32,7 +32,7 @@ from domainflow.serving.routing import route
 from domainflow.store.audit import read_audit
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.store.promotions import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
+from domainflow.store.promotions import ABORTED, OPERATOR, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
 from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 DOMAIN = "EWR"
@@ -347,7 +347,8 @@ def test_a_killed_controller_resumed_by_another_ends_where_an_uninterrupted_one_
         assert state.holder == "controller-b"
 
 
-SIDE_EFFECTS = ("set_rollout", "move_alias", "promote", "roll_back", "save_state", "mark_settled")
+SIDE_EFFECTS = ("write_canary_rollout", "set_rollout", "move_alias", "promote", "roll_back", "save_state",
+                "mark_settled")  # fmt: skip
 
 
 def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_next(make_world, monkeypatch):
@@ -368,6 +369,8 @@ def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_nex
                 label = f"save_state {args[4]} {args[3].step}"
             elif name == "set_rollout":
                 label = f"set_rollout {[(arm.version, arm.weight) for arm in args[3]]}"
+            elif name == "write_canary_rollout":
+                label = f"write_canary_rollout {[(arm.version, arm.weight) for arm in args[4]]}"
             elif name == "move_alias":
                 label = f"move_alias {args[1]} -> {args[2]}"
             calls.append(label)
@@ -481,3 +484,21 @@ def test_a_canary_needs_a_registered_version_and_a_champion_to_judge_it_against(
     with pytest.raises(PromotionError, match="has no champion.*becomes champion through the quality gates"):
         world.run()
     assert read_promotion(world.engine, world.domain) is None
+
+
+def test_a_rollout_changed_behind_the_controllers_back_ends_its_promotion_instead_of_being_overwritten(make_world):
+    """Not through the admin API (a script, `experiment start`): the controller finds out at its next write."""
+    world = make_world(GOOD)
+    by_hand = (Arm("champion", "1", 0.7), Arm("canary", "2", 0.3))
+
+    def sleep(seconds: float) -> None:
+        world.sleep(seconds)
+        if world.tick == 2:
+            set_rollout(world.engine, DOMAIN, world.model, by_hand, "hold v2 at 30% for the sale", "ops-script")
+
+    state = world.run(sleep=sleep)
+    assert (state.status, state.reason) == (ABORTED, "ended by operator ops-script: hold v2 at 30% for the sale")
+    assert state.decisions[-1]["action"] == OPERATOR and state.settled
+    assert read_rollout(world.engine, DOMAIN).arms == by_hand  # the operator's weights stand
+    assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
+    assert [e.actor for e in read_audit(world.engine, DOMAIN) if e.action == "weights"][-1] == "ops-script"
