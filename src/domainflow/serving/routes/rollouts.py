@@ -4,28 +4,32 @@ Every answer carries the rollout's revision as its ETag (`"0"` while the domain 
 A change may send it back as `If-Match`; when the rollout moved on since, the change is refused
 with a 409 that names the current revision (and carries it as its ETag), so an operator never
 overwrites a change they did not see.
+
+A change ends the domain's running canary promotion in the same transaction (ABORTED, "ended
+by operator admin-api: <reason>"), so its controller cannot write its weights over it or go
+on to promote; the canary loses its aliases at once, and the operator's weights stand.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the path type, built from the configured domains.
 
+import logging
 import re
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
 
+from domainflow.registry.aliases import roll_back
+from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import version_exists
 from domainflow.serving import schemas
 from domainflow.serving.auth import ADMIN, Caller, require
 from domainflow.serving.dependencies import known_domain, serving_state, serving_table
 from domainflow.serving.state import ServingState, rollout_view
-from domainflow.store.rollouts import (
-    CHAMPION_ARM,
-    Arm,
-    RolloutConflict,
-    RolloutError,
-    read_rollout,
-    set_rollout,
-)
+from domainflow.store.promotions import PromotionConflict, PromotionState, mark_settled, override_rollout
+from domainflow.store.rollouts import CHAMPION_ARM, Arm, RolloutConflict, RolloutError, read_rollout
+
+logger = logging.getLogger(__name__)
 
 ERRORS = {404: {"model": schemas.Message}, 409: {"model": schemas.Message}, 503: {"model": schemas.Message}}
 ADMIN_ERRORS = {**ERRORS, 400: {"model": schemas.Message}, 401: {"model": schemas.Message},
@@ -74,16 +78,37 @@ def _conflict(state: ServingState, domain: str, expected: int | None) -> HTTPExc
     return HTTPException(409, detail, headers={"ETag": _etag(revision)})
 
 
+def _settle_ended(state: ServingState, model: DomainModel, ended: PromotionState, caller: Caller) -> None:
+    """The promotion the change ended gives up its `canary` and `challenger` aliases; the rollout is the operator's.
+
+    Its controller does the same when it notices, so a registry that fails here only delays it:
+    the change is made either way.
+    """
+    logger.info("promotion ended domain=%s version=%s by=%s reason=%r", model.domain, ended.version, caller.actor,
+                ended.reason)  # fmt: skip
+    try:
+        roll_back(model, ended.version, ended.reason, caller.actor)
+        mark_settled(state.engine, model.domain, ended.version, time.time())
+    except Exception:
+        logger.exception("%s: the promotion of v%s ended, but its aliases were not taken back", model.domain,
+                         ended.version)  # fmt: skip
+
+
 def _apply(
     state: ServingState, domain: str, arms: list[Arm], reason: str, caller: Caller, expected: int | None
 ) -> schemas.RolloutView:
     name = state.config.registered_model_name(domain)
     try:
-        written = set_rollout(state.engine, domain, name, arms, reason, caller.actor, expected)
+        written, ended = override_rollout(state.engine, domain, name, arms, reason, caller.actor, expected)
     except RolloutError as error:
         raise HTTPException(422, f"invalid rollout: {error}") from None
     except RolloutConflict:
         raise _conflict(state, domain, expected) from None
+    except PromotionConflict as error:
+        raise HTTPException(409, str(error)) from None
+    if ended is not None:
+        model = DomainModel(domain=domain, name=name, tracking_uri=state.settings.tracking_uri, engine=state.engine)
+        _settle_ended(state, model, ended, caller)
     # Load and swap now, so the answer shows what serves. The answer is this write's, even when a
     # later writer's rollout already serves.
     table = state.refresher.refresh().get(domain)
@@ -111,6 +136,9 @@ def build_router(domains: list[str]) -> APIRouter:
     ):  # fmt: skip
         """Replace the domain's arms and weights (they must sum to 1); audited as admin-api.
 
+        A running canary promotion of the domain ends with the change ("ended by operator"): its
+        controller stops without touching the weights, and the version loses its canary alias.
+
         `If-Match` is optional, so scripts written before it keep working, but send it: with the
         ETag you read, a change made since is a 409 naming the current revision instead of being
         overwritten. Without it the change applies to whatever is current; one racing another
@@ -133,7 +161,7 @@ def build_router(domains: list[str]) -> APIRouter:
         domain: DomainPath, body: schemas.RollbackRequest, state: State, caller: Admin, response: Response,
         if_match: IfMatch = None,
     ):  # fmt: skip
-        """All traffic to the version the `champion` alias names.
+        """All traffic to the version the `champion` alias names; a running canary promotion ends with it.
 
         `If-Match` as for PUT, optional: a rollback in an incident should not need a read first.
         """
