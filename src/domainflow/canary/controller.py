@@ -5,6 +5,12 @@ every side effect is idempotent (an alias already there or an unchanged rollout 
 no-op), so a controller killed at any point and started again, by the same holder or by
 another once the lease has run out, replays what is missing and ends where an
 uninterrupted run would have.
+
+It writes weights only while it holds the promotion and the rollout is at the revision it
+last wrote (kept in the promotions row, so a restarted controller expects the same one). An
+operator who changes the rollout (the admin API's PUT or rollback) ends the promotion with
+the change; one who changes it some other way is found out at the controller's next write,
+which then ends the promotion as theirs. Either way the operator's weights stand.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
@@ -24,7 +31,14 @@ from domainflow.canary.analysis import Decision, decide
 from domainflow.config import CanaryConfig
 from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.mlflow_registry import CHAMPION, current_alias_version, registry_failure, version_exists
+from domainflow.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    current_alias_version,
+    registry_failure,
+    version_exists,
+)
+from domainflow.store.audit import read_audit
 from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
 from domainflow.store.promotions import (
     ABORTED,
@@ -39,8 +53,9 @@ from domainflow.store.promotions import (
     mark_settled,
     read_promotion,
     save_state,
+    write_canary_rollout,
 )
-from domainflow.store.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, set_rollout
+from domainflow.store.rollouts import CANARY_ARM, CHAMPION_ARM, Arm, RolloutConflict, read_rollout, set_rollout
 
 OnDecision = Callable[[PromotionState, Decision], None]
 
@@ -78,8 +93,8 @@ def run_promotion(
 
     Resumes the domain's promotion of `version` when one is running (same holder, or a dead
     holder's after `plan.lease_seconds`); a finished one is only completed if its side effects
-    are missing, so a re-run after the end changes nothing. Raises PromotionConflict while
-    another controller holds the domain.
+    are missing, so a re-run after the end changes nothing (an aborted one starts afresh once the
+    version is `challenger` again). Raises PromotionConflict while another controller holds the domain.
     """
     version = str(version)
     holder = holder or default_holder(actor)
@@ -88,6 +103,11 @@ def run_promotion(
     if previous is not None and previous.finished and not previous.settled and previous.version != version:
         # A controller died between ending the last promotion and applying it: finish that first.
         _settle(model, previous, actor, clock.now())
+    ended = previous is not None and previous.version == version and previous.restartable
+    if ended and not _is_challenger(model, version):
+        # Aborted, or ended by an operator: a retry of its controller must not start it again; only
+        # `challenger` set on the version again does.
+        return previous
     if previous is not None and previous.version == version and not previous.restartable:
         champion = previous.champion_version  # resuming or re-running: the champion it started against
     else:
@@ -106,6 +126,10 @@ def run_promotion(
             raise
         state = latest
     return _settle(model, state, actor, clock.now())
+
+
+def _is_challenger(model: DomainModel, version: str) -> bool:
+    return current_alias_version(model.client, model.name, CHALLENGER) == version
 
 
 def _startable_against(model: DomainModel, version: str) -> str:
@@ -152,7 +176,10 @@ def _drive(
         step = plan.steps[state.step]
         arms = [Arm(CHAMPION_ARM, state.champion_version, 1 - step.weight), Arm(CANARY_ARM, state.version, step.weight)]
         reason = f"canary step {state.step + 1}/{len(plan.steps)}: {step.weight * 100:g}% to v{state.version}"
-        set_rollout(engine, domain, model.name, arms, reason, actor)
+        try:
+            state = write_canary_rollout(engine, state, holder, model.name, arms, reason, actor, now=clock.now())
+        except RolloutConflict:
+            return _end_for_rollout_change(model, clock.now())
         strata = label_strata(engine, state)
         current = arm_stats(engine, domain, since=state.step_started_at)
         in_step = current.get(CANARY_ARM)
@@ -206,19 +233,53 @@ def _finite(figures: dict) -> dict:
             for name, value in figures.items()}  # fmt: skip
 
 
+def _end_for_rollout_change(model: DomainModel, now: float) -> PromotionState:
+    """Someone changed the rollout since the controller's last write, not through the admin API (which ends the
+    promotion itself): the promotion ends as theirs, named from the audit log's entry for the change."""
+    current = read_rollout(model.engine, model.domain)
+    changes = read_audit(model.engine, model.domain, limit=1, action="weights")
+    if current is not None and changes and changes[0].reason == current.reason:
+        who, why = changes[0].actor, changes[0].reason
+    else:
+        who, why = "unknown", "the rollout was changed without an audit entry"
+    reason = f"ended by operator {who}: {why}"
+    return end_promotion(model.engine, model.domain, ABORTED, reason, who, now, by_operator=True)
+
+
 def _settle(model: DomainModel, state: PromotionState, actor: str, now: float) -> PromotionState:
-    """Make the aliases and the rollout match the final status; each move is a no-op when already done."""
+    """Make the aliases and the rollout match the final status; each move is a no-op when already done.
+
+    An operator's weights stand: a promotion they ended only gives up its aliases, and the final
+    rollout is written only over the controller's own last write.
+    """
     engine, domain, version = model.engine, model.domain, state.version
-    if state.status == PROMOTED:
+    if state.ended_by_operator:
+        roll_back(model, version, state.reason, actor)
+    elif state.status == PROMOTED:
         promote(model, version, state.reason, actor)
-        arms = [Arm(CHAMPION_ARM, version, 1.0)]
-        set_rollout(engine, domain, model.name, arms, f"v{version}: {state.reason}", actor)
+        _final_rollout(model, state, Arm(CHAMPION_ARM, version, 1.0), actor)
     elif state.status in (ROLLED_BACK, ABORTED):
         if state.champion_version is not None:
-            arms = [Arm(CHAMPION_ARM, state.champion_version, 1.0)]
-            set_rollout(engine, domain, model.name, arms, f"v{version}: {state.reason}", actor)
+            _final_rollout(model, state, Arm(CHAMPION_ARM, state.champion_version, 1.0), actor)
         roll_back(model, version, state.reason, actor)
     return mark_settled(engine, domain, version, now)
+
+
+def _final_rollout(model: DomainModel, state: PromotionState, arm: Arm, actor: str) -> None:
+    """All traffic to `arm`, unless the rollout moved on since the controller last wrote it.
+
+    Then it was this settling, run before (the controller died before recording it), or an operator
+    changing the weights as the promotion ended: what is there stands, unless it still gives traffic
+    to a version that was rolled back.
+    """
+    expected = state.rollout_revision
+    if state.status != PROMOTED:
+        current = read_rollout(model.engine, model.domain)
+        if current is not None and any(a.version == state.version and a.weight > 0 for a in current.arms):
+            expected = None
+    reason = f"v{state.version}: {state.reason}"
+    with suppress(RolloutConflict):
+        set_rollout(model.engine, model.domain, model.name, [arm], reason, actor, expected)
 
 
 def abort_promotion(model: DomainModel, actor: str, reason: str = "", clock: Clock = SYSTEM_CLOCK) -> PromotionState:

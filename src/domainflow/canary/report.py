@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from domainflow.config import PipelineConfig
 from domainflow.serving.replay import ReplayReport
-from domainflow.store.promotions import PromotionState
+from domainflow.store.promotions import OPERATOR, PromotionState
 
 
 class PromotionStep(BaseModel):
@@ -62,7 +62,7 @@ def summarize_promotion(
         if d["action"] != "hold"
     ]  # fmt: skip
     reached = [plan.steps[min(d["step"], len(plan.steps) - 1)].weight for d in state.decisions]
-    final = [d["reason"] for d in state.decisions if d["action"] in ("rollback", "abort")]
+    final = [d["reason"] for d in state.decisions if d["action"] in ("rollback", "abort", OPERATOR)]
     reason = final[-1] if final else (steps[-1].reason if steps else "")
     return PromotionSummary(
         domain=state.domain,

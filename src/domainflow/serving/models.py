@@ -192,6 +192,11 @@ class ModelRefresher:
             self.on_swap(tables)
             return tables
 
+    def table_for(self, domain: str, rollout: Rollout | None) -> ServingTable:
+        """The table `rollout` makes, its models loaded: the answer to an admin change a later one already replaced."""
+        with self._lock:
+            return self._table(domain, rollout)
+
     def _table(self, domain: str, rollout: Rollout | None) -> ServingTable:
         name = self.config.registered_model_name(domain)
         foreign = None

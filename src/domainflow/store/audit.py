@@ -29,11 +29,15 @@ def record_audit(engine: Engine, entry: AuditEntry) -> None:
         connection.execute(insert(audit_log).values(**{k: v for k, v in asdict(entry).items() if k != "id"}))
 
 
-def read_audit(engine: Engine, domain: str | None = None, limit: int | None = None) -> list[AuditEntry]:
-    """Entries oldest first (the last `limit` of them when given)."""
+def read_audit(
+    engine: Engine, domain: str | None = None, limit: int | None = None, *, action: str | None = None
+) -> list[AuditEntry]:
+    """Entries oldest first (the last `limit` of them when given), of one `action` when given."""
     query = select(audit_log).order_by(audit_log.c.id.desc())
     if domain is not None:
         query = query.where(audit_log.c.domain == domain)
+    if action is not None:
+        query = query.where(audit_log.c.action == action)
     if limit is not None:
         query = query.limit(limit)
     with engine.connect() as connection:

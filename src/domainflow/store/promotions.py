@@ -4,6 +4,12 @@ One row per domain. A controller claims the row, then heartbeats; every write is
 conditional UPDATE (or an INSERT racing on the primary key), so of two processes
 racing for a domain exactly one wins, and a controller that lost its claim finds out
 at its next write instead of acting on a promotion it no longer owns.
+
+The controller's weights are written in the same transaction as a check that it still
+holds the promotion and that the rollout is at the revision it last wrote, which the row
+keeps; an operator's change of the rollout ends the running promotion in the same
+transaction as the change. So neither can undo the other: a controller that finds the
+rollout changed under it stops, and an operator's rollback stands.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from domainflow.store.rollouts import Arm, Rollout, read_rollout, write_rollout
 from domainflow.store.schema import promotions
 
 RUNNING = "running"
@@ -22,6 +29,8 @@ PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 ABORTED = "aborted"
 FINAL = frozenset({PROMOTED, ROLLED_BACK, ABORTED})
+# The decision that records an operator's change of the rollout ending the promotion.
+OPERATOR = "operator"
 
 # Claims lost to a concurrent writer are re-read and re-judged this many times before giving up.
 _CLAIM_ATTEMPTS = 5
@@ -40,18 +49,27 @@ class PromotionState:
     step: int  # index into CanaryConfig.steps
     step_started_at: float
     started_at: float
-    # {"step", "action", "reason", "figures", "at"} per advance/rollback (or an operator's "abort"), plus at
-    # most one "hold" per step, replaced at each look (with "looks", its count).
+    # {"step", "action", "reason", "figures", "at"} per advance/rollback (or an operator's "abort", or the
+    # "operator" change of the rollout that ended it), plus at most one "hold" per step, replaced at each
+    # look (with "looks", its count).
     decisions: list[dict[str, Any]] = field(default_factory=list)
     holder: str = ""
     heartbeat_at: float = 0.0
     # Final status reached and its side effects (aliases, rollout) all applied.
     settled: bool = False
     reason: str = ""  # why it ended, once final
+    # The rollout's revision as the controller last wrote it (or found it when the promotion started):
+    # its next write expects it. None on rows written before it was kept.
+    rollout_revision: int | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def ended_by_operator(self) -> bool:
+        """An operator changed the rollout while it ran: their weights stand; settling only takes its aliases away."""
+        return self.status == ABORTED and bool(self.decisions) and self.decisions[-1]["action"] == OPERATOR
 
     @property
     def restartable(self) -> bool:
@@ -67,6 +85,7 @@ def _payload(state: PromotionState) -> dict[str, Any]:
         "decisions": list(state.decisions),
         "settled": state.settled,
         "reason": state.reason,
+        "rollout_revision": state.rollout_revision,
     }
 
 
@@ -85,6 +104,7 @@ def _from_row(row) -> PromotionState:
         heartbeat_at=float(row.heartbeat_at),
         settled=bool(saved.get("settled", False)),
         reason=str(saved.get("reason", "")),
+        rollout_revision=saved.get("rollout_revision"),
     )
 
 
@@ -136,7 +156,9 @@ def claim_promotion(
             if _compare_and_set(engine, current, claimed, now):
                 return claimed
             continue
-        fresh = PromotionState(domain, version, champion_version, RUNNING, 0, now, now, [], holder, now)
+        serving = read_rollout(engine, domain)
+        fresh = PromotionState(domain, version, champion_version, RUNNING, 0, now, now, [], holder, now,
+                               rollout_revision=serving.revision if serving else 0)  # fmt: skip
         if current is None:
             if _insert(engine, fresh, now):
                 return fresh
@@ -170,18 +192,27 @@ def _columns(state: PromotionState, now: float) -> dict[str, Any]:
 def _compare_and_set(engine: Engine, expected: PromotionState, new: PromotionState, now: float) -> bool:
     """Write `new` only if the row is still exactly the one `expected` was read from."""
     with engine.begin() as connection:
-        changed = connection.execute(
-            update(promotions)
-            .where(
-                promotions.c.domain == expected.domain,
-                promotions.c.version == expected.version,
-                promotions.c.status == expected.status,
-                promotions.c.holder == expected.holder,
-                promotions.c.heartbeat_at == expected.heartbeat_at,
-            )
-            .values(**_columns(new, now))
-        )
+        changed = connection.execute(update(promotions).where(*_unchanged(expected)).values(**_columns(new, now)))
     return changed.rowcount == 1
+
+
+def _unchanged(expected: PromotionState) -> tuple:
+    return (
+        promotions.c.domain == expected.domain,
+        promotions.c.version == expected.version,
+        promotions.c.status == expected.status,
+        promotions.c.holder == expected.holder,
+        promotions.c.heartbeat_at == expected.heartbeat_at,
+    )
+
+
+def _held(domain: str, version: str, holder: str) -> tuple:
+    return (
+        promotions.c.domain == domain,
+        promotions.c.version == version,
+        promotions.c.holder == holder,
+        promotions.c.status == RUNNING,
+    )
 
 
 def save_state(
@@ -202,24 +233,84 @@ def heartbeat(engine: Engine, domain: str, version: str, holder: str, now: float
 def _update_held(engine: Engine, domain: str, version: str, holder: str, **values: Any) -> None:
     """Write `values` only while `holder` holds the running promotion of `version`; else PromotionConflict."""
     with engine.begin() as connection:
-        changed = connection.execute(
-            update(promotions)
-            .where(
-                promotions.c.domain == domain,
-                promotions.c.version == version,
-                promotions.c.holder == holder,
-                promotions.c.status == RUNNING,
-            )
-            .values(**values)
-        )
+        changed = connection.execute(update(promotions).where(*_held(domain, version, holder)).values(**values))
     if changed.rowcount != 1:
         raise PromotionConflict(_lost(engine, domain, version, holder))
 
 
-def end_promotion(engine: Engine, domain: str, status: str, reason: str, actor: str, now: float) -> PromotionState:
+def write_canary_rollout(
+    engine: Engine,
+    state: PromotionState,
+    holder: str,
+    model_name: str,
+    arms: list[Arm],
+    reason: str,
+    actor: str,
+    *,
+    now: float,
+) -> PromotionState:
+    """The controller's weights for its step, written only while `holder` holds the running promotion and
+    the rollout is at `state.rollout_revision`; saved with the revision written, in one transaction.
+
+    PromotionConflict when the promotion was lost (ended, taken over); RolloutConflict when someone
+    else changed the rollout since the controller's last write. Either way nothing is written.
+    """
+    held = _held(state.domain, state.version, holder)
+    with engine.begin() as connection:
+        # The promotion's row first (on PostgreSQL it is then locked), as override_rollout takes them.
+        holds = connection.execute(update(promotions).where(*held).values(heartbeat_at=now, updated_at=now))
+        if holds.rowcount == 1:
+            rollout = write_rollout(connection, state.domain, model_name, arms, reason, actor, state.rollout_revision)
+            saved = replace(state, holder=holder, heartbeat_at=now, rollout_revision=rollout.revision)
+            connection.execute(update(promotions).where(*held).values(state=_payload(saved)))
+    if holds.rowcount != 1:
+        raise PromotionConflict(_lost(engine, state.domain, state.version, holder))
+    return saved
+
+
+def override_rollout(
+    engine: Engine,
+    domain: str,
+    model_name: str,
+    arms: list[Arm],
+    reason: str,
+    actor: str,
+    expected_revision: int | None = None,
+) -> tuple[Rollout, PromotionState | None]:
+    """An operator's change of the rollout (set_rollout's arguments), which ends the domain's running promotion.
+
+    One transaction: the promotion ends ABORTED, "ended by operator <actor>: <reason>", with an
+    "operator" decision, exactly when the change is written, so its controller can neither write its
+    weights over the change nor promote. Returns the rollout as written and the promotion it ended
+    (None when none was running).
+    """
+    now = time.time()
+    with engine.begin() as connection:
+        # A write before any read, as in write_canary_rollout: it takes SQLite's write lock (a read first
+        # would see the rollout as it was before a controller's write committed) and, on PostgreSQL, the
+        # promotion's row lock before the rollout's, in the controller's order.
+        unchanged = {"updated_at": promotions.c.updated_at}
+        connection.execute(update(promotions).where(promotions.c.domain == domain).values(**unchanged))
+        rollout = write_rollout(connection, domain, model_name, arms, reason, actor, expected_revision)
+        for _ in range(_CLAIM_ATTEMPTS):
+            row = connection.execute(select(promotions).where(promotions.c.domain == domain)).first()
+            current = None if row is None else _from_row(row)
+            if current is None or current.status != RUNNING:
+                return rollout, None
+            ended = _ended(current, ABORTED, f"ended by operator {actor}: {reason}", actor, now, OPERATOR)
+            changed = connection.execute(update(promotions).where(*_unchanged(current)).values(**_columns(ended, now)))
+            if changed.rowcount == 1:
+                return rollout, ended
+        raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} changed its rollout; try again")
+
+
+def end_promotion(
+    engine: Engine, domain: str, status: str, reason: str, actor: str, now: float, *, by_operator: bool = False
+) -> PromotionState:
     """Finish the domain's running promotion with `status` whoever holds it (an operator's abort).
 
-    Its controller's next write then fails with PromotionConflict, and it stops.
+    Its controller's next write then fails with PromotionConflict, and it stops. `by_operator`: it
+    ends because an operator changed its rollout (ABORTED, with an "operator" decision).
     """
     if status not in FINAL:
         raise ValueError(f"status must be one of {sorted(FINAL)}, got {status!r}")
@@ -228,12 +319,16 @@ def end_promotion(engine: Engine, domain: str, status: str, reason: str, actor: 
         if current is None or current.status != RUNNING:
             found = "none" if current is None else f"v{current.version} is {current.status}"
             raise PromotionConflict(f"{domain} has no running promotion to end ({found})")
-        action = "abort" if status == ABORTED else "rollback"
-        record = {"step": current.step, "action": action, "reason": reason, "figures": {}, "at": now}
-        ended = replace(current, status=status, reason=reason, decisions=[*current.decisions, record], holder=actor)
+        action = OPERATOR if by_operator else "abort" if status == ABORTED else "rollback"
+        ended = _ended(current, status, reason, actor, now, action)
         if _compare_and_set(engine, current, ended, now):
             return ended
     raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to end it; try again")
+
+
+def _ended(current: PromotionState, status: str, reason: str, actor: str, now: float, action: str) -> PromotionState:
+    record = {"step": current.step, "action": action, "reason": reason, "figures": {}, "at": now}
+    return replace(current, status=status, reason=reason, decisions=[*current.decisions, record], holder=actor)
 
 
 def mark_settled(engine: Engine, domain: str, version: str, now: float) -> PromotionState:

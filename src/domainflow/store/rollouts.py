@@ -12,7 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from domainflow.store.schema import audit_log, rollouts
 
@@ -99,43 +100,61 @@ def set_rollout(
     """Replace the domain's arms, audit the change; a no-op when they are already what is asked.
 
     `expected_revision` makes it a compare-and-set: the write fails with RolloutConflict when the
-    rollout moved on since the caller read it.
+    rollout moved on since the caller read it (0: there was none). Without it the write applies to
+    whatever is current, but one that races another write at the same instant still gets a
+    RolloutConflict. Returns the rollout as this call wrote it, not as a later writer left it.
     """
+    with engine.begin() as connection:
+        return write_rollout(connection, domain, model_name, arms, reason, actor, expected_revision)
+
+
+def write_rollout(
+    connection: Connection,
+    domain: str,
+    model_name: str,
+    arms: Sequence[Arm],
+    reason: str,
+    actor: str,
+    expected_revision: int | None = None,
+) -> Rollout:
+    """set_rollout inside the caller's transaction, for a write that must stand or fall with another."""
     arms = check_arms(arms)
     now = time.time()
     payload = [asdict(arm) for arm in arms]
-    with engine.begin() as connection:
-        row = connection.execute(select(rollouts).where(rollouts.c.domain == domain)).first()
-        current = None if row is None else _from_row(row)
-        if expected_revision is not None and (current.revision if current else 0) != expected_revision:
-            found = current.revision if current else 0
-            raise RolloutConflict(
-                f"the rollout of {domain} is at revision {found}, not {expected_revision}: someone else changed it"
-            )
-        if current is not None and current.arms == arms and current.model_name == model_name:
-            return current
-        if current is None:
+    row = connection.execute(select(rollouts).where(rollouts.c.domain == domain)).first()
+    current = None if row is None else _from_row(row)
+    found = current.revision if current else 0
+    if expected_revision is not None and found != expected_revision:
+        raise RolloutConflict(
+            f"the rollout of {domain} is at revision {found}, not {expected_revision}: someone else changed it"
+        )
+    if current is not None and current.arms == arms and current.model_name == model_name:
+        return current
+    if current is None:
+        try:
             connection.execute(
                 insert(rollouts).values(
                     domain=domain, model_name=model_name, arms=payload, revision=1, updated_at=now, reason=reason
                 )
             )
-        else:
-            changed = connection.execute(
-                update(rollouts)
-                .where(rollouts.c.domain == domain, rollouts.c.revision == current.revision)
-                .values(model_name=model_name, arms=payload, revision=current.revision + 1, updated_at=now,
-                        reason=reason)
-            )  # fmt: skip
-            if changed.rowcount != 1:
-                raise RolloutConflict(f"the rollout of {domain} changed while it was being updated; read it again")
-        connection.execute(
-            insert(audit_log).values(
-                domain=domain, action="weights", subject=model_name,
-                before=None if current is None else [asdict(arm) for arm in current.arms],
-                after=payload, reason=reason, actor=actor, at=now,
-            )
+        except IntegrityError:  # another writer created it since it was read
+            raise RolloutConflict(
+                f"the rollout of {domain} was created by another writer at the same time; read it again"
+            ) from None
+    else:
+        changed = connection.execute(
+            update(rollouts)
+            .where(rollouts.c.domain == domain, rollouts.c.revision == current.revision)
+            .values(model_name=model_name, arms=payload, revision=current.revision + 1, updated_at=now,
+                    reason=reason)
         )  # fmt: skip
-    result = read_rollout(engine, domain)
-    assert result is not None
-    return result
+        if changed.rowcount != 1:
+            raise RolloutConflict(f"the rollout of {domain} changed while it was being updated; read it again")
+    connection.execute(
+        insert(audit_log).values(
+            domain=domain, action="weights", subject=model_name,
+            before=None if current is None else [asdict(arm) for arm in current.arms],
+            after=payload, reason=reason, actor=actor, at=now,
+        )
+    )  # fmt: skip
+    return Rollout(domain, model_name, arms, found + 1, now, reason)

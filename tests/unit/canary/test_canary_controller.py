@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import httpx
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from domainflow.canary.controller import Clock, PromotionError, abort_promotion, roll_back_promotion, run_promotion
-from domainflow.config import CanaryConfig, RolloutStep
+from domainflow.config import CanaryConfig, RolloutStep, build_config
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION, apply_gate_verdict
 from domainflow.registry.domain_model import DomainModel
@@ -28,11 +29,14 @@ from domainflow.registry.mlflow_registry import (
     log_run,
     register_logged_model,
 )
+from domainflow.serving.app import create_app
 from domainflow.serving.routing import route
+from domainflow.serving.server import serve_in_background
+from domainflow.settings import Settings
 from domainflow.store.audit import read_audit
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
-from domainflow.store.promotions import ABORTED, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
+from domainflow.store.promotions import ABORTED, OPERATOR, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
 from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 DOMAIN = "EWR"
@@ -188,7 +192,7 @@ def make_world(mlflow_store, logged_runs, tmp_path):
     worlds = itertools.count()
 
     def register() -> str:
-        model = f"flight-delay-EWR-{next(_models)}"
+        model = f"canary{next(_models)}-{DOMAIN}"  # a config named canary<n> serves it (registered_model_name)
         # The gates audit into a database of their own: each world's audit then starts at its canary.
         gates = open_database(f"sqlite:///{tmp_path}/gates.db")
         for logged in logged_runs:
@@ -347,7 +351,8 @@ def test_a_killed_controller_resumed_by_another_ends_where_an_uninterrupted_one_
         assert state.holder == "controller-b"
 
 
-SIDE_EFFECTS = ("set_rollout", "move_alias", "promote", "roll_back", "save_state", "mark_settled")
+SIDE_EFFECTS = ("write_canary_rollout", "set_rollout", "move_alias", "promote", "roll_back", "save_state",
+                "mark_settled")  # fmt: skip
 
 
 def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_next(make_world, monkeypatch):
@@ -368,6 +373,8 @@ def test_a_controller_killed_right_after_any_side_effect_is_completed_by_the_nex
                 label = f"save_state {args[4]} {args[3].step}"
             elif name == "set_rollout":
                 label = f"set_rollout {[(arm.version, arm.weight) for arm in args[3]]}"
+            elif name == "write_canary_rollout":
+                label = f"write_canary_rollout {[(arm.version, arm.weight) for arm in args[4]]}"
             elif name == "move_alias":
                 label = f"move_alias {args[1]} -> {args[2]}"
             calls.append(label)
@@ -481,3 +488,73 @@ def test_a_canary_needs_a_registered_version_and_a_champion_to_judge_it_against(
     with pytest.raises(PromotionError, match="has no champion.*becomes champion through the quality gates"):
         world.run()
     assert read_promotion(world.engine, world.domain) is None
+
+
+def test_an_operators_rollback_through_the_admin_api_ends_the_canary_and_stands(make_world, mlflow_store, tmp_path):
+    """Mid-canary, an operator rolls back through the real server; the running controller must not undo it."""
+    world = make_world(GOOD)
+    config = build_config({"name": world.model.removesuffix(f"-{DOMAIN}"), "domains": {"values": [DOMAIN]},
+                           "serving": {"refresh_seconds": 0.1}})  # fmt: skip
+    settings = Settings(home=tmp_path, tracking_uri=world.tracking_uri, artifact_root=mlflow_store[1],
+                        database_url=str(world.engine.url), admin_token="ops-token")  # fmt: skip
+    seen = {}
+
+    with serve_in_background(create_app(config, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+
+        def sleep(seconds: float) -> None:
+            world.sleep(seconds)
+            if world.tick == 3:  # the canary has had traffic; the controller looks again after this
+                seen["canary weight"] = read_rollout(world.engine, DOMAIN).weight_of("canary")
+                seen["answer"] = client.post(f"/admin/rollouts/{DOMAIN}/rollback", json={"reason": "pager: checkout"},
+                                             headers={"Authorization": "Bearer ops-token"})  # fmt: skip
+                # At once, before the controller looks again: the promotion is over, its aliases gone.
+                seen["promotion"], seen["aliases"] = read_promotion(world.engine, DOMAIN), world.aliases()
+
+        state = world.run(sleep=sleep)
+
+    assert seen["canary weight"] > 0 and seen["answer"].status_code == 200
+    assert _arms(seen["answer"].json()) == [("champion", "1", 1.0)]
+    ended = "ended by operator admin-api: pager: checkout"
+    assert (seen["promotion"].status, seen["promotion"].reason, seen["promotion"].settled) == (ABORTED, ended, True)
+    assert seen["aliases"] == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
+    assert (state.status, state.reason, state.settled) == (ABORTED, ended, True)
+    assert state.decisions[-1]["action"] == OPERATOR and state.holder == "admin-api"
+    assert world.tick == 3  # the controller stopped at its next look, without writing
+
+    # The operator's rollout is the last word: no weights written after it, all traffic to v1 over further looks.
+    weights = [e for e in read_audit(world.engine, DOMAIN) if e.action == "weights"]
+    assert (weights[-1].actor, weights[-1].reason, weights[-1].after) == (
+        "admin-api", "pager: checkout", [{"variant": "champion", "version": "1", "weight": 1.0}]
+    )  # fmt: skip
+    moves = [(e.subject, e.after, e.actor) for e in read_audit(world.engine, DOMAIN) if e.action == "alias"]
+    assert moves[-2:] == [(CANARY, None, "admin-api"), (CHALLENGER, None, "admin-api")]
+    # Its controller's task retried (as Prefect does once) does not start the canary again.
+    world.now += PLAN.lease_seconds + 1
+    assert world.run(holder="controller-b") == read_promotion(world.engine, DOMAIN)
+    for _ in range(3):
+        world.sleep(PLAN.poll_seconds)
+    assert read_rollout(world.engine, DOMAIN).arms == (Arm("champion", "1", 1.0),)
+    assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
+    assert [e for e in read_audit(world.engine, DOMAIN) if e.action == "weights"] == weights
+
+
+def _arms(view: dict) -> list[tuple]:
+    return [(a["variant"], a["version"], a["weight"]) for a in view["arms"]]
+
+
+def test_a_rollout_changed_behind_the_controllers_back_ends_its_promotion_instead_of_being_overwritten(make_world):
+    """Not through the admin API (a script, `experiment start`): the controller finds out at its next write."""
+    world = make_world(GOOD)
+    by_hand = (Arm("champion", "1", 0.7), Arm("canary", "2", 0.3))
+
+    def sleep(seconds: float) -> None:
+        world.sleep(seconds)
+        if world.tick == 2:
+            set_rollout(world.engine, DOMAIN, world.model, by_hand, "hold v2 at 30% for the sale", "ops-script")
+
+    state = world.run(sleep=sleep)
+    assert (state.status, state.reason) == (ABORTED, "ended by operator ops-script: hold v2 at 30% for the sale")
+    assert state.decisions[-1]["action"] == OPERATOR and state.settled
+    assert read_rollout(world.engine, DOMAIN).arms == by_hand  # the operator's weights stand
+    assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
+    assert [e.actor for e in read_audit(world.engine, DOMAIN) if e.action == "weights"][-1] == "ops-script"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -143,6 +146,86 @@ def test_a_bad_rollout_is_refused_naming_the_problem(server, kit, change, named)
     response = server.client.put("/admin/rollouts/EWR", json=change, headers=admin(kit))
     assert response.status_code == 422 and named in response.text
     assert server.client.get("/rollouts/EWR").json()["revision"] == before
+
+
+def _changes(n: int) -> list[dict]:
+    """`n` different changes of EWR's weights, each with its own reason."""
+    return [{"arms": [{"variant": "champion", "version": "1", "weight": 1 - i / 20},
+                      {"variant": "canary", "version": "2", "weight": i / 20}], "reason": f"change {i}"}
+            for i in range(1, n + 1)]  # fmt: skip
+
+
+def _put_at_once(url: str, changes: list[dict], headers: dict) -> list:
+    """Every change sent at the same instant, each on its own connection (threads released by a barrier)."""
+    barrier = threading.Barrier(len(changes))
+
+    def put(change: dict):
+        with httpx.Client(base_url=url, timeout=60) as client:
+            barrier.wait()
+            return client.put("/admin/rollouts/EWR", json=change, headers=headers)
+
+    with ThreadPoolExecutor(len(changes)) as pool:
+        return list(pool.map(put, changes))
+
+
+def _arms(body: dict) -> list[tuple]:
+    return [(a["variant"], a["version"], a["weight"]) for a in body["arms"]]
+
+
+@pytest.mark.parametrize("if_match", [True, False], ids=["with If-Match", "without If-Match"])
+def test_concurrent_admin_changes_are_never_a_500_and_each_200_shows_its_own_change(kit, registry, tmp_path, if_match):
+    with kit.serve(kit.config(), registry, tmp_path) as fresh:
+        for round_ in ("no rollout yet", "a rollout"):
+            etag = fresh.client.get("/rollouts/EWR").headers.get("ETag", '"0"')
+            changes = _changes(10)
+            headers = {**admin(kit), **({"If-Match": etag} if if_match else {})}
+            answers = _put_at_once(fresh.url, changes, headers)
+
+            assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers if a.status_code != 200]
+            accepted = [(change, a) for change, a in zip(changes, answers, strict=True) if a.status_code == 200]
+            for change, answer in accepted:
+                assert _arms(answer.json()) == [(a["variant"], a["version"], a["weight"]) for a in change["arms"]]
+                assert answer.json()["reason"] == change["reason"]
+                pass
+            revisions = sorted(a.json()["revision"] for _, a in accepted)
+            assert len(set(revisions)) == len(revisions), round_
+            rollout = read_rollout(fresh.engine, "EWR")
+            assert rollout.revision == revisions[-1]
+            last = next(change for change, a in accepted if a.json()["revision"] == revisions[-1])
+            assert rollout.reason == last["reason"]
+            if if_match:
+                assert len(accepted) == 1, (round_, [a.text for a in answers])
+                named = f"is at revision {rollout.revision}, not {int(etag.strip(chr(34)))}"
+                for refused in [a for a in answers if a.status_code == 409]:
+                    assert named in refused.json()["detail"] and refused.headers["ETag"] == f'"{rollout.revision}"'
+            # What was refused left no trace: the audit has exactly the accepted changes.
+            audited = [e.reason for e in read_audit(fresh.engine, "EWR") if e.reason.startswith("change ")]
+            assert sorted(audited[-len(accepted) :]) == sorted(change["reason"] for change, _ in accepted)
+
+
+def test_a_change_decided_on_a_stale_read_is_refused_naming_the_current_revision(server, kit):
+    kit.serve_arms(server, [Arm("champion", "1", 1.0)])
+    seen = server.client.get("/rollouts/EWR")
+    assert seen.headers["ETag"] == f'"{seen.json()["revision"]}"'
+    first, second = _changes(2)
+    read = {**admin(kit), "If-Match": seen.headers["ETag"]}
+    accepted = server.client.put("/admin/rollouts/EWR", json=first, headers=read)
+    assert accepted.status_code == 200
+    revision = accepted.json()["revision"]
+    assert revision == seen.json()["revision"] + 1 and accepted.headers["ETag"] == f'"{revision}"'
+
+    # The same read, sent again: someone (here the caller itself) changed the rollout since.
+    put = server.client.put("/admin/rollouts/EWR", json=second, headers=read)
+    rollback = server.client.post("/admin/rollouts/EWR/rollback", json={"reason": "panic"}, headers=read)
+    for refused in (put, rollback):
+        assert refused.status_code == 409
+        assert f"is at revision {revision}, not {seen.json()['revision']}" in refused.json()["detail"]
+        assert refused.headers["ETag"] == f'"{revision}"'
+    assert read_rollout(server.engine, "EWR").reason == first["reason"]
+
+    malformed = server.client.put("/admin/rollouts/EWR", json=second, headers={**admin(kit), "If-Match": 'W/"3"'})
+    assert malformed.status_code == 400 and "If-Match takes the ETag" in malformed.json()["detail"]
+    assert read_rollout(server.engine, "EWR").revision == revision
 
 
 def test_admin_routes_are_disabled_without_a_configured_token(kit, registry, tmp_path):

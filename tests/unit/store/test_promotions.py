@@ -8,15 +8,19 @@ import pytest
 from domainflow.store.database import open_database
 from domainflow.store.promotions import (
     ABORTED,
+    OPERATOR,
     PROMOTED,
     RUNNING,
     PromotionConflict,
     claim_promotion,
     end_promotion,
     heartbeat,
+    override_rollout,
     read_promotion,
     save_state,
+    write_canary_rollout,
 )
+from domainflow.store.rollouts import Arm, RolloutConflict, read_rollout, set_rollout
 
 LEASE = 60.0
 
@@ -132,3 +136,93 @@ def assert_one_winner_per_race(engines, rounds: int = 15) -> None:
 def test_two_processes_racing_for_a_domain_never_both_win(url, engine):
     # Two engines (two connection pools) on one SQLite file stand in for two processes.
     assert_one_winner_per_race([engine, open_database.__wrapped__(url)])
+
+
+CHAMPION_ONLY = [Arm("champion", "1", 1.0)]
+
+
+def _canary(weight: float) -> list[Arm]:
+    return [Arm("champion", "1", 1 - weight), Arm("canary", "2", weight)]
+
+
+def test_an_operators_change_ends_the_running_promotion_and_its_controller_cannot_write_over_it(engine):
+    set_rollout(engine, "EWR", "m", CHAMPION_ONLY, "v1 serves", "deploy")
+    state = claim_promotion(engine, "EWR", "2", "1", "run-a", LEASE, now=100.0)
+    state = write_canary_rollout(engine, state, "run-a", "m", _canary(0.1), "step 1", "run-a", now=110.0)
+    assert state.rollout_revision == read_promotion(engine, "EWR").rollout_revision == 2
+
+    rollout, ended = override_rollout(engine, "EWR", "m", CHAMPION_ONLY, "pager", "ops")
+    assert (rollout.revision, ended.status, ended.reason) == (3, ABORTED, "ended by operator ops: pager")
+    assert ended.decisions[-1]["action"] == OPERATOR and ended.ended_by_operator
+    assert read_promotion(engine, "EWR") == ended
+    with pytest.raises(PromotionConflict, match=r"run-a lost .*: it is aborted \(ended by operator ops: pager\)"):
+        write_canary_rollout(engine, state, "run-a", "m", _canary(0.5), "step 2", "run-a", now=120.0)
+    assert read_rollout(engine, "EWR") == rollout
+
+    # With no promotion running, a change is only a change.
+    assert override_rollout(engine, "EWR", "m", _canary(0.2), "by hand", "ops")[1] is None
+
+
+def test_the_controller_writes_only_over_its_own_last_write_even_after_a_takeover(engine):
+    set_rollout(engine, "EWR", "m", CHAMPION_ONLY, "v1 serves", "deploy")
+    state = claim_promotion(engine, "EWR", "2", "1", "run-a", LEASE, now=100.0)
+    assert state.rollout_revision == 1  # what served when it started
+    state = write_canary_rollout(engine, state, "run-a", "m", _canary(0.1), "step 1", "run-a", now=110.0)
+    state = write_canary_rollout(engine, state, "run-a", "m", _canary(0.1), "step 1", "run-a", now=115.0)
+    assert state.rollout_revision == 2  # an unchanged step writes nothing
+
+    # run-a dies; run-b takes over and expects what run-a last wrote.
+    taken = claim_promotion(engine, "EWR", "2", "1", "run-b", LEASE, now=116.0 + LEASE)
+    assert taken.rollout_revision == 2
+    by_hand = set_rollout(engine, "EWR", "m", _canary(0.3), "hold at 30%", "script")
+    with pytest.raises(RolloutConflict, match="revision 3, not 2"):
+        write_canary_rollout(engine, taken, "run-b", "m", _canary(0.5), "step 2", "run-b", now=200.0 + LEASE)
+    assert read_rollout(engine, "EWR") == by_hand
+    assert read_promotion(engine, "EWR").heartbeat_at == 116.0 + LEASE  # nothing of the refused write stayed
+
+
+def assert_an_operators_change_always_ends_the_promotion(engines, rounds: int = 10) -> None:
+    """A controller writing its weights as fast as it can while an operator changes the rollout: the operator wins."""
+    engine = engines[0]
+    for round_ in range(rounds):
+        domain = f"O{round_}"
+        set_rollout(engine, domain, "m", CHAMPION_ONLY, "v1 serves", "deploy")
+        start = claim_promotion(engine, domain, "2", "1", "run-a", LEASE, now=100.0)
+        barrier = threading.Barrier(2)
+        outcome: dict = {}
+
+        def control(state=start, domain=domain, outcome=outcome, barrier=barrier):
+            barrier.wait()
+            try:
+                for i in range(1, 200):
+                    arms, now = _canary(0.1 if i % 2 else 0.5), 100.0 + i
+                    state = write_canary_rollout(engines[0], state, "run-a", "m", arms, f"step {i}", "run-a", now=now)
+            except Exception as error:  # a conflict is expected; anything else fails the test below
+                outcome["controller"] = error
+            outcome["state"] = state
+
+        def operate(domain=domain, outcome=outcome, barrier=barrier):
+            barrier.wait()
+            for _ in range(50):  # sent without If-Match, a change racing a write may be refused: sent again
+                try:
+                    outcome["operator"] = override_rollout(engines[1], domain, "m", CHAMPION_ONLY, "pager", "ops")
+                    return
+                except RolloutConflict:
+                    continue
+
+        threads = [threading.Thread(target=control), threading.Thread(target=operate)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rollout, ended = outcome["operator"]
+        assert (ended.status, ended.reason) == (ABORTED, "ended by operator ops: pager"), round_
+        assert read_rollout(engine, domain) == rollout
+        assert isinstance(outcome.get("controller", PromotionConflict()), PromotionConflict), outcome["controller"]
+        with pytest.raises(PromotionConflict):
+            write_canary_rollout(engine, outcome["state"], "run-a", "m", _canary(0.5), "late", "run-a", now=999.0)
+        assert read_rollout(engine, domain) == rollout
+
+
+def test_an_operators_change_racing_the_controller_always_ends_its_promotion(url, engine):
+    assert_an_operators_change_always_ends_the_promotion([engine, open_database.__wrapped__(url)])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import event
 
 from domainflow.store.audit import read_audit
 from domainflow.store.database import open_database
@@ -48,3 +49,24 @@ def test_a_stale_writer_loses_the_compare_and_set(engine):
     set_rollout(engine, "EWR", "m", [Arm("champion", "1", 1.0)], "initial", "test")
     with pytest.raises(RolloutConflict, match="revision 1, not 0"):
         set_rollout(engine, "EWR", "m", [Arm("champion", "2", 1.0)], "late", "test", expected_revision=0)
+
+
+def test_a_writer_that_loses_the_race_to_create_the_rollout_gets_a_conflict_and_the_winner_stands(tmp_path):
+    """Both read "no rollout"; the other process inserts first. Forced in that order by a hook before the insert."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine, other = open_database(url), open_database.__wrapped__(url)  # two pools: two processes
+
+    raced = []
+
+    def insert_first(connection, cursor, statement, *args):
+        if statement.startswith("INSERT INTO rollouts") and not raced:
+            raced.append(set_rollout(other, "EWR", "m", [Arm("champion", "1", 1.0)], "the other writer", "other"))
+
+    event.listen(engine, "before_cursor_execute", insert_first)
+    try:
+        with pytest.raises(RolloutConflict, match="the rollout of EWR was created by another writer at the same time"):
+            set_rollout(engine, "EWR", "m", [Arm("champion", "2", 1.0)], "late", "test")
+    finally:
+        event.remove(engine, "before_cursor_execute", insert_first)
+    assert (read_rollout(engine, "EWR").arms, read_rollout(engine, "EWR").revision) == ((Arm("champion", "1", 1.0),), 1)
+    assert [(e.reason, e.actor) for e in read_audit(engine, "EWR")] == [("the other writer", "other")]
