@@ -22,7 +22,7 @@ from domainflow.settings import Settings
 from domainflow.summary import artifact_key
 from domainflow.tuning.study import TuningResult
 
-from .policies import CACHED_STAGE, RETRY_IO
+from .policies import CACHED_STAGE, JUDGED_ONCE, RETRY_IO
 
 
 @task(cache_policy=CACHED_STAGE)
@@ -46,7 +46,7 @@ def calibrate_families(
     return families
 
 
-@task
+@task(cache_policy=CACHED_STAGE)
 def score_candidates(
     pipeline: FeaturePipeline,
     split: TimeSplit,
@@ -63,11 +63,11 @@ def score_candidates(
     return candidate
 
 
-@task(**RETRY_IO)
+@task(cache_policy=JUDGED_ONCE, **RETRY_IO)
 def evaluate_candidate(
     settings: Settings, config: PipelineConfig, data: DomainData, candidate: TrainedCandidate
 ) -> CandidateEvaluation:
-    """Retried: it reads the champion from the registry. The verdict is a Prefect artifact either way."""
+    """Retried: it reads the champion from the registry. Judged once per input (see JUDGED_ONCE)."""
     domain, name = data.domain, config.registered_model_name(data.domain)
     report = Path(settings.reports_dir) / config.name / domain / "classification.html"
     evaluation = gate.evaluate_candidate(settings.tracking_uri, name, config, data.split, candidate, report)

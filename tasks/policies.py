@@ -31,6 +31,19 @@ def _preparation_key(context, parameters: dict) -> str:
 # not among them, so a new epoch count reuses the prepared data, and the large frame is never hashed.
 PREPARED_DATA = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_preparation_key)
 
+
+def _judgement_key(context, parameters: dict) -> str:
+    data, config = parameters["data"], parameters["config"]
+    return stable_digest(data.domain, data.source_fingerprint, config.config_hash(),
+                         parameters["settings"].tracking_uri, code_version())  # fmt: skip
+
+
+# A candidate is judged once for its inputs (the domain's data, the whole config, the registry, the code):
+# a rerun with the same inputs reports the verdict it got then, not a new judgement against a champion
+# that the first run's own loop put in place since. A changed input (a gate threshold, a training
+# setting, new data) is judged again.
+JUDGED_ONCE = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_judgement_key)
+
 IO_RETRY_DELAYS = [2, 10]
 
 

@@ -28,6 +28,10 @@ def _feed(digest, value: Any) -> None:
     elif isinstance(value, pd.Series):
         digest.update(f"series:{value.name}:{value.dtype}".encode())
         digest.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        # The buffer of an object array holds pointers: hash the values it points to.
+        digest.update(f"objects:{value.shape}".encode())
+        _feed(digest, value.ravel().tolist())
     elif isinstance(value, np.ndarray):
         digest.update(f"array:{value.dtype}:{value.shape}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
@@ -48,6 +52,12 @@ def _feed(digest, value: Any) -> None:
             _feed(digest, item)
     elif type(value).__module__.startswith("torch") and hasattr(value, "numpy"):
         _feed(digest, value.detach().cpu().numpy())
+    elif type(value).__module__.startswith("sklearn.") and hasattr(value, "__dict__"):
+        # A fitted estimator (and the tree predictors, binners and encoders inside one) by its
+        # attributes: joblib.hash of a HistGradientBoostingClassifier changes across a pickle round
+        # trip (its empty arrays), so every stage keyed on a model read back from the cache missed.
+        digest.update(f"object:{type(value).__module__}.{type(value).__qualname__}".encode())
+        _feed(digest, vars(value))
     else:
         digest.update(f"{type(value).__qualname__}:{joblib.hash(value)}".encode())
 

@@ -169,12 +169,15 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run, traine
     second = _outcomes(state)
     assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
     assert all(o.reused_run for o in second.values())
+    assert {d: (o.status, o.gate) for d, o in second.items()} == {d: (o.status, o.gate) for d, o in first.items()}
     task_states = _task_states(state.state_details.flow_run_id)
     # The domains' tasks ran in the worker processes, and are found under this run.
     assert {name.split("@")[0] for name in task_states} >= {"train", "train_network", "register_model_version"}
     for stage in ("load_source", "prepare_domain",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
-                  "optimize_for_serving"):  # fmt: skip
+                  "optimize_for_serving", "calibrate_families", "score_candidates",
+                  # judged once: the verdict it got, not a new judgement
+                  "evaluate_candidate"):  # fmt: skip
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
         assert states and set(states.values()) == {"Cached"}, (stage, states)
 

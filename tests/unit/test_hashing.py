@@ -74,3 +74,25 @@ def test_series_digest_tracks_name_and_values():
     s = pd.Series([1.0, 2.0], name="x")
     assert stable_digest(s) == stable_digest(s.copy())
     assert stable_digest(s) != stable_digest(s.rename("y"))
+
+
+def test_fitted_estimators_and_pipelines_hash_equal_after_a_pickle_round_trip(learnable_split):
+    """What a cached stage reads back keys the next stage as the fresh object did (else every rerun misses)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    train, _, pipeline = learnable_split
+    features = pipeline.transform(train)
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    model.fit(np.column_stack([features.numeric, features.categorical]), train["_label"])
+
+    for fitted in (model, pipeline):
+        assert stable_digest(fitted) == stable_digest(pickle.loads(pickle.dumps(fitted))), type(fitted).__name__
+    other = HistGradientBoostingClassifier(max_iter=21, random_state=0)
+    other.fit(np.column_stack([features.numeric, features.categorical]), train["_label"])
+    assert stable_digest(other) != stable_digest(model)
+
+
+def test_object_arrays_hash_by_their_values_not_their_pointers():
+    names = np.array(["carrier", "origin"], dtype=object)
+    assert stable_digest(names) == stable_digest(np.array(["carrier".upper().lower(), "origin"], dtype=object))
+    assert stable_digest(names) != stable_digest(np.array(["carrier", "dest"], dtype=object))

@@ -7,6 +7,7 @@ rollback knows where to go.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ PREVIOUS_CHAMPION = "previous-champion"
 class GateDecision:
     passed: bool
     reason: str
-    aliases: list[str]
+    aliases: list[str]  # the version's aliases after the verdict
+    # The same verdict had already been applied to the version (a rerun): nothing was moved this time.
+    unchanged: bool = False
 
 
 def move_alias(
@@ -83,7 +86,7 @@ def apply_gate_verdict(
     failed_checks: list[str] | tuple = (),
     actor: str = "gate",
 ) -> GateDecision:
-    """A passing version becomes `challenger`, and `champion` if the domain has none.
+    """A passing version becomes `challenger`, and `champion` if the domain has none; once per verdict.
 
     Every version is tagged with the verdict; a failing one keeps no alias and
     names its failed checks, so the registry UI shows why it stopped there. The
@@ -91,6 +94,16 @@ def apply_gate_verdict(
     at once on a domain without a champion, exactly one becomes it.
     """
     client, name = model.client, model.name
+    applied = hashlib.sha256(f"{passed}|{reason}|{','.join(failed_checks)}".encode()).hexdigest()[:16]
+    try:
+        tags = client.get_model_version(name, version).tags
+    except MlflowException as error:
+        raise registry_failure(error, f"reading {name} v{version}") from error
+    if tags.get(f"{TAG}gate_applied") == applied:
+        # A rerun with the same inputs: its verdict stands as applied; the aliases the loop has moved
+        # since (a promotion, a rollback) are not undone by applying it again.
+        held = [alias for alias, held in client.get_registered_model(name).aliases.items() if str(held) == version]
+        return GateDecision(passed=passed, reason=reason, aliases=sorted(held), unchanged=True)
     client.set_model_version_tag(name, version, f"{TAG}gate", "passed" if passed else "failed")
     client.set_model_version_tag(name, version, f"{TAG}gate_reason", reason[:4_000])
     client.set_model_version_tag(name, version, f"{TAG}gate_failed_checks", ",".join(failed_checks))
@@ -107,6 +120,7 @@ def apply_gate_verdict(
             if champion is None or champion == version:
                 move_alias(model, CHAMPION, version, note, actor, lease=lease)
                 aliases.append(CHAMPION)
+    client.set_model_version_tag(name, version, f"{TAG}gate_applied", applied)  # last: a crash before re-applies
     return GateDecision(passed=passed, reason=reason, aliases=aliases)
 
 

@@ -231,3 +231,28 @@ def test_serving_requirements_follow_the_variant_format(tmp_path, trained_networ
     assert {"mlflow", "torch", "scikit-learn"} <= names[torch_file]
     assert "onnxruntime" not in names[torch_file] and "torchao" not in names[torch_file]
     assert "onnxruntime" in names[onnx_file]
+
+
+def test_the_same_verdict_applied_again_moves_nothing_the_loop_moved_since(store, story):
+    """A rerun re-applies its stored verdict: v1 passed and became champion; since then v2 replaced it."""
+    tracking_uri = store[0]
+    name, client = "flight-delay-rerun", MlflowClient(tracking_uri)
+    first = register_logged_model(tracking_uri, name, story["first"]["logged"], tags={})
+    assert set(_gate(tracking_uri, name, first, 0.81).aliases) == {CHAMPION, CHALLENGER}
+    second = register_logged_model(tracking_uri, name, story["second"]["logged"], tags={})
+    client.set_registered_model_alias(name, CHAMPION, second)  # the loop's promotion of v2
+    client.set_registered_model_alias(name, "previous-champion", first)
+    client.delete_registered_model_alias(name, CHALLENGER)
+
+    again = _gate(tracking_uri, name, first, 0.81)
+
+    assert again.unchanged and again.passed and again.aliases == ["previous-champion"]
+    assert _aliases_of(client, name) == {CHAMPION: second, "previous-champion": first}
+    # A different verdict for the same version (another threshold) is applied as usual.
+    changed = _gate(tracking_uri, name, first, 0.55)
+    assert not changed.unchanged and not changed.passed
+    assert client.get_model_version(name, first).tags[f"{TAG}gate"] == "failed"
+
+
+def _aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
