@@ -23,8 +23,7 @@ from domainflow.flows.retraining import retrain_domain
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome, summarize_lifecycle
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain, select_domains
-from domainflow.tasks.lifecycle import train_domain
-from domainflow.tasks.monitoring import find_served_version
+from domainflow.tasks.lifecycle import current_alias_version, train_domain
 from domainflow.tasks.registry import open_tracking_store
 from domainflow.tasks.replay import plot_timeline, replay_held_out_months
 from domainflow.tasks.training import domain_worker_pool
@@ -57,7 +56,7 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
     # A domain without a champion has nothing to serve: the steps below leave it out.
     for index, outcome in enumerate(outcomes):
         if outcome.in_service:
-            champion = find_served_version(settings, outcome.domain, config, return_state=True)
+            champion = current_alias_version(settings, outcome.domain, config, "champion", return_state=True)
             outcomes[index] = outcome.after_finding_champion(champion.result(raise_on_failure=False))
 
     if serving_url:

@@ -105,8 +105,8 @@ class DomainOutcome(BaseModel):
     def retraining_event(self) -> str | None:
         return self.monitoring.retraining_event if self.monitoring is not None else None
 
-    def after_finding_champion(self, result: object | None | BaseException) -> DomainOutcome:
-        """`result`: the domain's champion as the registry holds it (a VersionRecord), None when it has none."""
+    def after_finding_champion(self, result: str | None | BaseException) -> DomainOutcome:
+        """`result`: the version the domain's `champion` alias names, None when it has none."""
         if isinstance(result, BaseException):
             return self.model_copy(update={"status": "failed", "error": f"finding the champion: {_describe(result)}"})
         return self.model_copy(update={"no_champion": result is None})

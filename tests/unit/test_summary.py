@@ -36,9 +36,7 @@ def test_a_domain_left_without_a_champion_sits_out_the_rest_and_fails_the_run():
     gate = "failed max_test_log_loss (test_log_loss 0.7064, needs <= 0.6500)"
     jfk = DomainOutcome(domain="JFK", status="rejected", version="1", gate=gate, failed_checks=["max_test_log_loss"])
     ewr = DomainOutcome(domain="EWR", status="registered", version="1", aliases=["challenger", "champion"])
-    champion = object()  # what the registry lookup found (a VersionRecord)
-
-    unserved, served = jfk.after_finding_champion(None), ewr.after_finding_champion(champion)
+    unserved, served = jfk.after_finding_champion(None), ewr.after_finding_champion("1")
 
     assert served.in_service and not unserved.in_service
     assert unserved.timeline() == ["trained v1 (rejected)", "no champion: not served"]
@@ -46,4 +44,4 @@ def test_a_domain_left_without_a_champion_sits_out_the_rest_and_fails_the_run():
     assert summary.failed
     assert summary.message.startswith("1 of 2 domains have no champion to serve: JFK; rejected by the gates: JFK")
     # A rejected retrain leaves the champion serving: an outcome, not a failure.
-    assert not summarize_lifecycle([served, jfk.after_finding_champion(champion)]).failed
+    assert not summarize_lifecycle([served, jfk.after_finding_champion("1")]).failed
