@@ -6,6 +6,9 @@ closes: the held-out months before `replay.monitor_until` are served to the cham
 monitoring checks them, and a retraining event retrains the domain, whose challenger goes
 through the canary on the months after. With deployments (prefect.yaml) the same events
 start the `retrain` deployment through its trigger; here the run acts on them in-process.
+
+A domain that has no champion after training (its first version rejected) has nothing to serve:
+it sits out the canary, the replay and monitoring, and the others carry on without waiting for it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from domainflow.flows.retraining import retrain_domain
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome, summarize_lifecycle
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain, select_domains
-from domainflow.tasks.lifecycle import train_domain
+from domainflow.tasks.lifecycle import current_alias_version, train_domain
 from domainflow.tasks.registry import open_tracking_store
 from domainflow.tasks.replay import plot_timeline, replay_held_out_months
 from domainflow.tasks.training import domain_worker_pool
@@ -28,10 +31,10 @@ from domainflow.tasks.training import domain_worker_pool
 
 @flow(name="domain-lifecycle", log_prints=True)
 def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | None = None):
-    """One failing domain does not stop the others; the run fails at the end, naming it.
+    """One failing domain does not stop the others; the run fails at the end, naming it, with every outcome.
 
     A version the gates reject, or a canary rolled back, is an outcome, not a failure: the run
-    completes and its message names it.
+    completes and its message names it, unless the domain is left without a champion to serve.
     """
     settings = resolve_settings()
     fingerprint = fingerprint_source(config.data.source)
@@ -50,6 +53,11 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
         states = [train_domain(domain, config, return_state=True) for domain in domains]
     outcomes = [DomainOutcome.from_training(domain, state.result(raise_on_failure=False))
                 for domain, state in zip(domains, states, strict=True)]  # fmt: skip
+    # A domain without a champion has nothing to serve: the steps below leave it out.
+    for index, outcome in enumerate(outcomes):
+        if outcome.in_service:
+            champion = current_alias_version(settings, outcome.domain, config, "champion", return_state=True)
+            outcomes[index] = outcome.after_finding_champion(champion.result(raise_on_failure=False))
 
     if serving_url:
         for index, outcome in enumerate(outcomes):
@@ -63,7 +71,10 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
         for index, outcome in enumerate(outcomes):
             if outcome.in_service:
                 data = prepare_domain(frame, outcome.domain, fingerprint, config, settings.quarantine_root)
-                replay_held_out_months(serving_url, outcome.domain, data.split, config, config.replay.monitor_until)
+                replayed = replay_held_out_months(serving_url, outcome.domain, data.split, config,
+                                                  config.replay.monitor_until, return_state=True)  # fmt: skip
+                outcome = outcome.after_replay(replayed.result(raise_on_failure=False))
+            if outcome.in_service:
                 monitored = monitor_domain(outcome.domain, config, return_state=True)
                 outcome = outcome.after_monitoring(monitored.result(raise_on_failure=False))
             if outcome.in_service and outcome.retraining_event:

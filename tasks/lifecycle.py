@@ -1,15 +1,21 @@
-"""A domain's training flow run where Prefect's task runner puts it: this process, or a domain worker.
+"""The lifecycle's own tasks: a domain's training flow run where Prefect's task runner puts it (this
+process, or a domain worker), and the alias that says whether the domain has a champion to serve.
 
 A flow cannot be submitted to a task runner; Prefect runs sub-flows side by side by wrapping
-each in a task, and this is that task for `domainflow run`'s domains.
+each in a task, and `train_domain` is that task for `domainflow run`'s domains.
 """
 
 from __future__ import annotations
 
+from mlflow import MlflowClient
 from prefect import task
 
 from domainflow.config import PipelineConfig
+from domainflow.registry import mlflow_registry
+from domainflow.settings import Settings
 from domainflow.summary import DomainOutcome
+
+from .policies import RETRY_IO
 
 
 @task(task_run_name="train-{domain}")
@@ -22,3 +28,10 @@ def train_domain(domain: str, config: PipelineConfig) -> DomainOutcome:
 
     state = train_domain_model(domain, config, return_state=True)
     return DomainOutcome.from_training(domain, state.result(raise_on_failure=False))
+
+
+@task(**RETRY_IO)
+def current_alias_version(settings: Settings, domain: str, config: PipelineConfig, alias: str) -> str | None:
+    """Retried: it asks the registry. The lifecycle asks for `champion`: a domain without one has nothing to serve."""
+    client = MlflowClient(settings.tracking_uri)
+    return mlflow_registry.current_alias_version(client, config.registered_model_name(domain), alias)

@@ -25,7 +25,7 @@ FLOORS = [
     {"tuning", "serving", "retraining"},  # Optuna over training; the prediction server; retrain windows
     {"canary", "candidates"},  # the canary controller; candidates scored and gated
     {"monitoring", "tracking"},  # drift, quality, forecasts; what a training run logs
-    {"summary", "progress"},  # the outcomes a run reports; progress for the terminal
+    {"summary", "progress", "terminal"},  # the outcomes a run reports; progress and tables for the terminal
     {"cli"},  # runs the flows
 ]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}

@@ -18,11 +18,13 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from domainflow.config import ConfigError, PipelineConfig, load_config
 from domainflow.data.sources import SourceError, fingerprint_source
 from domainflow.settings import Settings, quiet_environment, resolve_settings, without_passwords
+from domainflow.terminal import print_table
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__.splitlines()[0]
@@ -181,12 +183,14 @@ def _summary_table(outcomes, settings: Settings) -> Table:
 
     for o in outcomes:
         if o.status == "failed":
-            table.add_row(o.domain, "-", "-", "-", "-", "[red]failed[/]", (o.error or "")[:80], "-")
+            table.add_row(o.domain, "-", "-", "-", "-", "[red]failed[/]", escape(o.error or ""), "-")
             continue
         if o.status == "rejected":
-            gate = f"[yellow]rejected[/] vs {o.gate_reference}: {', '.join(o.failed_checks)}"
+            # Each failed check with its figure and threshold, as the gate tagged the version.
+            gate = f"[yellow]rejected[/] vs {escape(o.gate_reference or '-')}: {escape(o.gate or '')}"
+            gate += "\n[red]no champion: not served[/]" if o.no_champion else ""
         else:
-            gate = f"[green]passed[/] vs {o.gate_reference}\n{', '.join(o.aliases)}"
+            gate = f"[green]passed[/] vs {escape(o.gate_reference or '-')}\n{', '.join(o.aliases)}"
         served = "\n".join([o.served_variant or "-", *(f"{r:.1f}x" for r in (o.size_ratio, o.speedup) if r)])
         table.add_row(
             o.domain, f"{o.rows_in:,}\n{o.rows_kept:,}\n{o.rows_quarantined:,}",
@@ -216,14 +220,17 @@ def _report(state, settings: Settings, started: float) -> None:
     if isinstance(outcomes, BaseException) or outcomes is None:
         raise _fail(f"the flow run failed: {state.message or outcomes}", code=1)
     outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
-    console.print(_summary_table(outcomes, settings))
+    print_table(console, _summary_table(outcomes, settings))
+    # Lines that name a path or a URI are not wrapped: the terminal or the log viewer wraps them, whole.
     for o in outcomes:
         if o.quarantine_path:
-            console.print(f"quarantined rows of {o.domain}: {o.quarantine_path}")
+            console.print(f"quarantined rows of {o.domain}: {o.quarantine_path}", soft_wrap=True)
         if o.status == "failed":
-            err_console.print(f"[red]{o.domain} failed:[/] {o.error}")
+            err_console.print(f"[red]{o.domain} failed:[/] {escape(o.error or '')}")
         if o.status == "rejected":
-            err_console.print(f"[yellow]{o.domain} v{o.version} rejected by the gates:[/] {o.gate}")
+            unserved = "; it has no champion, so it is not served" if o.no_champion else ""
+            err_console.print(f"[yellow]{o.domain} v{o.version} rejected by the gates:[/] {escape(o.gate or '')}"
+                              f"{unserved}")  # fmt: skip
         if o.promotion is not None and o.promotion.version:
             p = o.promotion
             status = p.status.replace("_", " ")
@@ -232,10 +239,10 @@ def _report(state, settings: Settings, started: float) -> None:
         if o.monitoring is not None:
             console.print(f"[bold]{o.domain} timeline:[/] " + " → ".join(o.timeline()))
             if o.monitoring.report_uri:
-                console.print(f"  Evidently report: {o.monitoring.report_uri}")
+                console.print(f"  Evidently report: {o.monitoring.report_uri}", soft_wrap=True)
     plots = sorted(settings.reports_dir.glob("*-timeline.png")) if any(o.monitoring for o in outcomes) else []
     if plots:
-        console.print(f"timeline plot: {plots[-1]}")
+        console.print(f"timeline plot: {plots[-1]}", soft_wrap=True)
     console.print(f"finished in {time.perf_counter() - started:.1f}s: {state.message or state.name}")
     if not state.is_completed():
         raise typer.Exit(1)
@@ -253,7 +260,12 @@ def run(
     serve: ServeOption = True,
     loop: LoopOption = True,
 ) -> None:
-    """Train, gate and register every domain, canary its challenger, then monitor and retrain on drift (the loop)."""
+    """Train, gate and register every domain, canary its challenger, then monitor and retrain on drift (the loop).
+
+    The summary is printed whatever happened. Exit status: 0 when every domain has a champion serving it; 1 when
+    a domain failed, or has no champion because the gates rejected its first version (the summary says which
+    checks failed, with their figures); 2 for a bad flag, config file or data source.
+    """
     started = time.perf_counter()
     overrides = _overrides(source, domains, max_epochs, devices, seed)
     if not loop:
@@ -325,16 +337,19 @@ def status(config: ConfigOption = None) -> None:
 
     settings, cfg = resolve_settings(), _load(config, {})
     table = Table(title=f"MLflow registry ({without_passwords(settings.tracking_uri)})")
-    for column in ("model", "versions", "aliases", "latest version", "gate"):
+    for column in ("model", "versions", "aliases", "latest version", "its gate"):
         table.add_column(column)
     models = registered_models(settings.tracking_uri, cfg.name)
     for model in models:
         aliases = ", ".join(f"{alias}=v{version}" for alias, version in model.aliases.items())
-        table.add_row(model.name, str(model.versions), aliases or "-", model.latest_version or "-", model.latest_gate)
+        aliases += "" if "champion" in model.aliases else "\n[red]no champion: not served[/]"
+        # A rejected version's gate names each failed check with its figure and threshold.
+        table.add_row(model.name, str(model.versions), aliases.strip(), model.latest_version or "-",
+                      escape(model.latest_gate))  # fmt: skip
     if not models:
         console.print(f"no registered models named {cfg.name}-* yet: run `domainflow run` first")
         return
-    console.print(table)
+    print_table(console, table)
     _print_rollouts(settings)
 
 
@@ -357,9 +372,9 @@ def _print_rollouts(settings: Settings) -> None:
         arms = ", ".join(f"{a.variant}=v{a.version} {a.weight:.0%}" for a in rollout.arms)
         promotion = read_promotion(engine, rollout.domain)
         last = f"v{promotion.version} {promotion.status.replace('_', ' ')}" if promotion else "-"
-        table.add_row(rollout.domain, arms, str(rollout.revision), last, (promotion.reason if promotion else "")[:120])
+        table.add_row(rollout.domain, arms, str(rollout.revision), last, escape(promotion.reason if promotion else ""))
     if table.rows:
-        console.print(table)
+        print_table(console, table)
     _print_health(engine)
 
 
@@ -390,7 +405,7 @@ def _print_health(engine) -> None:
             ", ".join(e.rsplit(".", 1)[-1] for e in summary.get("events", [])) or "-",
             row["report_uri"] or "-",
         )  # fmt: skip
-    console.print(table)
+    print_table(console, table)
 
 
 @app.command()
@@ -411,7 +426,7 @@ def monitor(
     for outcome in outcomes:
         console.print(f"{outcome.domain}: {outcome.headline()}; events: {', '.join(outcome.events) or 'none'}")
         if outcome.report_uri:
-            console.print(f"  Evidently report: {outcome.report_uri}")
+            console.print(f"  Evidently report: {outcome.report_uri}", soft_wrap=True)
     console.print(f"finished in {time.perf_counter() - started:.1f}s")
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
@@ -532,7 +547,7 @@ def experiment_analyze(
         effect = f"{row.effect:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
         table.add_row(row.name, f"{row.n:,}", f"{row.mean:.4f}", effect, f"{row.adjusted_p_value:.3g}",
                       f"{row.prob_best:.3f}")  # fmt: skip
-    console.print(table)
+    print_table(console, table)
     console.print(f"{verdict.decision}: {verdict.reason}")
 
 

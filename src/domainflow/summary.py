@@ -26,6 +26,9 @@ from domainflow.retraining.plan import RetrainingWindow
 class DomainOutcome(BaseModel):
     """`registered`: the version passed the gates and holds `challenger`; `rejected`: it is in the
     registry without an alias, tagged with the checks it failed; `failed`: the run stopped with an error.
+
+    `no_champion`: the lifecycle found no champion for the domain after training (its first version
+    was rejected), so nothing serves it: it sits out serving, replay and monitoring, and the run fails.
     """
 
     domain: str
@@ -58,6 +61,7 @@ class DomainOutcome(BaseModel):
     reused_run: bool = False
     published: dict[str, float] = {}
     error: str | None = None
+    no_champion: bool = False
     # The canary promotion of the domain's challenger, when the run served and promoted.
     promotion: PromotionSummary | None = None
     # `domainflow run`'s loop: what monitoring found on the replayed months, and the retrain it started.
@@ -69,6 +73,8 @@ class DomainOutcome(BaseModel):
         if self.status == "failed":
             return [f"failed: {self.error}"]
         steps = [f"trained v{self.version} ({self.status})"]
+        if self.no_champion:
+            steps.append("no champion: not served")
         if "champion" in self.aliases:
             steps.append(f"v{self.version} champion")
         if self.promotion is not None and self.promotion.version:
@@ -92,17 +98,29 @@ class DomainOutcome(BaseModel):
 
     @property
     def in_service(self) -> bool:
-        """Trained (registered or rejected) and not failed since: the steps after training go on."""
-        return self.status != "failed"
+        """Trained (registered or rejected), with a champion to serve, and not failed since: the steps go on."""
+        return self.status != "failed" and not self.no_champion
 
     @property
     def retraining_event(self) -> str | None:
         return self.monitoring.retraining_event if self.monitoring is not None else None
 
+    def after_finding_champion(self, result: str | None | BaseException) -> DomainOutcome:
+        """`result`: the version the domain's `champion` alias names, None when it has none."""
+        if isinstance(result, BaseException):
+            return self.model_copy(update={"status": "failed", "error": f"finding the champion: {_describe(result)}"})
+        return self.model_copy(update={"no_champion": result is None})
+
     def after_promotion(self, result: PromotionSummary | BaseException) -> DomainOutcome:
         if isinstance(result, BaseException):
             return self.model_copy(update={"status": "failed", "error": f"promotion: {_describe(result)}"})
         return self.model_copy(update={"promotion": result})
+
+    def after_replay(self, result: object | None | BaseException) -> DomainOutcome:
+        """`result`: the replay's report (None when there were no rows to send)."""
+        if isinstance(result, BaseException):
+            return self.model_copy(update={"status": "failed", "error": f"replay: {_describe(result)}"})
+        return self
 
     def after_monitoring(self, result: MonitoringOutcome | BaseException) -> DomainOutcome:
         if isinstance(result, BaseException):
@@ -224,13 +242,14 @@ def _describe(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class LifecycleSummary:
-    failed: bool  # a domain failed: the run ends Failed, naming it
+    failed: bool  # a domain failed, or has no champion to serve: the run ends Failed, naming it
     message: str
 
 
 def summarize_lifecycle(outcomes: list[DomainOutcome]) -> LifecycleSummary:
-    """One line for the run's final state: the domains that failed, were rejected, canaried and looped."""
+    """One line for the run's final state: the domains that failed or have no champion, were rejected, looped."""
     failed = [o.domain for o in outcomes if o.status == "failed"]
+    unserved = [o.domain for o in outcomes if o.no_champion]
     rejected = [f"{o.domain} ({', '.join(o.failed_checks)})" for o in outcomes if o.status == "rejected"]
     note = f"; rejected by the gates: {', '.join(rejected)}" if rejected else ""
     canaries = [f"{o.domain} v{o.promotion.version} {o.promotion.status.replace('_', ' ')}"
@@ -238,8 +257,10 @@ def summarize_lifecycle(outcomes: list[DomainOutcome]) -> LifecycleSummary:
     note += f"; canary: {', '.join(canaries)}" if canaries else ""
     looped = [f"{o.domain} {o.timeline()[-1]}" for o in outcomes if o.monitoring is not None]
     note += f"; loop: {'; '.join(looped)}" if looped else ""
-    if failed:
-        return LifecycleSummary(True, f"{len(failed)} of {len(outcomes)} domains failed: {', '.join(failed)}{note}")
+    heads = [f"{len(names)} of {len(outcomes)} domains {what}: {', '.join(names)}"
+             for what, names in (("failed", failed), ("have no champion to serve", unserved)) if names]  # fmt: skip
+    if heads:
+        return LifecycleSummary(True, "; ".join(heads) + note)
     return LifecycleSummary(False, f"{len(outcomes) - len(rejected)} of {len(outcomes)} domains passed the gates{note}")
 
 

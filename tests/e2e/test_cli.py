@@ -20,12 +20,13 @@ from ..conftest import SESSION_DIR, tiny_overrides
 CLI = [sys.executable, "-m", "domainflow.cli"]
 
 
-def _run(args: list[str], home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(args: list[str], home: Path, timeout: int = 600, columns: int = 160) -> subprocess.CompletedProcess:
+    """The command's output as a pipe gets it (`domainflow run | tee`): no terminal, `columns` wide."""
     env = {
         **os.environ,
         "DOMAINFLOW_HOME": str(home),
         "PREFECT_HOME": str(SESSION_DIR / "prefect-home"),
-        "COLUMNS": "160",
+        "COLUMNS": str(columns),
     }
     for inherited in ("PREFECT_API_URL", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "MLFLOW_TRACKING_URI"):
         env.pop(inherited, None)
@@ -127,6 +128,44 @@ def test_a_failing_domain_is_reported_without_a_traceback(flights_sample_csv, tm
     assert result.returncode == 1
     assert "lacks the columns ['dest']" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_domain_without_a_champion_sits_out_and_the_summary_says_why_at_80_columns(flights_sample_csv, tmp_path):
+    """JFK's delays are coin flips here: its first model fails a log-loss ceiling that EWR's meets, so JFK has
+    no champion. EWR is served, replayed and monitored all the same; the summary names both, every cell whole."""
+    import numpy as np
+    import pandas as pd
+
+    flights = pd.read_csv(flights_sample_csv)
+    jfk = flights["origin"] == "JFK"
+    flights.loc[jfk, "arr_delay"] = np.random.default_rng(0).choice([0.0, 60.0], size=jfk.sum())
+    data = tmp_path / "noisy_jfk.csv"
+    flights.to_csv(data, index=False)
+    overrides = tiny_overrides(data)
+    overrides["gate"]["max_test_log_loss"] = 0.65
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(overrides))
+
+    result = _run(["run", "--config", str(config)], tmp_path / "home", columns=80)
+
+    # A domain without a champion fails the run, after everything else has run and been reported.
+    assert result.returncode == 1, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "…" not in output
+    words = " ".join(result.stdout.split())
+    assert "flight-delay-EWR" in words and "flight-delay-JFK" in words
+    assert "rejected vs baseline (HistGradientBoosting): failed max_test_log_loss (test_log_loss 0." in words
+    assert "needs <= 0.6500) no champion: not served" in words
+    assert "1 of 2 domains have no champion to serve: JFK" in words
+    # EWR carried on: its champion served the replayed months and monitoring judged them.
+    assert "EWR timeline: trained v1 (registered) → v1 champion → monitoring:" in words
+    assert "JFK timeline" not in words
+
+    status = _run(["status", "--config", str(config)], tmp_path / "home", timeout=120, columns=80)
+    assert status.returncode == 0, status.stderr
+    assert "…" not in status.stdout
+    words = " ".join(status.stdout.split())
+    assert "no champion: not served" in words and "failed max_test_log_loss (test_log_loss 0." in words
 
 
 @pytest.mark.parametrize(

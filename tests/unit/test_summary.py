@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from domainflow.summary import DomainOutcome, artifact_key
+from domainflow.summary import DomainOutcome, artifact_key, summarize_lifecycle
 
 
 def test_artifact_key_is_lowercase_dashes():
@@ -30,3 +30,18 @@ def test_the_published_report_carries_private_counts_not_exact_ones():
     assert "| dp_rows_in (differentially private) | 120,842 |" in text
     assert "| dp_train_label_rate (differentially private) | 0.306 |" in text
     assert "| network_val_auc | 0.7566 |" in text
+
+
+def test_a_domain_left_without_a_champion_sits_out_the_rest_and_fails_the_run():
+    gate = "failed max_test_log_loss (test_log_loss 0.7064, needs <= 0.6500)"
+    jfk = DomainOutcome(domain="JFK", status="rejected", version="1", gate=gate, failed_checks=["max_test_log_loss"])
+    ewr = DomainOutcome(domain="EWR", status="registered", version="1", aliases=["challenger", "champion"])
+    unserved, served = jfk.after_finding_champion(None), ewr.after_finding_champion("1")
+
+    assert served.in_service and not unserved.in_service
+    assert unserved.timeline() == ["trained v1 (rejected)", "no champion: not served"]
+    summary = summarize_lifecycle([served, unserved])
+    assert summary.failed
+    assert summary.message.startswith("1 of 2 domains have no champion to serve: JFK; rejected by the gates: JFK")
+    # A rejected retrain leaves the champion serving: an outcome, not a failure.
+    assert not summarize_lifecycle([served, jfk.after_finding_champion("1")]).failed

@@ -67,6 +67,18 @@ def test_the_servers_refusal_is_reported_with_its_reason(server, registry, schem
         replay_traffic(server.url, "EWR", _traffic(registry.sample.head(0), schema), ReplayConfig())  # fmt: skip
 
 
+def test_a_domain_is_replayed_while_another_configured_one_has_no_champion(kit, registry, schema, tmp_path):
+    """JFK has no model: the server is not ready for it, and EWR's traffic does not wait on it."""
+    with kit.serve(kit.config(domains=("EWR", "JFK")), registry, tmp_path) as server:
+        report = replay_traffic(server.url, "EWR", _traffic(registry.sample, schema),
+                                ReplayConfig(feedback_delay_seconds=0.0, max_rows=20))  # fmt: skip
+        readiness = server.client.get("/ready")
+
+    assert report.sent == 20 and report.labelled == 20
+    assert readiness.status_code == 503
+    assert readiness.json()["domains"]["EWR"]["ready"] and not readiness.json()["domains"]["JFK"]["ready"]
+
+
 def test_the_traffics_timestamp_travels_as_each_records_event_time(server, kit, registry, schema):
     rows = registry.sample.head(3).assign(when=pd.to_datetime(["2013-10-01 06:00", None, "2013-12-31 23:59"]))
     traffic = Traffic(rows, np.zeros(3), schema.numeric_features, schema.categorical_features, timestamp="when")
