@@ -23,7 +23,7 @@ from domainflow.flows.retraining import retrain_domain
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome, summarize_lifecycle
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain, select_domains
-from domainflow.tasks.lifecycle import current_alias_version, train_domain
+from domainflow.tasks.lifecycle import current_alias_version, keep_outcome, stored_outcome, train_domain
 from domainflow.tasks.registry import open_tracking_store
 from domainflow.tasks.replay import plot_timeline, replay_held_out_months
 from domainflow.tasks.training import domain_worker_pool
@@ -59,9 +59,18 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
             champion = current_alias_version(settings, outcome.domain, config, "champion", return_state=True)
             outcomes[index] = outcome.after_finding_champion(champion.result(raise_on_failure=False))
 
+    # A domain this run's inputs (data, config, code) already took through its canary and loop reports
+    # that outcome as stored: acting again would canary, replay and retrain on the world the first run left.
     if serving_url:
         for index, outcome in enumerate(outcomes):
             if outcome.in_service:
+                stored = stored_outcome(settings, fingerprint, config, outcome)
+                outcomes[index] = stored or outcome
+    acting = [not outcome.unchanged_since for outcome in outcomes]
+
+    if serving_url:
+        for index, outcome in enumerate(outcomes):
+            if outcome.in_service and acting[index]:
                 # In a loop run the first canary sees the months before replay.monitor_until, the loop's "present".
                 promoted = promote_challenger(outcome.domain, config, serving_url, config.replay.monitor_until,
                                               return_state=True)  # fmt: skip
@@ -69,6 +78,8 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
 
     if serving_url and config.replay.monitor_until is not None:
         for index, outcome in enumerate(outcomes):
+            if not acting[index]:
+                continue
             if outcome.in_service:
                 data = prepare_domain(frame, outcome.domain, fingerprint, config, settings.quarantine_root)
                 replayed = replay_held_out_months(serving_url, outcome.domain, data.split, config,
@@ -83,6 +94,11 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
                 outcome = outcome.after_retraining(retrained.result(raise_on_failure=False))
             outcomes[index] = outcome
         plot_timeline(outcomes, config, str(settings.reports_dir))
+
+    if serving_url:
+        for index, outcome in enumerate(outcomes):
+            if outcome.in_service and acting[index]:
+                keep_outcome(settings, fingerprint, config, outcome)
 
     summary = summarize_lifecycle(outcomes)
     return (Failed if summary.failed else Completed)(message=summary.message, data=outcomes)

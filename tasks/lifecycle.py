@@ -1,5 +1,6 @@
 """The lifecycle's own tasks: a domain's training flow run where Prefect's task runner puts it (this
-process, or a domain worker), and the alias that says whether the domain has a champion to serve.
+process, or a domain worker), the alias that says whether the domain has a champion to serve, and
+the domain's stored outcome, which a rerun with the same inputs reports instead of acting again.
 
 A flow cannot be submitted to a task runner; Prefect runs sub-flows side by side by wrapping
 each in a task, and `train_domain` is that task for `domainflow run`'s domains.
@@ -10,12 +11,14 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from prefect import task
 
+from domainflow import summary
 from domainflow.config import PipelineConfig
 from domainflow.registry import mlflow_registry
 from domainflow.settings import Settings
+from domainflow.store.database import open_database
 from domainflow.summary import DomainOutcome
 
-from .policies import RETRY_IO
+from .policies import RETRY_IO, flow_run_actor
 
 
 @task(task_run_name="train-{domain}")
@@ -35,3 +38,17 @@ def current_alias_version(settings: Settings, domain: str, config: PipelineConfi
     """Retried: it asks the registry. The lifecycle asks for `champion`: a domain without one has nothing to serve."""
     client = MlflowClient(settings.tracking_uri)
     return mlflow_registry.current_alias_version(client, config.registered_model_name(domain), alias)
+
+
+@task(**RETRY_IO)
+def stored_outcome(
+    settings: Settings, source_fingerprint: str, config: PipelineConfig, trained: DomainOutcome
+) -> DomainOutcome | None:
+    """Retried: it reads the state database. A domain with a stored outcome sits out the canary and the loop."""
+    return summary.stored_outcome(open_database(settings.database_url), source_fingerprint, config, trained)
+
+
+@task(**RETRY_IO)
+def keep_outcome(settings: Settings, source_fingerprint: str, config: PipelineConfig, outcome: DomainOutcome) -> None:
+    """Retried: it writes the state database."""
+    summary.keep_outcome(open_database(settings.database_url), source_fingerprint, config, outcome, flow_run_actor())

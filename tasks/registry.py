@@ -52,6 +52,9 @@ def register_model_version(settings: Settings, domain: str, config: PipelineConf
         version = integrity.register_model_version(settings.tracking_uri, name, logged, logged.version_tags,
                                                    description)  # fmt: skip
     get_run_logger().info("registered model=%s version=%s", name, version)
+    missing = mlflow_registry.registered_again(settings.tracking_uri, name, version)
+    if missing:
+        get_run_logger().warning("%s: %s, registered again as v%s from the same run", name, missing, version)
     return version
 
 

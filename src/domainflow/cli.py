@@ -198,7 +198,8 @@ def _summary_table(outcomes, settings: Settings) -> Table:
             f"{auc(o.boosting_test_auc, 'gradient_boosting', o.family)}",
             "-" if not o.tuning_trials else f"{o.tuning_trials}\n({o.tuning_pruned})",
             served,
-            f"{o.model_name}\nv{o.version}" + (" (reused)" if o.reused_run else ""),
+            f"{o.model_name}\nv{o.version}" + (f"\n{o.unchanged_since}" if o.unchanged_since
+                                               else " (reused)" if o.reused_run else ""),
             gate,
             _canary_cell(o.promotion),
         )  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
 from domainflow.canary.report import PromotionSummary
 from domainflow.candidates.gate import CandidateEvaluation
@@ -21,6 +22,8 @@ from domainflow.monitoring.summary import MonitoringOutcome
 from domainflow.registry.aliases import GateDecision
 from domainflow.registry.mlflow_registry import LoggedRun
 from domainflow.retraining.plan import RetrainingWindow
+from domainflow.store.lifecycles import read_lifecycle, record_lifecycle
+from domainflow.tracking import training_run_key
 
 
 class DomainOutcome(BaseModel):
@@ -62,6 +65,9 @@ class DomainOutcome(BaseModel):
     published: dict[str, float] = {}
     error: str | None = None
     no_champion: bool = False
+    # Set when a run with the same inputs had already taken the domain through its lifecycle: this is
+    # that run's outcome, reported as stored ("unchanged since prefect-flow-run/... at ..."), not acted on again.
+    unchanged_since: str | None = None
     # The canary promotion of the domain's challenger, when the run served and promoted.
     promotion: PromotionSummary | None = None
     # `domainflow run`'s loop: what monitoring found on the replayed months, and the retrain it started.
@@ -73,6 +79,8 @@ class DomainOutcome(BaseModel):
         if self.status == "failed":
             return [f"failed: {self.error}"]
         steps = [f"trained v{self.version} ({self.status})"]
+        if self.unchanged_since:
+            steps.insert(0, self.unchanged_since)
         if self.no_champion:
             steps.append("no champion: not served")
         if "champion" in self.aliases:
@@ -267,3 +275,27 @@ def summarize_lifecycle(outcomes: list[DomainOutcome]) -> LifecycleSummary:
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def stored_outcome(
+    engine: Engine, source_fingerprint: str, config: PipelineConfig, trained: DomainOutcome
+) -> DomainOutcome | None:
+    """The domain's outcome as a run with the same inputs left it; None when none finished, or it made other versions.
+
+    `trained` is this run's training outcome: when its version or MLflow run differ from the stored
+    one (a version deleted by hand and registered again), the lifecycle runs again for the domain.
+    """
+    stored = read_lifecycle(engine, trained.domain, training_run_key(trained.domain, source_fingerprint, config))
+    if stored is None:
+        return None
+    outcome = DomainOutcome.model_validate(stored.outcome)
+    if (outcome.version, outcome.run_id) != (trained.version, trained.run_id):
+        return None
+    return outcome.model_copy(update={"unchanged_since": stored.describe(), "reused_run": True})
+
+
+def keep_outcome(engine: Engine, source_fingerprint: str, config: PipelineConfig, outcome: DomainOutcome,
+                 actor: str) -> None:  # fmt: skip
+    """Store the domain's finished lifecycle under its inputs' key (see domainflow.store.lifecycles)."""
+    key = training_run_key(outcome.domain, source_fingerprint, config)
+    record_lifecycle(engine, outcome.domain, key, actor, outcome.model_dump(mode="json"))

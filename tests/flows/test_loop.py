@@ -93,3 +93,31 @@ def test_a_quality_drop_in_the_served_months_retrains_the_domain_and_canaries_th
         "EWR", config, reason=monitoring.retraining_event, labelled_until=retraining.split.test_until
     )
     assert again.status == "skipped" and "v2 was trained on this window already" in again.note
+
+    # The whole run again, same data, config and code: the stored outcome, and nothing new anywhere.
+    def world() -> dict:
+        from sqlalchemy import func, select
+
+        from domainflow.store.database import open_database
+        from domainflow.store.schema import audit_log, feedback, predictions, promotions
+
+        engine = open_database(settings.database_url)
+        with engine.connect() as connection:
+            rows = {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+                    for t in (predictions, feedback, audit_log, promotions)}  # fmt: skip
+        name = config.registered_model_name("EWR")
+        return {**rows, "runs": len(client.search_runs([client.get_experiment_by_name(f"{config.name}/EWR")
+                                                         .experiment_id], max_results=1_000)),
+                "versions": len(client.search_model_versions(f"name = '{name}'")),
+                "aliases": dict(client.get_registered_model(name).aliases)}  # fmt: skip
+
+    before = world()
+    with serve_in_background(create_app(config, settings), host="127.0.0.1", port=0) as url:
+        [rerun] = run_lifecycle(config, serving_url=url, return_state=True).result()
+
+    assert world() == before
+    assert rerun.unchanged_since and rerun.unchanged_since.startswith("unchanged since prefect-flow-run/")
+    assert rerun.timeline()[1:] == outcome.timeline()
+    assert (rerun.version, rerun.gate, rerun.retraining.training.version) == (
+        outcome.version, outcome.gate, retraining.training.version
+    )  # fmt: skip

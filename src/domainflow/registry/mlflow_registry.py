@@ -7,6 +7,7 @@ and registration reuses the version created from that run.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from domainflow.models.pyfunc import (
     PIPELINE_ARTIFACT,
     serving_requirements,
 )
+
+logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -148,7 +151,8 @@ def log_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedR
 
 def _version_tags(tags: dict[str, str]) -> dict[str, str]:
     bookkeeping = {f"{TAG}run_key", f"{TAG}model_uri"}
-    return {k: v for k, v in tags.items() if k.startswith(TAG) and k not in bookkeeping}
+    return {k: v for k, v in tags.items()
+            if k.startswith(TAG) and k not in bookkeeping and not k.startswith(f"{TAG}registered_as.")}  # fmt: skip
 
 
 def _published(metrics: dict[str, float]) -> dict[str, float]:
@@ -255,13 +259,27 @@ def register_logged_model(
             raise
     for version in client.search_model_versions(f"name = '{name}' and run_id = '{logged.run_id}'"):
         return str(version.version)
+    # The run remembers the version it was registered as: gone now, it was deleted by hand.
+    remembered = f"{TAG}registered_as.{name}"
+    registered_as = client.get_run(logged.run_id).data.tags.get(remembered)
+    if registered_as:
+        tags = {**tags, f"{TAG}registered_again": f"{name} v{registered_as} is missing from the registry"}
     model_id = logged.model_uri.removeprefix("models:/")
     # MLflow resolves a `models:/<id>` source through the fluent tracking URI.
     with fluent_tracking_uri(tracking_uri):
         version = client.create_model_version(
             name, logged.model_uri, run_id=logged.run_id, tags=tags, model_id=model_id
         )
+    client.set_tag(logged.run_id, remembered, str(version.version))
+    if registered_as:
+        logger.warning("%s v%s (run %s) is missing from the registry, deleted by hand: registered again as v%s",
+                       name, registered_as, logged.run_id, version.version)  # fmt: skip
     return str(version.version)
+
+
+def registered_again(tracking_uri: str, name: str, version: str) -> str | None:
+    """ "<name> v1 is missing from the registry" when `version` replaced a version of its run deleted by hand."""
+    return MlflowClient(tracking_uri).get_model_version(name, version).tags.get(f"{TAG}registered_again")
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -64,6 +64,7 @@ MIGRATIONS = (
     Migration(1, "the state tables", _create_missing_tables),
     Migration(2, "predictions.event_time, for logs written before it", _add_event_time),
     Migration(3, "the indexes monitoring reads the log by", _create_missing_indexes),
+    Migration(4, "lifecycle_runs, each domain's loop outcome by its inputs", _create_missing_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

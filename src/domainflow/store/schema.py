@@ -124,6 +124,18 @@ registry_locks = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# Each domain's lifecycle outcome (training, canary, monitoring, retraining) by the inputs that made it
+# (domainflow.store.lifecycles): a run with the same data, config and code reports it instead of acting again.
+lifecycle_runs = Table(
+    "lifecycle_runs",
+    metadata,
+    Column("domain", String(200), primary_key=True),
+    Column("run_key", String(100), primary_key=True),
+    Column("actor", String(400), nullable=False),  # the flow run that completed it
+    Column("finished_at", Float, nullable=False),
+    Column("outcome", JSON, nullable=False),
+)
+
 # The migrations applied to this database (domainflow.store.database), one row each.
 schema_versions = Table(
     "domainflow_schema_versions",

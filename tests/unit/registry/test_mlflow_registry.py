@@ -20,6 +20,7 @@ from domainflow.registry.mlflow_registry import (
     current_alias_version,
     log_run,
     register_logged_model,
+    registered_again,
 )
 from domainflow.store.database import open_database
 
@@ -256,3 +257,15 @@ def test_the_same_verdict_applied_again_moves_nothing_the_loop_moved_since(store
 
 def _aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+def test_a_version_deleted_by_hand_is_registered_again_naming_the_missing_one(store, story):
+    tracking_uri, client = store[0], MlflowClient(store[0])
+    name, logged = "flight-delay-deleted", story["first"]["logged"]
+    assert register_logged_model(tracking_uri, name, logged, tags={}) == "1"
+    client.delete_model_version(name, "1")
+
+    again = register_logged_model(tracking_uri, name, logged, tags={})
+
+    assert again == "2" and registered_again(tracking_uri, name, again) == f"{name} v1 is missing from the registry"
+    assert register_logged_model(tracking_uri, name, logged, tags={}) == "2"  # and reused from then on
