@@ -606,6 +606,21 @@ class PipelineConfig(_Strict):
     def experiment_name(self, domain: str) -> str:
         return f"{self.name}/{domain}"
 
+    # What a trained model does not depend on: how it is judged, served, rolled out, replayed and
+    # monitored, and how many domains train at once.
+    NOT_SHAPING_THE_MODEL: ClassVar[frozenset[str]] = frozenset(
+        {"gate", "serving", "canary", "replay", "experiment", "monitoring", "scale"}
+    )
+
+    def model_hash(self) -> str:
+        """Stable hash of the settings that shape the trained model: the MLflow run (and version) is keyed on it.
+
+        A changed gate threshold or canary plan keeps the run and its version; the version is judged
+        again (the gate keys on `config_hash`) instead of a copy of the same model being registered.
+        """
+        payload = json.dumps(self.model_dump(mode="json", exclude=set(self.NOT_SHAPING_THE_MODEL)), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
     def config_hash(self) -> str:
         """Stable hash of every setting but `scale`; a model version records it as a tag.
 

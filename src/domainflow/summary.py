@@ -23,7 +23,7 @@ from domainflow.registry.aliases import GateDecision
 from domainflow.registry.mlflow_registry import LoggedRun
 from domainflow.retraining.plan import RetrainingWindow
 from domainflow.store.lifecycles import read_lifecycle, record_lifecycle
-from domainflow.tracking import training_run_key
+from domainflow.tracking import lifecycle_key
 
 
 class DomainOutcome(BaseModel):
@@ -285,7 +285,7 @@ def stored_outcome(
     `trained` is this run's training outcome: when its version or MLflow run differ from the stored
     one (a version deleted by hand and registered again), the lifecycle runs again for the domain.
     """
-    stored = read_lifecycle(engine, trained.domain, training_run_key(trained.domain, source_fingerprint, config))
+    stored = read_lifecycle(engine, trained.domain, lifecycle_key(trained.domain, source_fingerprint, config))
     if stored is None:
         return None
     outcome = DomainOutcome.model_validate(stored.outcome)
@@ -297,5 +297,5 @@ def stored_outcome(
 def keep_outcome(engine: Engine, source_fingerprint: str, config: PipelineConfig, outcome: DomainOutcome,
                  actor: str) -> None:  # fmt: skip
     """Store the domain's finished lifecycle under its inputs' key (see domainflow.store.lifecycles)."""
-    key = training_run_key(outcome.domain, source_fingerprint, config)
+    key = lifecycle_key(outcome.domain, source_fingerprint, config)
     record_lifecycle(engine, outcome.domain, key, actor, outcome.model_dump(mode="json"))

@@ -49,7 +49,14 @@ def code_version() -> str:
 
 
 def training_run_key(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
-    payload = "|".join([domain, source_fingerprint, config.config_hash(), code_version()])
+    """The training's identity: domain, data, the settings that shape the model (`model_hash`), code."""
+    payload = "|".join([domain, source_fingerprint, config.model_hash(), code_version()])
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def lifecycle_key(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
+    """A domain's whole lifecycle's identity: its training's, and every other setting (gate, canary, loop)."""
+    payload = "|".join([training_run_key(domain, source_fingerprint, config), config.config_hash()])
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -199,7 +206,8 @@ def log_training_run(
         record = RunRecord(
             experiment=config.experiment_name(domain),
             run_name=f"train-{domain}",
-            run_key=training_run_key(domain, data.source_fingerprint, config),
+            # A changed gate may choose another family: that is another model, so another run.
+            run_key=f"{training_run_key(domain, data.source_fingerprint, config)}-{evaluation.family}",
             params=_params(domain, config, network, tuning),
             metrics=metrics,
             tags=tags,

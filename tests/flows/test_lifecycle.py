@@ -199,11 +199,32 @@ def test_changed_config_trains_a_new_version(first_run, trained_home):
 
 
 @FIRST_RUN
+def test_a_changed_gate_threshold_judges_the_same_versions_again_and_trains_nothing(first_run, trained_home):
+    before = _latest_versions(first_run.config)
+    overrides = tiny_overrides(first_run.config.data.source)
+    changed = build_config({**overrides, "gate": {**overrides["gate"], "min_test_auc": 0.45}})
+
+    state = run_lifecycle(config=changed, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert _latest_versions(first_run.config) == before  # no new version: the same models, judged again
+    second = _outcomes(state)
+    assert all(o.reused_run for o in second.values())
+    task_states = _task_states(state.state_details.flow_run_id)
+    for stage, expected in (("train_network", "Cached"), ("train_baseline", "Cached"),
+                            ("calibrate_families", "Cached"), ("evaluate_candidate", "Completed")):  # fmt: skip
+        states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
+        assert states and set(states.values()) == {expected}, (stage, states)
+
+
+@FIRST_RUN
 def test_a_model_failing_a_gate_is_registered_without_an_alias(first_run, trained_home):
     first, aliases_before = _outcomes(first_run.state), _aliases(first_run.config)
     overrides = tiny_overrides(first_run.config.data.source)
-    # An absolute ceiling no model meets (the AUC floors follow the champion on its rows, so they would not do).
-    strict = build_config({**overrides, "gate": {**overrides["gate"], "max_test_log_loss": 0.01}})
+    # An absolute ceiling no model meets (the AUC floors follow the champion on its rows, so they would not do),
+    # for a new model (another seed): a stricter gate alone would judge the same versions again.
+    strict = build_config({**overrides, "gate": {**overrides["gate"], "max_test_log_loss": 0.01},
+                           "training": {**overrides["training"], "seed": 11}})  # fmt: skip
 
     state = run_lifecycle(config=strict, return_state=True)
     second = _outcomes(state)

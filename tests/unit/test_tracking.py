@@ -13,6 +13,7 @@ from domainflow.config import PipelineConfig, build_config
 from domainflow.data.prepared import DomainData
 from domainflow.tracking import (
     code_version,
+    lifecycle_key,
     log_training_run,
     public_gx_result,
     training_run_key,
@@ -69,6 +70,11 @@ def test_run_key_depends_on_every_input():
     assert key != training_run_key("JFK", "sha256:abc", config)
     assert key != training_run_key("EWR", "sha256:abd", config)
     assert key != training_run_key("EWR", "sha256:abc", build_config({"training": {"seed": 1}}))
+    # How the model is judged, rolled out and monitored does not change the model: same run, same version.
+    judged = build_config({"gate": {"min_test_auc": 0.7}, "canary": {"alpha": 0.01}})
+    assert key == training_run_key("EWR", "sha256:abc", judged)
+    # The lifecycle, though, is keyed on them all: a changed gate or canary runs it again.
+    assert lifecycle_key("EWR", "sha256:abc", judged) != lifecycle_key("EWR", "sha256:abc", config)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 A lifecycle run changes the world it runs in: its canary promotes, its replay fills the
 prediction log with labels, and a second run on the same inputs would then see a later
 labelled window and retrain. So once a domain's loop has finished, its outcome is kept
-here, keyed like its MLflow run (domain, data fingerprint, config hash, code version); a
+here, keyed by its inputs (domain, data fingerprint, the whole config, code version); a
 later run with that key reports it ("unchanged since ...") instead of acting again.
 """
 
