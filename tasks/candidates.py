@@ -46,7 +46,7 @@ def calibrate_families(
     return families
 
 
-@task(cache_policy=CACHED_STAGE)
+@task
 def score_candidates(
     pipeline: FeaturePipeline,
     split: TimeSplit,

@@ -5,12 +5,25 @@ from __future__ import annotations
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.runtime import flow_run
 
+from domainflow.config import DatasetSchema
+from domainflow.data.split import TimeSplit
 from domainflow.hashing import stable_digest
 from domainflow.tracking import code_version
 
 
 def _content_key(context, parameters: dict) -> str:
-    return stable_digest(parameters, code_version())
+    return stable_digest({name: _as_trained_on(value) for name, value in parameters.items()}, code_version())
+
+
+def _as_trained_on(value):
+    """What a training stage reads of a value. A split: its windows, not the held-out rows after them (only
+    replayed), so one more month of data after the test window retrains nothing. A dataset schema: its
+    columns, not where the source lives (its content is keyed by its fingerprint upstream)."""
+    if isinstance(value, TimeSplit):
+        return ("TimeSplit", value.train, value.validation, value.test, value.bounds)
+    if isinstance(value, DatasetSchema):
+        return value.model_copy(update={"source": ""})
+    return value
 
 
 # Keyed on the inputs' content, the task's own source and the library's code

@@ -175,7 +175,7 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run, traine
     assert {name.split("@")[0] for name in task_states} >= {"train", "train_network", "register_model_version"}
     for stage in ("load_source", "prepare_domain",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
-                  "optimize_for_serving", "calibrate_families", "score_candidates",
+                  "optimize_for_serving", "calibrate_families",
                   # judged once: the verdict it got, not a new judgement
                   "evaluate_candidate"):  # fmt: skip
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
@@ -213,6 +213,32 @@ def test_a_changed_gate_threshold_judges_the_same_versions_again_and_trains_noth
     task_states = _task_states(state.state_details.flow_run_id)
     for stage, expected in (("train_network", "Cached"), ("train_baseline", "Cached"),
                             ("calibrate_families", "Cached"), ("evaluate_candidate", "Completed")):  # fmt: skip
+        states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
+        assert states and set(states.values()) == {expected}, (stage, states)
+
+
+@FIRST_RUN
+def test_one_more_month_of_data_after_the_test_window_keeps_the_stages_keyed_on_the_windows(
+    first_run, trained_home, tmp_path
+):
+    """A month appended after every window the training reads: the data stage runs again, the features do not.
+
+    (The tuning study, and so what follows it, is still named by the source's fingerprint: it runs again.)
+    """
+    import pandas as pd
+
+    flights = pd.read_csv(first_run.config.data.source)
+    december = flights[flights["scheduled_departure"].str.startswith("2013-12")]
+    january = december.assign(scheduled_departure=december["scheduled_departure"].str.replace("2013-12", "2014-01"))
+    extended = tmp_path / "flights-and-january.csv"
+    pd.concat([flights, january]).to_csv(extended, index=False)
+    overrides = tiny_overrides(extended)
+
+    state = run_lifecycle(config=build_config(overrides), return_state=True)
+
+    assert state.is_completed(), state.message
+    task_states = _task_states(state.state_details.flow_run_id)
+    for stage, expected in (("prepare_domain", "Completed"), ("fit_feature_pipeline", "Cached")):
         states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
         assert states and set(states.values()) == {expected}, (stage, states)
 
