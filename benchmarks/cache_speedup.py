@@ -37,6 +37,7 @@ def timed_run(args: list[str], env: dict[str, str]) -> float:
 def task_run_states(prefect_home: str, since: datetime) -> list[str]:
     """The state names of every task run that started after `since`, from the runs' Prefect database."""
     os.environ["PREFECT_HOME"] = prefect_home
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # this process's own ephemeral server: no heartbeat
     os.environ.pop("PREFECT_API_URL", None)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
