@@ -66,11 +66,10 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
             if outcome.in_service:
                 stored = stored_outcome(settings, fingerprint, config, outcome)
                 outcomes[index] = stored or outcome
-    acting = [not outcome.unchanged_since for outcome in outcomes]
 
     if serving_url:
         for index, outcome in enumerate(outcomes):
-            if outcome.in_service and acting[index]:
+            if outcome.acting:
                 # In a loop run the first canary sees the months before replay.monitor_until, the loop's "present".
                 promoted = promote_challenger(outcome.domain, config, serving_url, config.replay.monitor_until,
                                               return_state=True)  # fmt: skip
@@ -78,17 +77,15 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
 
     if serving_url and config.replay.monitor_until is not None:
         for index, outcome in enumerate(outcomes):
-            if not acting[index]:
-                continue
-            if outcome.in_service:
+            if outcome.acting:
                 data = prepare_domain(frame, outcome.domain, fingerprint, config, settings.quarantine_root)
                 replayed = replay_held_out_months(serving_url, outcome.domain, data.split, config,
                                                   config.replay.monitor_until, return_state=True)  # fmt: skip
                 outcome = outcome.after_replay(replayed.result(raise_on_failure=False))
-            if outcome.in_service:
+            if outcome.acting:
                 monitored = monitor_domain(outcome.domain, config, return_state=True)
                 outcome = outcome.after_monitoring(monitored.result(raise_on_failure=False))
-            if outcome.in_service and outcome.retraining_event:
+            if outcome.acting and outcome.retraining_event:
                 retrained = retrain_domain(outcome.domain, config, reason=outcome.retraining_event,
                                            serving_url=serving_url, return_state=True)  # fmt: skip
                 outcome = outcome.after_retraining(retrained.result(raise_on_failure=False))
@@ -96,8 +93,8 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
         plot_timeline(outcomes, config, str(settings.reports_dir))
 
     if serving_url:
-        for index, outcome in enumerate(outcomes):
-            if outcome.in_service and acting[index]:
+        for outcome in outcomes:
+            if outcome.acting:
                 keep_outcome(settings, fingerprint, config, outcome)
 
     summary = summarize_lifecycle(outcomes)

@@ -618,8 +618,7 @@ class PipelineConfig(_Strict):
         A changed gate threshold or canary plan keeps the run and its version; the version is judged
         again (the gate keys on `config_hash`) instead of a copy of the same model being registered.
         """
-        payload = json.dumps(self.model_dump(mode="json", exclude=set(self.NOT_SHAPING_THE_MODEL)), sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return self._hash_without(self.NOT_SHAPING_THE_MODEL)
 
     def config_hash(self) -> str:
         """Stable hash of every setting but `scale`; a model version records it as a tag.
@@ -627,7 +626,10 @@ class PipelineConfig(_Strict):
         `scale` says how many domains train at once, not what they train: the same run on more
         workers keeps its key, its cache and its tuning study.
         """
-        payload = json.dumps(self.model_dump(mode="json", exclude={"scale"}), sort_keys=True)
+        return self._hash_without({"scale"})
+
+    def _hash_without(self, sections) -> str:
+        payload = json.dumps(self.model_dump(mode="json", exclude=set(sections)), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -110,6 +110,11 @@ class DomainOutcome(BaseModel):
         return self.status != "failed" and not self.no_champion
 
     @property
+    def acting(self) -> bool:
+        """In service, and not reported as stored by an earlier run with the same inputs: the steps act on it."""
+        return self.in_service and not self.unchanged_since
+
+    @property
     def retraining_event(self) -> str | None:
         return self.monitoring.retraining_event if self.monitoring is not None else None
 

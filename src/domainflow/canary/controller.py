@@ -24,7 +24,6 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from sqlalchemy.engine import Engine
 
 from domainflow.canary.analysis import Decision, decide
@@ -35,7 +34,6 @@ from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     current_alias_version,
-    registry_failure,
     version_exists,
 )
 from domainflow.store.audit import read_audit
@@ -135,11 +133,7 @@ def _is_challenger(model: DomainModel, version: str) -> bool:
 def _startable_against(model: DomainModel, version: str) -> str:
     """The champion a new canary of `version` is judged against; PromotionError when there is none to judge."""
     client: MlflowClient = model.client
-    try:
-        exists = version_exists(client, model.name, version)
-    except MlflowException as error:
-        raise registry_failure(error, f"reading {model.name} v{version}") from error
-    if not exists:
+    if not version_exists(client, model.name, version):
         raise PromotionError(f"{model.name} has no version {version}; register it before its canary")
     champion = current_alias_version(client, model.name, CHAMPION)
     if champion is None:

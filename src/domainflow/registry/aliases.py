@@ -23,6 +23,7 @@ from domainflow.registry.mlflow_registry import (
     absent_in_registry,
     current_alias_version,
     registry_failure,
+    version_tags_of,
 )
 from domainflow.store.audit import AuditEntry, record_audit
 from domainflow.store.locks import Lease, domain_lock
@@ -95,11 +96,7 @@ def apply_gate_verdict(
     """
     client, name = model.client, model.name
     applied = hashlib.sha256(f"{passed}|{reason}|{','.join(failed_checks)}".encode()).hexdigest()[:16]
-    try:
-        tags = client.get_model_version(name, version).tags
-    except MlflowException as error:
-        raise registry_failure(error, f"reading {name} v{version}") from error
-    if tags.get(f"{TAG}gate_applied") == applied:
+    if version_tags_of(client, name, version).get(f"{TAG}gate_applied") == applied:
         # A rerun with the same inputs: its verdict stands as applied; the aliases the loop has moved
         # since (a promotion, a rollback) are not undone by applying it again.
         held = [alias for alias, held in client.get_registered_model(name).aliases.items() if str(held) == version]
@@ -174,10 +171,7 @@ def admit_challenger(model: DomainModel, version: str, override_reason: str | No
     version's `domainflow.gate_override` tag.
     """
     client = model.client
-    try:
-        tags = client.get_model_version(model.name, version).tags
-    except MlflowException as error:
-        raise registry_failure(error, f"reading the gate verdict of {model.name} v{version}") from error
+    tags = version_tags_of(client, model.name, version)
     verdict = tags.get(f"{TAG}gate")
     if verdict == "passed":
         return None

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from domainflow.config import SplitConfig
 from domainflow.registry.integrity import verified_model_folder
-from domainflow.registry.mlflow_registry import CHAMPION, absent_in_registry, current_alias_version, fluent_tracking_uri
+from domainflow.registry.mlflow_registry import CHAMPION, artifact_absent, current_alias_version, fluent_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def recorded_split(tracking_uri: str, run_id: str) -> SplitConfig | None:
         with fluent_tracking_uri(tracking_uri):
             recorded = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     except MlflowException as error:
-        if absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error):
+        if artifact_absent(error):
             return None
         raise
     return SplitConfig.model_validate(recorded["split"]) if "split" in recorded else None

@@ -306,14 +306,27 @@ def absent_in_registry(error: Exception) -> bool:
 
 
 def version_exists(client: MlflowClient, name: str, version: str) -> bool:
-    """False when `name` has no version `version`; any other registry error is raised."""
+    """False when `name` has no version `version`; any other registry error is RegistryUnavailable."""
     try:
         client.get_model_version(name, version)
     except MlflowException as error:
         if absent_in_registry(error):
             return False
-        raise
+        raise registry_failure(error, f"reading {name} v{version}") from error
     return True
+
+
+def version_tags_of(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+    """The version's tags (its stored gate verdict among them); RegistryUnavailable when the registry fails."""
+    try:
+        return dict(client.get_model_version(name, version).tags)
+    except MlflowException as error:
+        raise registry_failure(error, f"reading {name} v{version}") from error
+
+
+def artifact_absent(error: MlflowException) -> bool:
+    """Whether loading a run's artifact failed because it is not there (a run logged by hand), not an outage."""
+    return absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from domainflow.registry.champion import recorded_split
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import (
     CHAMPION,
-    absent_in_registry,
+    artifact_absent,
     current_alias_version,
     fluent_tracking_uri,
     registry_failure,
@@ -105,7 +105,7 @@ def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_ba
             with fluent_tracking_uri(tracking_uri):
                 recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/config.json")
         except MlflowException as error:
-            if absent_in_registry(error) or "No such file" in str(error) or "does not exist" in str(error):
+            if artifact_absent(error):
                 continue  # a version logged without a config (by hand): not trained on any window
             raise registry_failure(error, f"reading the config of {name} v{version.version}") from error
         if SplitConfig.model_validate(recorded.get("split", {})) == split:
