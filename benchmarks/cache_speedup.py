@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,15 +36,15 @@ def timed_run(args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def task_run_states(prefect_home: str, since: datetime) -> list[str]:
-    """The state names of every task run that started after `since`, from the runs' Prefect database."""
+def task_run_states(prefect_home: str, since: datetime) -> list[tuple[str, str]]:
+    """(task name, state name) of every task run that started after `since`, from the runs' Prefect database."""
     os.environ["PREFECT_HOME"] = prefect_home
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # this process's own ephemeral server: no heartbeat
     os.environ.pop("PREFECT_API_URL", None)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
 
-    states: list[str] = []
+    states: list[tuple[str, str]] = []
     with get_client(sync_client=True) as client:
         while True:
             page = client.read_task_runs(
@@ -50,9 +52,14 @@ def task_run_states(prefect_home: str, since: datetime) -> list[str]:
                 limit=200,
                 offset=len(states),
             )
-            states += [run.state.name if run.state else "?" for run in page]
+            states += [(task_name(run.name), run.state.name if run.state else "?") for run in page]
             if len(page) < 200:
                 return states
+
+
+def task_name(run_name: str) -> str:
+    """A task run's name without the suffix Prefect adds to tell runs apart ("load_source-1a2")."""
+    return re.sub(r"-[0-9a-f]{3}$", "", run_name)
 
 
 def main() -> None:
@@ -72,7 +79,7 @@ def main() -> None:
         second_started = datetime.now(UTC)
         second = timed_run(args, env)
         states = task_run_states(env["PREFECT_HOME"], second_started)
-    cached = sum(state == "Cached" for state in states)
+    cached = sum(state == "Cached" for _, state in states)
     share, rate = second / first, cached / max(len(states), 1)
     print(f"first run (cold):            {first:7.1f} s")
     print(f"second run (unchanged data): {second:7.1f} s")
@@ -80,8 +87,10 @@ def main() -> None:
     print(f"ratio first/second:          {first / second:7.2f}x")
     print(f"second run's cache hit rate: {rate:7.1%}  ({cached} of {len(states)} task runs answered from the cache;"
           f" goal >= 80%: {'met' if rate >= 0.8 else 'not met'})")  # fmt: skip
-    other = sorted({state for state in states if state != "Cached"})
-    print(f"its other task runs ended:   {', '.join(other) or '-'}")
+    other = Counter(f"{name} ({state})" for name, state in states if state != "Cached")
+    print("its other task runs:")
+    for name, count in sorted(other.items()):
+        print(f"  {count:3d} x {name}")
 
 
 if __name__ == "__main__":

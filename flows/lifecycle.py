@@ -20,10 +20,11 @@ from domainflow.config import PipelineConfig
 from domainflow.flows.domain_monitoring import monitor_domain
 from domainflow.flows.promotion import promote_challenger
 from domainflow.flows.retraining import retrain_domain
+from domainflow.flows.training import train_domain_model
 from domainflow.settings import resolve_settings
 from domainflow.summary import DomainOutcome, summarize_lifecycle
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain, select_domains
-from domainflow.tasks.lifecycle import current_alias_version, keep_outcome, stored_outcome, train_domain
+from domainflow.tasks.lifecycle import current_alias_version, keep_outcome, stored_outcomes, train_domain
 from domainflow.tasks.registry import open_tracking_store
 from domainflow.tasks.replay import plot_timeline, replay_held_out_months
 from domainflow.tasks.training import domain_worker_pool
@@ -45,27 +46,25 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
     if config.scale.domain_workers > 1 and len(domains) > 1:
         open_tracking_store(settings.tracking_uri)  # its schema built once here, not raced by the workers
         with domain_worker_pool(config.scale, len(domains)) as pool:
-            futures = [pool.submit(train_domain, {"domain": domain, "config": config}) for domain in domains]
+            futures = [pool.submit(train_domain, {"domain": d, "config": config, "source_fingerprint": fingerprint})
+                       for d in domains]  # fmt: skip
             for future in futures:
                 future.wait()
         states = [future.state for future in futures]
     else:
-        states = [train_domain(domain, config, return_state=True) for domain in domains]
+        states = [train_domain_model(domain, config, fingerprint, return_state=True) for domain in domains]
     outcomes = [DomainOutcome.from_training(domain, state.result(raise_on_failure=False))
                 for domain, state in zip(domains, states, strict=True)]  # fmt: skip
-    # A domain without a champion has nothing to serve: the steps below leave it out.
-    for index, outcome in enumerate(outcomes):
-        if outcome.in_service:
-            champion = current_alias_version(settings, outcome.domain, config, "champion", return_state=True)
-            outcomes[index] = outcome.after_finding_champion(champion.result(raise_on_failure=False))
 
     # A domain this run's inputs (data, config, code) already took through its canary and loop reports
     # that outcome as stored: acting again would canary, replay and retrain on the world the first run left.
     if serving_url:
-        for index, outcome in enumerate(outcomes):
-            if outcome.in_service:
-                stored = stored_outcome(settings, fingerprint, config, outcome)
-                outcomes[index] = stored or outcome
+        outcomes = stored_outcomes(settings, fingerprint, config, outcomes)
+    # A domain without a champion has nothing to serve: the steps below leave it out.
+    for index, outcome in enumerate(outcomes):
+        if outcome.acting:
+            champion = current_alias_version(settings, outcome.domain, config, "champion", return_state=True)
+            outcomes[index] = outcome.after_finding_champion(champion.result(raise_on_failure=False))
 
     if serving_url:
         for index, outcome in enumerate(outcomes):
@@ -75,7 +74,7 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
                                               return_state=True)  # fmt: skip
                 outcomes[index] = outcome.after_promotion(promoted.result(raise_on_failure=False))
 
-    if serving_url and config.replay.monitor_until is not None:
+    if serving_url and config.replay.monitor_until is not None and any(o.acting for o in outcomes):
         for index, outcome in enumerate(outcomes):
             if outcome.acting:
                 data = prepare_domain(frame, outcome.domain, fingerprint, config, settings.quarantine_root)

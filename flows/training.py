@@ -3,6 +3,10 @@
 read the source -> prepare the domain's data (quarantine, split) -> featurize -> tune -> train the network
 and gradient boosting -> optimize the network's variants -> calibrate each family -> score -> gate each
 family and choose -> log -> register the chosen family -> apply the verdict.
+
+Every stage is cached on what it reads, so a rerun with the same inputs is answered from Prefect's
+cache. The three that write to MLflow are idempotent; they are refreshed when the version they
+registered is no longer in the registry (deleted by hand), so it is registered again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from domainflow.tasks.data import (
     name_tuning_study,
     prepare_domain,
 )
-from domainflow.tasks.registry import apply_gate_verdict, log_training_run, register_model_version, summarize_domain_run
+from domainflow.tasks.registry import (
+    apply_gate_verdict,
+    log_training_run,
+    register_model_version,
+    registered_version,
+    summarize_domain_run,
+)
 from domainflow.tasks.training import (
     optimize_for_serving,
     summarize_tuning,
@@ -31,16 +41,20 @@ from domainflow.tasks.training import (
 
 
 @flow(name="train-domain-model", flow_run_name="train-{domain}", log_prints=True)
-def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
-    """Completes with the DomainOutcome; a version the gates rejected ends in a `Rejected` state naming the checks."""
+def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig(), source_fingerprint: str | None = None):
+    """Completes with the DomainOutcome; a version the gates rejected ends in a `Rejected` state naming the checks.
+
+    `source_fingerprint`: the source as the calling flow read it (the lifecycle), so every domain
+    trains on the same snapshot; left out, the source is fingerprinted here.
+    """
     settings = resolve_settings()
     work_root = str(settings.checkpoint_dir)
-    fingerprint = fingerprint_source(config.data.source)
+    fingerprint = source_fingerprint or fingerprint_source(config.data.source)
     frame = load_source(config.data.source, fingerprint, config.source_columns())
     data = prepare_domain(frame, domain, fingerprint, config, settings.quarantine_root)
     pipeline = fit_feature_pipeline(data.split, config.data)
 
-    study = name_tuning_study(domain, fingerprint, config)
+    study = name_tuning_study(domain, data.trained_on, config)
     workers = [
         tune_hyperparameters.submit(pipeline, data.split, config.training, config.tuning, study, work_root, worker)
         for worker in range(config.tuning.workers)
@@ -53,9 +67,11 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig()):
     candidate = score_candidates(pipeline, data.split, tuning, network, optimized, families)
     evaluation = evaluate_candidate(settings, config, data, candidate)
 
-    logged = log_training_run(settings, config, data, candidate, evaluation)
-    version = register_model_version(settings, domain, config, logged)
-    decision = apply_gate_verdict(settings, domain, config, version, evaluation)
+    registered = registered_version(settings, config, data, evaluation)
+    record = {"refresh_cache": registered is None}  # nothing (left) in the registry: write it, not the cache
+    logged = log_training_run.with_options(**record)(settings, config, data, candidate, evaluation)
+    version = register_model_version.with_options(**record)(settings, domain, config, logged)
+    decision = apply_gate_verdict.with_options(**record)(settings, domain, config, version, evaluation)
     outcome = summarize_domain_run(config, data, candidate, evaluation, logged, version, decision)
     if outcome.status == "rejected":
         return Completed(name="Rejected", message=f"{domain} v{version} rejected: {outcome.gate}", data=outcome)

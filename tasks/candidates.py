@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from domainflow import tracking
 from domainflow.candidates import gate, scores
 from domainflow.candidates.gate import CandidateEvaluation
 from domainflow.candidates.scores import CalibratedFamily, TrainedCandidate
@@ -46,7 +47,7 @@ def calibrate_families(
     return families
 
 
-@task
+@task(cache_policy=CACHED_STAGE)
 def score_candidates(
     pipeline: FeaturePipeline,
     split: TimeSplit,
@@ -70,7 +71,9 @@ def evaluate_candidate(
     """Retried: it reads the champion from the registry. Judged once per input (see JUDGED_ONCE)."""
     domain, name = data.domain, config.registered_model_name(data.domain)
     report = Path(settings.reports_dir) / config.name / domain / "classification.html"
-    evaluation = gate.evaluate_candidate(settings.tracking_uri, name, config, data.split, candidate, report)
+    own_training = tracking.training_run_key(domain, data.trained_on, config)
+    evaluation = gate.evaluate_candidate(settings.tracking_uri, name, config, data.split, candidate, report,
+                                         own_training=own_training)  # fmt: skip
     verdict = evaluation.verdict
     create_markdown_artifact(
         f"## {name}: candidates vs {verdict.reference}\n\n{evaluation.to_markdown()}",

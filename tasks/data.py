@@ -14,7 +14,7 @@ from domainflow.data.features import FeaturePipeline
 from domainflow.data.prepared import DomainData
 from domainflow.data.split import TimeSplit
 
-from .policies import CACHED_STAGE, PREPARED_DATA, RETRY_IO
+from .policies import CACHED_STAGE, PREPARED_DATA, RETRY_IO, SAME_TRAINING
 
 
 @task(**RETRY_IO)
@@ -31,7 +31,7 @@ def load_source(uri: str, fingerprint: str, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-@task
+@task(cache_policy=CACHED_STAGE)
 def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
     chosen = domains.select_domains(frame, spec)
     get_run_logger().info("domains column=%s chosen=%s", spec.column, chosen)
@@ -66,7 +66,7 @@ def fit_feature_pipeline(split: TimeSplit, schema: DatasetSchema) -> FeaturePipe
     return pipeline
 
 
-@task
-def name_tuning_study(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
-    """Named by the run's inputs, so a rerun after a crash resumes the same study."""
-    return tracking.name_tuning_study(domain, source_fingerprint, config)
+@task(cache_policy=SAME_TRAINING)
+def name_tuning_study(domain: str, trained_on: str, config: PipelineConfig) -> str:
+    """Named by the rows the training reads and its settings, so a rerun after a crash resumes the same study."""
+    return tracking.name_tuning_study(domain, trained_on, config)

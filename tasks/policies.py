@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.runtime import flow_run
 
-from domainflow.config import DatasetSchema
+from domainflow.config import DatasetSchema, PipelineConfig
 from domainflow.data.split import TimeSplit
 from domainflow.hashing import stable_digest
 from domainflow.tracking import code_version
@@ -17,12 +17,15 @@ def _content_key(context, parameters: dict) -> str:
 
 def _as_trained_on(value):
     """What a training stage reads of a value. A split: its windows, not the held-out rows after them (only
-    replayed), so one more month of data after the test window retrains nothing. A dataset schema: its
-    columns, not where the source lives (its content is keyed by its fingerprint upstream)."""
+    replayed), so one more month of data after the test window retrains nothing. A dataset schema, or the
+    whole config: not where the source lives (its content is keyed by its fingerprint upstream), and the
+    whole config without `scale` either (see PipelineConfig.config_hash)."""
     if isinstance(value, TimeSplit):
         return ("TimeSplit", value.train, value.validation, value.test, value.bounds)
     if isinstance(value, DatasetSchema):
         return value.model_copy(update={"source": ""})
+    if isinstance(value, PipelineConfig):
+        return ("PipelineConfig", value.config_hash())
     return value
 
 
@@ -45,16 +48,28 @@ def _preparation_key(context, parameters: dict) -> str:
 PREPARED_DATA = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_preparation_key)
 
 
+def _training_key(context, parameters: dict) -> str:
+    return stable_digest(parameters["domain"], parameters["trained_on"], parameters["config"].model_hash(),
+                         code_version())  # fmt: skip
+
+
+# What a domain's training is: its rows (DomainData.trained_on) and the settings that shape its model
+# (config.model_hash: not the gate, the canary or where the data lives), with the code.
+SAME_TRAINING = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_training_key)
+
+
 def _judgement_key(context, parameters: dict) -> str:
     data, config = parameters["data"], parameters["config"]
-    return stable_digest(data.domain, data.source_fingerprint, config.config_hash(),
+    return stable_digest(data.domain, data.trained_on, config.config_hash(),
                          parameters["settings"].tracking_uri, code_version())  # fmt: skip
 
 
-# A candidate is judged once for its inputs (the domain's data, the whole config, the registry, the code):
-# a rerun with the same inputs reports the verdict it got then, not a new judgement against a champion
-# that the first run's own loop put in place since. A changed input (a gate threshold, a training
-# setting, new data) is judged again.
+# A candidate is judged once for its inputs (the domain's training windows, the whole config, the
+# registry, the code): a rerun with the same inputs reports the verdict it got then, not a new judgement
+# against a champion that the first run's own loop put in place since. A changed input (a gate
+# threshold, a training setting, new rows in the windows) is judged again. The training's record in
+# MLflow (its run, its version, the verdict's aliases) is kept under the same key: a rerun reads it
+# from the cache, unless the flow found the version gone from the registry and refreshes it.
 JUDGED_ONCE = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_judgement_key)
 
 IO_RETRY_DELAYS = [2, 10]

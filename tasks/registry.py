@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 
 from domainflow import summary, tracking
 from domainflow.candidates.gate import CandidateEvaluation
@@ -18,7 +19,7 @@ from domainflow.registry.mlflow_registry import LoggedRun
 from domainflow.settings import Settings
 from domainflow.summary import DomainOutcome, artifact_key
 
-from .policies import RETRY_IO, flow_run_actor
+from .policies import CACHED_STAGE, JUDGED_ONCE, RETRY_IO, flow_run_actor
 
 
 @task(**RETRY_IO)
@@ -28,6 +29,21 @@ def open_tracking_store(tracking_uri: str) -> None:
 
 
 @task(**RETRY_IO)
+def registered_version(
+    settings: Settings, config: PipelineConfig, data: DomainData, evaluation: CandidateEvaluation
+) -> str | None:
+    """The version this training's run was registered as, when both are still in the registry; None when not.
+
+    The three steps after it are idempotent and cached; the flow refreshes them when this finds nothing,
+    so a version deleted by hand is registered again rather than read back from the cache.
+    """
+    name = config.registered_model_name(data.domain)
+    key = tracking.run_key(data, config, evaluation.family)
+    return mlflow_registry.registered_version(settings.tracking_uri, name, config.experiment_name(data.domain), key)
+
+
+# Cached under the judgement's key: the same training judged the same way logs to the run it logged to.
+@task(cache_policy=JUDGED_ONCE, **RETRY_IO)
 def log_training_run(
     settings: Settings,
     config: PipelineConfig,
@@ -38,12 +54,12 @@ def log_training_run(
     """Trials become child runs; the served variant is the run's model."""
     with mlflow_registry.explained_store_errors(settings.tracking_uri):
         logged = tracking.log_training_run(settings.tracking_uri, settings.artifact_root, config, data, candidate,
-                                           evaluation)  # fmt: skip
+                                           evaluation, logged_by=str(flow_run.id or ""))  # fmt: skip
     get_run_logger().info("mlflow run_id=%s reused=%s model=%s", logged.run_id, logged.reused, logged.model_uri)
     return logged
 
 
-@task(**RETRY_IO)
+@task(cache_policy=CACHED_STAGE, **RETRY_IO)
 def register_model_version(settings: Settings, domain: str, config: PipelineConfig, logged: LoggedRun) -> str:
     """The version carries the run's tags (data, config, code) and the digest of its files, checked before serving."""
     name = config.registered_model_name(domain)
@@ -58,11 +74,14 @@ def register_model_version(settings: Settings, domain: str, config: PipelineConf
     return version
 
 
-@task(**RETRY_IO)
+@task(cache_policy=CACHED_STAGE, **RETRY_IO)
 def apply_gate_verdict(
     settings: Settings, domain: str, config: PipelineConfig, version: str, evaluation: CandidateEvaluation
 ) -> GateDecision:
-    """Gates the alias: only a version that passed every check becomes `challenger`; the moves are audited."""
+    """Gates the alias: only a version that passed every check becomes `challenger`; the moves are audited.
+
+    Cached: a rerun reports the decision the verdict made then, not the aliases the loop has moved since.
+    """
     verdict = evaluation.verdict
     model = DomainModel.open(settings, domain, config.registered_model_name(domain))
     with mlflow_registry.explained_store_errors(settings.tracking_uri):
@@ -84,7 +103,8 @@ def summarize_domain_run(
     version: str,
     decision: GateDecision,
 ) -> DomainOutcome:
-    outcome = summary.summarize_domain_run(config, data, candidate, evaluation, logged, version, decision)
+    outcome = summary.summarize_domain_run(config, data, candidate, evaluation, logged, version, decision,
+                                           flow_run_id=str(flow_run.id or ""))  # fmt: skip
     create_markdown_artifact(outcome.to_markdown(), key=artifact_key("training", config.name, data.domain),
                              description=f"{data.domain} training run")  # fmt: skip
     return outcome

@@ -46,7 +46,7 @@ def tune_hyperparameters(
     return result
 
 
-@task
+@task(cache_policy=CACHED_STAGE)
 def summarize_tuning(worker_results: list[TuningResult], tuning: TuningConfig) -> TuningResult:
     """The whole study once every worker finished: read back from the storage the workers shared."""
     return study.summarize_tuning(worker_results, tuning)

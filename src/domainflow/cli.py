@@ -289,13 +289,19 @@ def train(
     seed: SeedOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Train, gate and register one domain's model."""
+    """Train, gate and register one domain's model.
+
+    Exit status: 0 when the version passed its gates; 1 when the gates rejected it (the summary says which
+    checks failed, with their figures) or the training failed; 2 for a bad flag, config file or data source.
+    """
     started = time.perf_counter()
     settings, cfg = _prepare(config, _overrides(source, None, max_epochs, devices, seed), verbose)
     from domainflow.flows.training import train_domain_model
 
     state = _run_with_progress(train_domain_model, domain=domain, config=cfg)
     _report(state, settings, started)
+    if state.name == "Rejected":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -629,7 +629,11 @@ class PipelineConfig(_Strict):
         return self._hash_without({"scale"})
 
     def _hash_without(self, sections) -> str:
-        payload = json.dumps(self.model_dump(mode="json", exclude=set(sections)), sort_keys=True)
+        """Where the data lives is left out too: what it holds is keyed by its fingerprints (the source's, and
+        the training windows'), so the same rows moved to another path train nothing again."""
+        settings = self.model_dump(mode="json", exclude=set(sections))
+        settings["data"].pop("source", None)
+        payload = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

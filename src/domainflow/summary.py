@@ -211,8 +211,13 @@ def summarize_domain_run(
     logged: LoggedRun,
     version: str,
     decision: GateDecision,
+    *,
+    flow_run_id: str = "",
 ) -> DomainOutcome:
-    """The training run's outcome as one line of the run's table: what was kept, how it scored, what it became."""
+    """The training run's outcome as one line of the run's table: what was kept, how it scored, what it became.
+
+    `flow_run_id`: the flow run summing it up; a model another one logged is shown as reused.
+    """
     domain, outcome, split = data.domain, data.validation, data.split
     tuning, optimized, scores = candidate.tuning, candidate.optimized, candidate.scores
     ratios = optimized.ratios() if evaluation.family == NETWORK else {}
@@ -244,7 +249,7 @@ def summarize_domain_run(
         gate_reference=evaluation.verdict.reference,
         failed_checks=evaluation.verdict.failed_checks,
         run_id=logged.run_id,
-        reused_run=logged.reused,
+        reused_run=logged.logged_before(flow_run_id),
         published=logged.published,
     )
 
@@ -297,6 +302,14 @@ def stored_outcome(
     if (outcome.version, outcome.run_id) != (trained.version, trained.run_id):
         return None
     return outcome.model_copy(update={"unchanged_since": stored.describe(), "reused_run": True})
+
+
+def stored_outcomes(
+    engine: Engine, source_fingerprint: str, config: PipelineConfig, trained: list[DomainOutcome]
+) -> list[DomainOutcome]:
+    """Each domain in service with its stored outcome, when it has one (see stored_outcome); the others as given."""
+    stored = [stored_outcome(engine, source_fingerprint, config, o) if o.in_service else None for o in trained]
+    return [kept or outcome for kept, outcome in zip(stored, trained, strict=True)]
 
 
 def keep_outcome(engine: Engine, source_fingerprint: str, config: PipelineConfig, outcome: DomainOutcome,

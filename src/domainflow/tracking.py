@@ -48,21 +48,29 @@ def code_version() -> str:
     return f"{importlib.metadata.version('domainflow')}+{digest.hexdigest()[:12]}"
 
 
-def training_run_key(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
-    """The training's identity: domain, data, the settings that shape the model (`model_hash`), code."""
-    payload = "|".join([domain, source_fingerprint, config.model_hash(), code_version()])
+def training_run_key(domain: str, trained_on: str, config: PipelineConfig) -> str:
+    """The training's identity: domain, the rows it reads (`DomainData.trained_on`), the settings that shape the
+    model (`model_hash`), code."""
+    payload = "|".join([domain, trained_on, config.model_hash(), code_version()])
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def run_key(data: DomainData, config: PipelineConfig, family: str) -> str:
+    """The MLflow run of the family chosen for the domain: a rerun with the same training finds it."""
+    return f"{training_run_key(data.domain, data.trained_on, config)}-{family}"
 
 
 def lifecycle_key(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
-    """A domain's whole lifecycle's identity: its training's, and every other setting (gate, canary, loop)."""
-    payload = "|".join([training_run_key(domain, source_fingerprint, config), config.config_hash()])
+    """A domain's whole lifecycle's identity: the whole source (its held-out months are replayed), every
+    setting (gate, canary, loop) and the code."""
+    payload = "|".join([domain, source_fingerprint, config.config_hash(), code_version()])
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def name_tuning_study(domain: str, source_fingerprint: str, config: PipelineConfig) -> str:
-    """Same inputs, same study: with a database storage a rerun resumes it instead of starting over."""
-    return f"{config.name}-{domain}-{training_run_key(domain, source_fingerprint, config)}"
+def name_tuning_study(domain: str, trained_on: str, config: PipelineConfig) -> str:
+    """Same training rows and settings, same study: with a database storage a rerun resumes it instead of
+    starting over."""
+    return f"{config.name}-{domain}-{training_run_key(domain, trained_on, config)}"
 
 
 def public_gx_result(gx_result: dict) -> dict:
@@ -163,8 +171,13 @@ def log_training_run(
     data: DomainData,
     candidate: TrainedCandidate,
     evaluation: CandidateEvaluation,
+    *,
+    logged_by: str = "",
 ) -> LoggedRun:
     """The run with its trials as child runs, every family's figures, calibration and verdict, and its report.
+
+    `logged_by`: the Prefect flow run logging it, tagged on the run (where a model came from, and
+    how a later flow run tells it found the run rather than logged it).
 
     The model logged is the family the gates chose, in its served variant, with its calibration
     map; the others are recorded by their figures only.
@@ -207,7 +220,7 @@ def log_training_run(
             experiment=config.experiment_name(domain),
             run_name=f"train-{domain}",
             # A changed gate may choose another family: that is another model, so another run.
-            run_key=f"{training_run_key(domain, data.source_fingerprint, config)}-{evaluation.family}",
+            run_key=run_key(data, config, evaluation.family),
             params=_params(domain, config, network, tuning),
             metrics=metrics,
             tags=tags,
@@ -217,6 +230,7 @@ def log_training_run(
             signature_sample=sample,
             signature_scores=chosen.predictor().predict(pipeline.transform(sample)),
             history=network.history,
+            logged_by=logged_by,
             documents={
                 "config.json": config.model_dump(mode="json"),
                 "validation/great_expectations.json": public_gx_result(outcome.gx_result),

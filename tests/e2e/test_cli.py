@@ -167,6 +167,11 @@ def test_a_domain_without_a_champion_sits_out_and_the_summary_says_why_at_80_col
     words = " ".join(status.stdout.split())
     assert "no champion: not served" in words and "failed max_test_log_loss (test_log_loss 0." in words
 
+    # Training JFK alone says the same (from the cache), and its exit status says the gates rejected it.
+    train = _run(["train", "JFK", "--config", str(config)], tmp_path / "home", timeout=300, columns=80)
+    assert train.returncode == 1, train.stderr[-3000:]
+    assert "JFK v1 rejected by the gates" in " ".join((train.stdout + train.stderr).split())
+
 
 @pytest.mark.parametrize(
     ("args", "config", "message"),

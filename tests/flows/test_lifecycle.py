@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import shutil
+import time
 from types import SimpleNamespace
 
 import pandas as pd
@@ -33,7 +35,23 @@ def _outcomes(state):
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
-    """Task name -> state name for every task run under a flow run (its subflows, and theirs, included)."""
+    """Task name -> state name for every task run under a flow run (its subflows, and theirs, included).
+
+    Prefect records task runs' states from events, a moment after the flow run has ended: read until
+    two reads a second apart agree and every state is final (at most half a minute).
+    """
+    previous, deadline = None, time.monotonic() + 30
+    while True:
+        runs = _task_runs_under(flow_run_id)
+        current = {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
+        settled = all(run.state is not None and run.state.is_final() for run in runs)
+        if (settled and current == previous) or time.monotonic() > deadline:
+            return current
+        previous = current
+        time.sleep(1)
+
+
+def _task_runs_under(flow_run_id) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
@@ -48,12 +66,11 @@ def _task_states(flow_run_id) -> dict[str, str]:
             )
             level = [run.id for run in children]
             ids += level
-        runs = client.read_task_runs(
+        return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
             sort=TaskRunSort.EXPECTED_START_TIME_ASC,
             limit=200,
         )
-    return {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +227,8 @@ def test_a_changed_gate_threshold_judges_the_same_versions_again_and_trains_noth
     assert _latest_versions(first_run.config) == before  # no new version: the same models, judged again
     second = _outcomes(state)
     assert all(o.reused_run for o in second.values())
+    # The versions judged again are the champions: never their own reference, but what they were judged against.
+    assert {o.gate_reference for o in second.values()} == {"baseline (HistGradientBoosting)"}
     task_states = _task_states(state.state_details.flow_run_id)
     for stage, expected in (("train_network", "Cached"), ("train_baseline", "Cached"),
                             ("calibrate_families", "Cached"), ("evaluate_candidate", "Completed")):  # fmt: skip
@@ -218,29 +237,66 @@ def test_a_changed_gate_threshold_judges_the_same_versions_again_and_trains_noth
 
 
 @FIRST_RUN
-def test_one_more_month_of_data_after_the_test_window_keeps_the_stages_keyed_on_the_windows(
-    first_run, trained_home, tmp_path
-):
-    """A month appended after every window the training reads: the data stage runs again, the features do not.
-
-    (The tuning study, and so what follows it, is still named by the source's fingerprint: it runs again.)
-    """
-    import pandas as pd
-
+def test_one_more_month_of_data_after_the_test_window_retrains_nothing(first_run, trained_home, tmp_path):
+    """A month appended after every window the training reads, in a file of another name: the data is prepared
+    again, and everything keyed on the training windows (tuning, training, calibration, the verdict, the MLflow
+    run and version) is answered from the cache."""
     flights = pd.read_csv(first_run.config.data.source)
     december = flights[flights["scheduled_departure"].str.startswith("2013-12")]
     january = december.assign(scheduled_departure=december["scheduled_departure"].str.replace("2013-12", "2014-01"))
     extended = tmp_path / "flights-and-january.csv"
     pd.concat([flights, january]).to_csv(extended, index=False)
-    overrides = tiny_overrides(extended)
+    before = _latest_versions(first_run.config)
 
-    state = run_lifecycle(config=build_config(overrides), return_state=True)
+    state = run_lifecycle(config=build_config(tiny_overrides(extended)), return_state=True)
 
     assert state.is_completed(), state.message
+    assert _latest_versions(first_run.config) == before
+    assert {d: o.run_id for d, o in _outcomes(state).items()} == {
+        d: o.run_id for d, o in _outcomes(first_run.state).items()
+    }
     task_states = _task_states(state.state_details.flow_run_id)
-    for stage, expected in (("prepare_domain", "Completed"), ("fit_feature_pipeline", "Cached")):
-        states = {name: s for name, s in task_states.items() if name.startswith(stage + "@")}
-        assert states and set(states.values()) == {expected}, (stage, states)
+    for stage in ("fingerprint_source", "prepare_domain", "registered_version"):
+        assert _states_of(task_states, stage) == {"Completed"}, stage
+    for stage in ("fit_feature_pipeline", "name_tuning_study", "tune_hyperparameters", "train_network",
+                  "train_baseline", "optimize_for_serving", "calibrate_families", "score_candidates",
+                  "evaluate_candidate", "log_training_run", "register_model_version",
+                  "apply_gate_verdict"):  # fmt: skip
+        assert _states_of(task_states, stage) == {"Cached"}, stage
+
+
+@FIRST_RUN
+def test_a_version_deleted_by_hand_is_registered_again_and_nothing_else_is_redone(first_run, tmp_path, monkeypatch):
+    """In a copy of the first run's home (the other tests keep its versions): its rerun, then EWR's version deleted."""
+    home = tmp_path / "home"
+    shutil.copytree(first_run.home, home)
+    isolate_home(monkeypatch, home)
+    config = first_run.config
+    assert run_lifecycle(config=config, return_state=True).is_completed()  # keys this home's registry in the cache
+    name, deleted = config.registered_model_name("EWR"), _outcomes(first_run.state)["EWR"].version
+    client = MlflowClient(resolve_settings().tracking_uri)
+    client.delete_model_version(name, deleted)
+
+    state = run_lifecycle(config=config, return_state=True)
+
+    assert state.is_completed(), state.message
+    again = _outcomes(state)["EWR"]
+    assert int(again.version) > int(deleted) and again.run_id == _outcomes(first_run.state)["EWR"].run_id
+    assert again.reused_run and "champion" in again.aliases
+    tags = client.get_model_version(name, again.version).tags
+    assert tags["domainflow.registered_again"] == f"{name} v{deleted} is missing from the registry"
+    task_states = _task_states(state.state_details.flow_run_id)
+    for stage in ("tune_hyperparameters", "train_network", "train_baseline", "calibrate_families",
+                  "evaluate_candidate"):  # fmt: skip
+        assert _states_of(task_states, stage) == {"Cached"}, stage
+    # EWR's record in MLflow is written again; the other domains' is read from the cache.
+    for stage in ("log_training_run", "register_model_version", "apply_gate_verdict"):
+        states = sorted(s for key, s in task_states.items() if key.startswith(stage + "@"))
+        assert states == ["Cached"] * (len(SAMPLE_DOMAINS) - 1) + ["Completed"], stage
+
+
+def _states_of(task_states: dict[str, str], stage: str) -> set[str]:
+    return {s for name, s in task_states.items() if name.startswith(stage + "@")}
 
 
 @FIRST_RUN

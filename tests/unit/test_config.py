@@ -135,6 +135,13 @@ def test_config_hash_is_stable_and_tracks_settings():
     assert changed.config_hash() != first.config_hash()
 
 
+def test_the_same_data_at_another_path_keeps_both_hashes():
+    """What the source holds is keyed by its fingerprints; moving the file changes no key."""
+    first, moved = PipelineConfig(), build_config({"data": {"source": "/elsewhere/flights.csv"}})
+    assert (moved.config_hash(), moved.model_hash()) == (first.config_hash(), first.model_hash())
+    assert build_config({"data": {"timestamp": "departed"}}).model_hash() != first.model_hash()
+
+
 def test_invalid_name_rejected():
     with pytest.raises(ConfigError, match="name"):
         build_config({"name": "bad name/with spaces"})

@@ -61,7 +61,7 @@ def check_test_window(split: TimeSplit, champion: ChampionScores | None) -> tupl
     if champion is None or champion.split is None or split.bounds is None:
         return ()
     seen, starts = champion.split.validation_until, split.bounds.validation_until
-    detail = (f"{split.window('test')}; champion v{champion.version} trained before "
+    detail = (f"{split.window('test')}; {champion.label} trained before "
               f"{champion.split.train_until:%Y-%m-%d} and validated to {seen:%Y-%m-%d}")  # fmt: skip
     if starts < seen:
         detail = f"refused: the test window starts {starts:%Y-%m-%d}, inside what the champion saw: {detail}"
@@ -104,7 +104,7 @@ def gate_families(
     features = candidate.pipeline.transform(test)
     scores = {family.family: family.predictor().predict(features) for family in candidate.families}
     if champion is not None:
-        reference = GateReference(label=f"champion v{champion.version}", kind="champion", scores=champion.scores)
+        reference = GateReference(label=champion.label, kind="champion", scores=champion.scores)
     else:
         reference = GateReference(label=BASELINE_LABEL, kind="baseline", scores=scores[GRADIENT_BOOSTING])
     gate = config.gate
@@ -137,14 +137,17 @@ def evaluate_candidate(
     split: TimeSplit,
     candidate: TrainedCandidate,
     report_path: Path | None = None,
+    *,
+    own_training: str = "",
 ) -> CandidateEvaluation:
     """`gate_families` against `model_name`'s champion (scored as serving would), and the chosen family's report.
 
     The report sets the chosen family beside the reference on the same rows, so it shows the
-    comparison the gates made rather than a change of data.
+    comparison the gates made rather than a change of data. `own_training`: see score_champion.
     """
     # One load of the champion for the validation and the test rows: the floors may follow its AUC on both.
-    champion = score_champion(tracking_uri, model_name, pd.concat([split.validation, split.test], ignore_index=True))
+    rows = pd.concat([split.validation, split.test], ignore_index=True)
+    champion = score_champion(tracking_uri, model_name, rows, own_training=own_training)
     if champion is not None:
         cut = len(split.validation)
         champion = replace(champion, scores=champion.scores[cut:], validation_scores=champion.scores[:cut])

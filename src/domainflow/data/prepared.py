@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pandas as pd
 
 from domainflow.config import PipelineConfig
 from domainflow.data.domains import filter_domain
+from domainflow.data.sources import fingerprint_frame
 from domainflow.data.split import TimeSplit, split_by_time
 from domainflow.data.validation import LABEL_COLUMN, ValidationOutcome, quarantine_invalid_rows
 
@@ -18,6 +20,13 @@ class DomainData:
     source_fingerprint: str  # the source's identity: it keys caches and the training run
     validation: ValidationOutcome  # the valid rows, and the quarantined ones with their reasons
     split: TimeSplit  # the valid rows by time: train, validation, test, and the held-out months
+
+    @functools.cached_property
+    def trained_on(self) -> str:
+        """The content of the windows a training reads (train, validation, test): it names the tuning study and
+        keys the training run and its judgement. The held-out months after the test window are only replayed,
+        so one more month of data there trains nothing again."""
+        return "|".join(fingerprint_frame(getattr(self.split, part)) for part in ("train", "validation", "test"))
 
 
 def prepare_domain(

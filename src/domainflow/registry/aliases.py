@@ -19,6 +19,7 @@ from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
+    PREVIOUS_CHAMPION,
     TAG,
     absent_in_registry,
     current_alias_version,
@@ -29,7 +30,6 @@ from domainflow.store.audit import AuditEntry, record_audit
 from domainflow.store.locks import Lease, domain_lock
 
 CANARY = "canary"
-PREVIOUS_CHAMPION = "previous-champion"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow.artifacts
@@ -17,7 +17,15 @@ from mlflow.exceptions import MlflowException
 
 from domainflow.config import SplitConfig
 from domainflow.registry.integrity import verified_model_folder
-from domainflow.registry.mlflow_registry import CHAMPION, artifact_absent, current_alias_version, fluent_tracking_uri
+from domainflow.registry.mlflow_registry import (
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    TAG,
+    artifact_absent,
+    current_alias_version,
+    fluent_tracking_uri,
+    registry_failure,
+)
 
 
 @dataclass(frozen=True)
@@ -29,19 +37,41 @@ class ChampionScores:
     split: SplitConfig | None = None
     # Its scores on the candidate's validation rows, when those were scored too.
     validation_scores: np.ndarray | None = None
+    alias: str = CHAMPION  # the alias it was found by
+
+    @property
+    def label(self) -> str:
+        return f"{self.alias} v{self.version}"
 
 
-def score_champion(tracking_uri: str, name: str, rows: pd.DataFrame) -> ChampionScores | None:
+def score_champion(
+    tracking_uri: str, name: str, rows: pd.DataFrame, *, own_training: str = ""
+) -> ChampionScores | None:
     """The champion's delay probabilities for `rows`, or None when the domain has no champion yet.
 
     Loaded through the registry alias and pyfunc, exactly as a serving process
     would load it, so the comparison is with what production serves.
+
+    `own_training`: the candidate's training key (tracking.training_run_key). A candidate is never its
+    own reference: when the champion came from that training (a rerun judging the same model again,
+    after a changed gate), the reference is the champion it replaced (`previous-champion`), or none.
     """
     client = MlflowClient(tracking_uri)
-    version = current_alias_version(client, name, CHAMPION)
+    version, alias = current_alias_version(client, name, CHAMPION), CHAMPION
+    if version is not None and own_training and _trained_by(client, name, version, own_training):
+        version, alias = current_alias_version(client, name, PREVIOUS_CHAMPION), PREVIOUS_CHAMPION
     if version is None:
         return None
-    return score_version(tracking_uri, name, version, rows)
+    return replace(score_version(tracking_uri, name, version, rows), alias=alias)
+
+
+def _trained_by(client: MlflowClient, name: str, version: str, training_key: str) -> bool:
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        run_key = client.get_run(run_id).data.tags.get(f"{TAG}run_key", "") if run_id else ""
+    except MlflowException as error:
+        raise registry_failure(error, f"reading the training run of {name} v{version}") from error
+    return run_key.startswith(f"{training_key}-")
 
 
 def score_version(tracking_uri: str, name: str, version: str, rows: pd.DataFrame) -> ChampionScores:

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
 TAG = "domainflow."
 
 
@@ -77,17 +78,23 @@ class RunRecord:
     history: list[dict] = field(default_factory=list)  # per-epoch metrics of the final training
     documents: dict[str, Any] = field(default_factory=dict)  # artifact path -> JSON-able payload
     files: dict[str, Path] = field(default_factory=dict)  # artifact folder -> local file (reports)
+    logged_by: str = ""  # the Prefect flow run that logs it (its id), tagged on the run
 
 
 @dataclass(frozen=True)
 class LoggedRun:
     run_id: str
     model_uri: str
-    reused: bool
+    reused: bool  # an earlier run with the same key was found, and nothing was logged
     # The differentially private statistics the run published (`dp_*` metrics).
     published: dict[str, float] = field(default_factory=dict)
     # The run's domainflow.* tags (fingerprints, config hash, code version), for its model version.
     version_tags: dict[str, str] = field(default_factory=dict)
+    logged_by: str = ""  # the Prefect flow run that logged it ("" outside one)
+
+    def logged_before(self, flow_run_id: str) -> bool:
+        """Whether a flow run other than `flow_run_id` logged it: found in MLflow, or answered from Prefect's cache."""
+        return self.reused or self.logged_by != flow_run_id
 
 
 def experiment_id_for(client: MlflowClient, name: str, artifact_root: str) -> str:
@@ -120,9 +127,12 @@ def log_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedR
             reused=True,
             published=_published(existing.data.metrics),
             version_tags=_version_tags(existing.data.tags),
+            logged_by=existing.data.tags.get(f"{TAG}logged_by", ""),
         )
 
     tags = {**record.tags, f"{TAG}run_key": record.run_key}
+    if record.logged_by:
+        tags[f"{TAG}logged_by"] = record.logged_by
     with (
         fluent_tracking_uri(tracking_uri),
         mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name, tags=tags) as run,
@@ -146,11 +156,12 @@ def log_run(tracking_uri: str, artifact_root: str, record: RunRecord) -> LoggedR
         reused=False,
         published=_published(record.metrics),
         version_tags=_version_tags(record.tags),
+        logged_by=record.logged_by,
     )
 
 
 def _version_tags(tags: dict[str, str]) -> dict[str, str]:
-    bookkeeping = {f"{TAG}run_key", f"{TAG}model_uri"}
+    bookkeeping = {f"{TAG}run_key", f"{TAG}model_uri", f"{TAG}logged_by"}
     return {k: v for k, v in tags.items()
             if k.startswith(TAG) and k not in bookkeeping and not k.startswith(f"{TAG}registered_as.")}  # fmt: skip
 
@@ -275,6 +286,22 @@ def register_logged_model(
         logger.warning("%s v%s (run %s) is missing from the registry, deleted by hand: registered again as v%s",
                        name, registered_as, logged.run_id, version.version)  # fmt: skip
     return str(version.version)
+
+
+def registered_version(tracking_uri: str, name: str, experiment: str, run_key: str) -> str | None:
+    """The version of `name` registered from the finished run keyed `run_key`, while both are in the registry.
+
+    None when the run, or the version it remembers (deleted by hand), is gone: the training's
+    record is then logged and registered again. Any other registry error is RegistryUnavailable.
+    """
+    client = MlflowClient(tracking_uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        run = find_finished_run(client, found.experiment_id, run_key) if found is not None else None
+    except MlflowException as error:
+        raise registry_failure(error, f"finding the run {run_key} of {name}") from error
+    remembered = run.data.tags.get(f"{TAG}registered_as.{name}") if run is not None else None
+    return remembered if remembered and version_exists(client, name, remembered) else None
 
 
 def registered_again(tracking_uri: str, name: str, version: str) -> str | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -21,6 +22,7 @@ from domainflow.registry.mlflow_registry import (
     log_run,
     register_logged_model,
     registered_again,
+    registered_version,
 )
 from domainflow.store.database import open_database
 
@@ -269,3 +271,30 @@ def test_a_version_deleted_by_hand_is_registered_again_naming_the_missing_one(st
 
     assert again == "2" and registered_again(tracking_uri, name, again) == f"{name} v1 is missing from the registry"
     assert register_logged_model(tracking_uri, name, logged, tags={}) == "2"  # and reused from then on
+
+
+def test_the_version_a_training_registered_is_found_until_it_is_deleted_by_hand(store, make_record):
+    """What the training flow asks before it reads its MLflow record from Prefect's cache instead of writing it."""
+    tracking_uri, artifact_root = store
+    client, name = MlflowClient(tracking_uri), "flight-delay-lookup"
+    assert registered_version(tracking_uri, name, "flight-delay/EWR", "key-lookup") is None  # never logged
+    logged = log_run(tracking_uri, artifact_root, make_record("key-lookup"))
+    assert registered_version(tracking_uri, name, "flight-delay/EWR", "key-lookup") is None  # logged, not registered
+    assert register_logged_model(tracking_uri, name, logged, tags={}) == "1"
+    assert registered_version(tracking_uri, name, "flight-delay/EWR", "key-lookup") == "1"
+    assert registered_version(tracking_uri, name, "no-such-experiment", "key-lookup") is None
+
+    client.delete_model_version(name, "1")
+
+    assert registered_version(tracking_uri, name, "flight-delay/EWR", "key-lookup") is None
+
+
+def test_a_run_found_again_or_read_from_the_cache_was_logged_before(store, make_record):
+    tracking_uri, artifact_root = store
+    record = make_record("key-logged-by")
+    first = log_run(tracking_uri, artifact_root, replace(record, logged_by="flow-run-a"))
+    again = log_run(tracking_uri, artifact_root, replace(record, logged_by="flow-run-b"))
+    assert not first.logged_before("flow-run-a")  # logged by this flow run
+    assert first.logged_before("flow-run-b")  # the same object, read back from Prefect's cache by another
+    assert again.logged_by == "flow-run-a" and again.logged_before("flow-run-b")
+    assert MlflowClient(tracking_uri).get_run(first.run_id).data.tags[f"{TAG}logged_by"] == "flow-run-a"
