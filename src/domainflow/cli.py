@@ -23,7 +23,8 @@ from rich.table import Table
 
 from domainflow.config import ConfigError, PipelineConfig, load_config
 from domainflow.data.sources import SourceError, fingerprint_source
-from domainflow.settings import Settings, quiet_environment, resolve_settings, without_passwords
+from domainflow.redaction import without_passwords
+from domainflow.settings import Settings, SettingsError, quiet_environment, resolve_settings
 from domainflow.terminal import print_table
 
 app = typer.Typer(
@@ -86,6 +87,14 @@ def _load(config_path: Path | None, overrides: dict) -> PipelineConfig:
         raise _fail(str(error)) from None
 
 
+def _settings() -> Settings:
+    """The environment's settings; a value that must not be used (a placeholder token) ends the command, exit 2."""
+    try:
+        return resolve_settings()
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
 def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[Settings, PipelineConfig]:
     config = _load(config_path, overrides)
     try:
@@ -93,7 +102,7 @@ def _prepare(config_path: Path | None, overrides: dict, verbose: bool) -> tuple[
         fingerprint_source(config.data.source)
     except SourceError as error:
         raise _fail(str(error)) from None
-    settings = resolve_settings()
+    settings = _settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     quiet_environment(settings)
     if not verbose:
@@ -342,7 +351,7 @@ def status(config: ConfigOption = None) -> None:
     """The registered models of this config, their aliases and latest versions."""
     from domainflow.registry.mlflow_registry import registered_models
 
-    settings, cfg = resolve_settings(), _load(config, {})
+    settings, cfg = _settings(), _load(config, {})
     table = Table(title=f"MLflow registry ({without_passwords(settings.tracking_uri)})")
     for column in ("model", "versions", "aliases", "latest version", "its gate"):
         table.add_column(column)
@@ -448,7 +457,7 @@ def serve_flows(
     from domainflow.flows.deployments import serve_deployments
 
     cfg = _load(config, {})
-    settings = resolve_settings()
+    settings = _settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail("serve-flows needs a Prefect server for its schedules and triggers: start one with "
@@ -469,7 +478,7 @@ def serve(
 
     overrides = {"serving": {k: v for k, v in (("host", host), ("port", port)) if v is not None}}
     cfg = _load(config, overrides if overrides["serving"] else {})
-    settings = resolve_settings()
+    settings = _settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     quiet_environment(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -511,7 +520,7 @@ def experiment_start(
     from domainflow.registry.mlflow_registry import version_exists
     from domainflow.store.database import open_database
 
-    cfg, settings = _load(config, {}), resolve_settings()
+    cfg, settings = _load(config, {}), _settings()
     chosen, name = _parse_versions(versions), cfg.registered_model_name(domain)
     client, registry = MlflowClient(settings.tracking_uri), without_passwords(settings.tracking_uri)
     for variant, version in chosen.items():
@@ -535,7 +544,7 @@ def experiment_analyze(
     from domainflow.store.database import open_database
     from domainflow.store.rollouts import read_rollout
 
-    cfg, settings = _load(config, {}), resolve_settings()
+    cfg, settings = _load(config, {}), _settings()
     engine = open_database(settings.database_url)
     rollout = read_rollout(engine, domain)
     if rollout is None or len(rollout.arms) < 2:

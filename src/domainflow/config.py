@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domainflow.redaction import secret_query_keys
 
 
 class ConfigError(ValueError):
@@ -85,12 +88,31 @@ class DatasetSchema(_Strict):
         return self
 
 
+# A domain's name becomes part of folder names (reports, quarantine), MLflow model names and their
+# filter strings, and URLs: letters, digits, "_", "." and "-", not starting with "." or "-", at most 64.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def unsafe_domain_names(values: list[str]) -> list[str]:
+    """The values that cannot name a domain (see SAFE_NAME)."""
+    return [value for value in values if not re.fullmatch(SAFE_NAME, value)]
+
+
 class DomainSpec(_Strict):
     """Which domains get a model: explicit values, or every value with enough rows."""
 
     column: str = "origin"
     values: list[str] | None = ["EWR", "JFK", "LGA"]
     min_rows: int = Field(default=1_000, ge=1)
+
+    @field_validator("values")
+    @classmethod
+    def _safe_names(cls, values: list[str] | None) -> list[str] | None:
+        unsafe = unsafe_domain_names(values or [])
+        if unsafe:
+            raise ValueError(f"{unsafe} cannot name a domain: use letters, digits, '_', '.' and '-' (not first), "
+                             "at most 64 characters; a name is part of folder, model and URL names")  # fmt: skip
+        return values
 
 
 class PrivacyConfig(_Strict):
@@ -244,8 +266,9 @@ class TuningConfig(_Strict):
 
     `storage` None keeps the study in memory; a database URL (sqlite:///file.db,
     postgresql://...) makes it resumable after a crash and shareable by `workers`
-    running at once. The study is named by the run's key (domain, data, config,
-    code), so a rerun of the same inputs resumes it instead of starting over.
+    running at once. The study is named by the training's key (domain, the rows it
+    reads, the settings that shape the model, code), so a rerun of the same
+    inputs resumes it instead of starting over.
     """
 
     n_trials: int = Field(default=6, ge=0)
@@ -265,10 +288,15 @@ class TuningConfig(_Strict):
     def _no_password_in_storage(cls, storage: str | None) -> str | None:
         # The config is a flow parameter, which Prefect stores as it is, and the run's config.json
         # goes to MLflow: a password written here would sit in both in plain text.
-        if storage is not None and urlsplit(storage).password:
+        if storage is None:
+            return storage
+        # libpq and SQLAlchemy also read a password from the query (postgresql://u@h/db?password=...).
+        secrets = secret_query_keys(storage)
+        if urlsplit(storage).password or secrets:
+            where = f"in its query ({', '.join(secrets)})" if secrets else "after the user name"
             raise ValueError(
-                "the storage URL carries a password, which would be stored with every flow run's parameters; "
-                "leave it out (postgresql://user@host/db) and give it as PGPASSWORD or in ~/.pgpass"
+                f"the storage URL carries a password {where}, which would be stored with every flow run's "
+                "parameters; leave it out (postgresql://user@host/db) and give it as PGPASSWORD or in ~/.pgpass"
             )
         return storage
 
@@ -346,6 +374,8 @@ class ServingConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     max_batch_size: int = Field(default=1_024, ge=1)
+    # A larger request body is refused (413) before it is read: FastAPI would parse all of it first.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024)
     # How often the server re-reads rollout weights and the registry's aliases (no restart needed).
     refresh_seconds: float = Field(default=1.0, gt=0)
     # Keep each request's features in the prediction log: monitoring compares them with the training data.
@@ -560,7 +590,7 @@ class ScaleConfig(_Strict):
 class PipelineConfig(_Strict):
     """Everything one `domainflow run` needs; this is the flows' typed parameter."""
 
-    name: str = Field(default="flight-delay", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(default="flight-delay", pattern=SAFE_NAME)
     data: DatasetSchema = DatasetSchema()
     domains: DomainSpec = DomainSpec()
     privacy: PrivacyConfig = PrivacyConfig()

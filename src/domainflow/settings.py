@@ -13,19 +13,18 @@ Those URLs may carry a password: whatever shows one (the CLI, a log line, an err
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# scheme://user:PASSWORD@host: the password runs to the URL's last "@", so one with an unescaped "@" is hidden whole.
-_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s'\"]*):[^\s'\"]*@")
-# ...?password=...: libpq and some drivers also take the password (or a token) as a query parameter.
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key|apikey)=)[^&#\s'\"]*")
+from domainflow.redaction import without_passwords
+
+# The admin token: long enough not to be guessed, and not infra/.env.example's placeholder.
+MIN_TOKEN_LENGTH = 32
+PLACEHOLDER = "change-me"
 
 
-def without_passwords(text: str) -> str:
-    """`text` (a URL, or a message quoting URLs) with each URL's password, inline or as a query parameter, as ***."""
-    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
+class SettingsError(ValueError):
+    """An environment variable holds a value that must not be used; the message names it, never its value."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,20 @@ def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_root=artifact_root,
         database_url=database_url,
         output_root=env.get("DOMAINFLOW_OUTPUT_ROOT") or str(home),
-        admin_token=env.get("DOMAINFLOW_ADMIN_TOKEN") or None,
+        admin_token=_admin_token(env.get("DOMAINFLOW_ADMIN_TOKEN") or None),
     )
+
+
+def _admin_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    if PLACEHOLDER in token.lower():
+        raise SettingsError("DOMAINFLOW_ADMIN_TOKEN is still the placeholder from infra/.env.example: set a random "
+                            "one (openssl rand -hex 32), or unset it to keep the admin routes off")  # fmt: skip
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise SettingsError(f"DOMAINFLOW_ADMIN_TOKEN has {len(token)} characters, fewer than {MIN_TOKEN_LENGTH}: "
+                            "set a random one (openssl rand -hex 32)")  # fmt: skip
+    return token
 
 
 def quiet_environment(settings: Settings, environ: dict[str, str] | None = None) -> None:

@@ -43,7 +43,8 @@ def _task_states(flow_run_id) -> dict[str, str]:
     previous, deadline = None, time.monotonic() + 30
     while True:
         runs = _task_runs_under(flow_run_id)
-        current = {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name for run in runs}
+        current = {f"{run.name.rsplit('-', 1)[0]}@{run.flow_run_id}": run.state.name if run.state else "?"
+                   for run in runs}  # fmt: skip
         settled = all(run.state is not None and run.state.is_final() for run in runs)
         if (settled and current == previous) or time.monotonic() > deadline:
             return current

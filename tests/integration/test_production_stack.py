@@ -29,7 +29,7 @@ from ..conftest import SAMPLE_DOMAINS, tiny_overrides
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "integration-admin-token"
+TOKEN = "integration-admin-token-0123456789abcdef"
 FEATURES = {"distance": 719.0, "sched_dep_hour": 9.0, "carrier": "UA", "dest": "ORD"}
 
 

@@ -58,3 +58,20 @@ def test_processes_migrating_a_fresh_postgresql_database_at_once_all_succeed(pos
         engine.dispose()
     assert errors == []
     assert schema_version(open_database(postgres_database)) == LATEST_VERSION
+
+
+def test_every_state_database_connection_gives_up_on_a_hung_postgresql(postgres_database):
+    """No connect, statement or pool timeout was set: a hung database held every call, and the server's
+    queue grew until the pod was killed (issue 18)."""
+    from sqlalchemy import text
+
+    engine = open_database(postgres_database)
+    with engine.connect() as connection:
+        shown = {name: connection.execute(text(f"SHOW {name}")).scalar() for name in ("statement_timeout",
+                                                                                       "lock_timeout")}  # fmt: skip
+        libpq = connection.connection.dbapi_connection.info.get_parameters()
+    assert shown == {"statement_timeout": "2min", "lock_timeout": "1min"}
+    assert {k: libpq.get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle")} == {
+        "connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30"}  # fmt: skip
+    assert engine.pool.timeout() == 30
+    engine.dispose()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -177,3 +178,19 @@ def test_a_password_in_the_tuning_storage_is_refused_and_not_echoed():
         build_config({"tuning": {"storage": "postgresql://optuna:s3cret@db:5432/optuna"}})
     assert "s3cret" not in str(error.value)
     assert build_config({"tuning": {"storage": "postgresql://optuna@db:5432/optuna"}}).tuning.storage
+
+
+@pytest.mark.parametrize(
+    ("storage", "where"),
+    [
+        ("postgresql://optuna:s3cret@db/optuna", "after the user name"),
+        ("postgresql://optuna@db/optuna?password=s3cret", "in its query (password)"),
+        ("postgresql://optuna@db/optuna?sslmode=require&sslpassword=s3cret", "in its query (sslpassword)"),
+    ],
+)
+def test_a_tuning_storage_url_with_a_password_anywhere_is_refused(storage, where):
+    """The config is a flow parameter and the run's config.json: a password would be stored in both (issue 18)."""
+    with pytest.raises(ConfigError, match=f"carries a password {re.escape(where)}") as error:
+        build_config({"tuning": {"storage": storage}})
+    assert "s3cret" not in str(error.value)
+    assert build_config({"tuning": {"storage": "postgresql://optuna@db/optuna?sslmode=require"}}).tuning.storage

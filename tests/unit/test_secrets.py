@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from domainflow.settings import resolve_settings, without_passwords
+from domainflow.redaction import without_passwords
+from domainflow.settings import SettingsError, resolve_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret"
@@ -135,7 +136,7 @@ def test_without_passwords_hides_the_password_and_keeps_the_rest(url, shown):
 def test_settings_repr_hides_passwords_and_the_admin_token(tmp_path):
     settings = resolve_settings({
         "DOMAINFLOW_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"http://admin:{PASSWORD}@mlflow:5000",
-        "DOMAINFLOW_DATABASE_URL": SECRET_URL, "DOMAINFLOW_ADMIN_TOKEN": "token-" + PASSWORD,
+        "DOMAINFLOW_DATABASE_URL": SECRET_URL, "DOMAINFLOW_ADMIN_TOKEN": "token-" + PASSWORD * 6,
     })  # fmt: skip
     shown = f"{settings!r} {settings}"
     assert PASSWORD not in shown
@@ -151,7 +152,7 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("DOMAINFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://admin:{PASSWORD}@127.0.0.1:9/")
     monkeypatch.setenv("DOMAINFLOW_DATABASE_URL", SECRET_URL)
-    monkeypatch.setenv("DOMAINFLOW_ADMIN_TOKEN", "token-" + PASSWORD)
+    monkeypatch.setenv("DOMAINFLOW_ADMIN_TOKEN", "token-" + PASSWORD * 6)
     config = tmp_path / "config.yaml"
 
     def run(*args, config_text: str = "domains: {values: null}\n"):
@@ -196,3 +197,25 @@ def test_every_url_the_cli_prints_goes_through_without_passwords():
         and node.value.attr in URL_SETTINGS
     ]
     assert bare == [], "wrap these in without_passwords(...)"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("CHANGE-ME-admin-token", "still the placeholder from infra/.env.example"),
+        ("change-me-" + "x" * 40, "still the placeholder from infra/.env.example"),
+        ("short-but-real", "has 14 characters, fewer than 32"),
+    ],
+)
+def test_a_placeholder_or_short_admin_token_is_refused_without_echoing_it(token, message, tmp_path):
+    """infra/.env.example's placeholders worked as real credentials (issue 18)."""
+    with pytest.raises(SettingsError, match=message) as error:
+        resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), "DOMAINFLOW_ADMIN_TOKEN": token})
+    assert token not in str(error.value)
+    assert resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), "DOMAINFLOW_ADMIN_TOKEN": "a" * 32}).admin_token
+
+
+def test_the_cli_refuses_a_placeholder_admin_token_with_exit_status_2(cli, monkeypatch):
+    monkeypatch.setenv("DOMAINFLOW_ADMIN_TOKEN", "CHANGE-ME-admin-token")
+    result = cli("serve")
+    assert result.exit_code == 2 and "placeholder" in result.output

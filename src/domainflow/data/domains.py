@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from domainflow.config import DomainSpec
+from domainflow.config import DomainSpec, unsafe_domain_names
 
 
 class DomainError(ValueError):
@@ -27,6 +27,13 @@ def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
     selected = sorted(counts[counts >= spec.min_rows].index.tolist())
     if not selected:
         raise DomainError(f"no value of {spec.column!r} has at least {spec.min_rows} rows; lower domains.min_rows")
+    unsafe = unsafe_domain_names(selected)
+    if unsafe:
+        raise DomainError(
+            f"values {unsafe[:10]} of {spec.column!r} cannot name a domain (letters, digits, '_', '.' and '-', "
+            "at most 64 characters: a name is part of folder, model and URL names); clean the column, or list "
+            "the domains to train in domains.values"
+        )
     return selected
 
 

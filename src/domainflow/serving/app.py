@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from domainflow.config import PipelineConfig
 from domainflow.serving import schemas
+from domainflow.serving.body_limit import BodyLimit
 from domainflow.serving.errors import install_error_handlers
 from domainflow.serving.routes import feedback, health, predict, rollouts
 from domainflow.serving.state import ServingState
@@ -49,6 +50,8 @@ def create_app(config: PipelineConfig, settings: Settings, *, freeze_heap: bool 
         lifespan=lifespan,
     )
     app.state.serving = state
+    app.add_middleware(BodyLimit, max_bytes=config.serving.max_body_bytes,
+                       on_refused=state.metrics.rejected_requests.labels("413").inc)  # fmt: skip
     install_error_handlers(app, state)
     bodies = schemas.request_models(config)
     app.include_router(predict.build_router(bodies))

@@ -29,11 +29,11 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig
+from domainflow.redaction import without_passwords
 from domainflow.registry.integrity import IntegrityError, verified_model_folder
 from domainflow.registry.mlflow_registry import CHAMPION, absent_in_registry
 from domainflow.serving.routing import route
 from domainflow.serving.schemas import VERSION_NUMBER
-from domainflow.settings import without_passwords
 from domainflow.store.rollouts import CHAMPION_ARM, Arm, Rollout, read_rollouts
 
 logger = logging.getLogger(__name__)

@@ -167,6 +167,18 @@ class Message(BaseModel):
     detail: str
 
 
+class LogWriterHealth(BaseModel):
+    state: Literal["writing", "stalled", "stopped"]
+    backlog: int  # predictions waiting to be written
+    seconds_since_progress: float
+    last_error: str | None = None
+
+
+class Health(BaseModel):
+    detail: str  # "alive", or why not
+    log_writer: LogWriterHealth | None = None  # None until the server has started its writer
+
+
 @dataclass(frozen=True)
 class RequestModels:
     """The bodies whose fields depend on the config: the domains, the features and the batch size."""

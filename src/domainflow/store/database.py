@@ -156,9 +156,25 @@ def open_database(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(_with_installed_driver(url), pool_pre_ping=True)
+        engine = create_engine(_with_installed_driver(url), pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_SECONDS,
+                               connect_args=POSTGRESQL_TIMEOUTS)  # fmt: skip
     migrate(engine)
     return engine
+
+
+# A PostgreSQL that hangs (a network partition, a stuck lock) must fail a call, not hold it: the server's
+# log writer then queues and retries (capped) instead of growing until the pod is killed. libpq's settings:
+# a connection attempt gives up after 10 s, a statement after 2 min, and a dead peer is noticed within
+# about a minute (TCP keepalives); waiting for a pooled connection gives up after 30 s.
+POSTGRESQL_TIMEOUTS = {
+    "connect_timeout": 10,
+    "options": "-c statement_timeout=120000 -c lock_timeout=60000",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+POOL_TIMEOUT_SECONDS = 30
 
 
 def _with_installed_driver(url: str) -> str:

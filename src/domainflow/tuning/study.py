@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from domainflow.config import TuningConfig
-from domainflow.settings import without_passwords
+from domainflow.redaction import without_passwords
 
 HEARTBEAT_SECONDS = 5
 SCHEMA_ATTEMPTS = 5

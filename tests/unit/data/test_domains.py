@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from domainflow.config import DomainSpec
 from domainflow.data.domains import DomainError, filter_domain, select_domains
@@ -49,3 +50,18 @@ def test_numeric_domain_values_match_as_strings():
     frame = pd.DataFrame({"gate": [1, 1, 2]})
     assert len(filter_domain(frame, "gate", "1")) == 2
     assert select_domains(frame, DomainSpec(column="gate", values=["2"])) == ["2"]
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a/b", "x' or name = 'y", ".hidden", "-dash", "", "a" * 65])
+def test_a_configured_domain_that_cannot_name_a_folder_or_model_is_refused(name):
+    """Names become folders (reports, quarantine), MLflow model names and filter strings: path or quote
+    characters would escape the folder or the filter (issue 18)."""
+    with pytest.raises(ValidationError, match="cannot name a domain"):
+        DomainSpec(values=["EWR", name])
+
+
+def test_a_discovered_domain_that_cannot_name_a_folder_or_model_is_refused_naming_it():
+    frame = pd.DataFrame({"origin": ["EWR"] * 3 + ["../../etc"] * 3, "x": range(6)})
+    with pytest.raises(DomainError, match=r"\['\.\./\.\./etc'\] of 'origin' cannot name a domain"):
+        select_domains(frame, DomainSpec(values=None, min_rows=2))
+    assert select_domains(frame, DomainSpec(values=["EWR"])) == ["EWR"]  # listed by name, the others are not read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from domainflow.serving.log_writer import PredictionWriter
 from domainflow.serving.routing import route
@@ -148,11 +150,11 @@ def test_a_bad_rollout_is_refused_naming_the_problem(server, kit, change, named)
     assert server.client.get("/rollouts/EWR").json()["revision"] == before
 
 
-def _changes(n: int) -> list[dict]:
-    """`n` different changes of EWR's weights, each with its own reason."""
-    return [{"arms": [{"variant": "champion", "version": "1", "weight": 1 - i / 20},
-                      {"variant": "canary", "version": "2", "weight": i / 20}], "reason": f"change {i}"}
-            for i in range(1, n + 1)]  # fmt: skip
+def _changes(n: int, first: int = 1) -> list[dict]:
+    """`n` different changes of EWR's weights, each with its own reason (from change `first` on, of at most 40)."""
+    return [{"arms": [{"variant": "champion", "version": "1", "weight": 1 - i / 40},
+                      {"variant": "canary", "version": "2", "weight": i / 40}], "reason": f"change {i}"}
+            for i in range(first, first + n)]  # fmt: skip
 
 
 def _put_at_once(url: str, changes: list[dict], headers: dict) -> list:
@@ -175,9 +177,10 @@ def _arms(body: dict) -> list[tuple]:
 @pytest.mark.parametrize("if_match", [True, False], ids=["with If-Match", "without If-Match"])
 def test_concurrent_admin_changes_are_never_a_500_and_each_200_shows_its_own_change(kit, registry, tmp_path, if_match):
     with kit.serve(kit.config(), registry, tmp_path) as fresh:
-        for round_ in ("no rollout yet", "a rollout"):
+        for first, round_ in ((1, "no rollout yet"), (11, "a rollout")):
             etag = fresh.client.get("/rollouts/EWR").headers.get("ETag", '"0"')
-            changes = _changes(10)
+            # Other weights in the second round: a change to the weights already set is a no-op, answered 200.
+            changes = _changes(10, first)
             headers = {**admin(kit), **({"If-Match": etag} if if_match else {})}
             answers = _put_at_once(fresh.url, changes, headers)
 
@@ -336,7 +339,8 @@ def _samples(server) -> dict:
 
 
 def test_health_and_readiness(server):
-    assert server.client.get("/health").status_code == 200
+    health = server.client.get("/health")
+    assert health.status_code == 200 and health.json()["log_writer"]["state"] == "writing"
     ready = server.client.get("/ready")
     assert ready.status_code == 200 and ready.json()["domains"]["EWR"]["ready"] is True
 
@@ -364,3 +368,113 @@ def test_the_writer_refuses_a_claimed_id_and_keeps_a_batch_whose_id_another_proc
         writer.close()
     with engine.connect() as connection:
         assert sorted(connection.execute(select(predictions.c.request_id)).scalars()) == ["a", "b", "c", "x"]
+
+
+def _log_engine(tmp_path):
+    from domainflow.store.database import open_database
+
+    return open_database(f"sqlite:///{tmp_path / 'log.db'}")
+
+
+def _logged(engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(select(predictions.c.request_id)).scalars())
+
+
+def _move_log_table(engine, away: bool) -> None:
+    """A real database error for every write, while the prediction log's table is renamed away."""
+    names = ("predictions", "predictions_away") if away else ("predictions_away", "predictions")
+    if names[0] in inspect(engine).get_table_names():
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"ALTER TABLE {names[0]} RENAME TO {names[1]}")
+
+
+def test_the_writer_survives_a_database_error_while_it_retries_row_by_row(kit, tmp_path):
+    """The thread died on any error other than a duplicate id in its row-by-row retry: the batch was lost
+    and nothing was logged after it (issue 18)."""
+    engine = _log_engine(tmp_path)
+    duplicate_seen = threading.Event()
+
+    @event.listens_for(engine, "handle_error")
+    def _note_duplicate(context):
+        if isinstance(context.sqlalchemy_exception, IntegrityError):
+            duplicate_seen.set()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _break_the_first_row_retry(connection, cursor, statement, parameters, context, executemany):
+        if duplicate_seen.is_set() and statement.startswith("INSERT INTO predictions") and not broken.is_set():
+            broken.set()
+            cursor.execute("ALTER TABLE predictions RENAME TO predictions_away")
+
+    broken = threading.Event()
+    record_predictions(engine, [_row("x")])  # another server process logs x first
+    writer = PredictionWriter(engine, interval=0.01)
+    writer.start()
+    try:
+        writer.submit([_row("a"), _row("x"), _row("b")])
+        kit.wait_for(lambda: writer.health().last_error is not None, "the writer to fail a write", timeout=10)
+        assert "no such table: predictions" in writer.health().last_error
+        _move_log_table(engine, away=False)
+        assert writer.flush(timeout=10)
+        assert writer.health().state == "writing" and writer.health().last_error is None
+        writer.submit([_row("c")])
+        assert writer.flush(timeout=10)
+    finally:
+        writer.close()
+    assert _logged(engine) == ["a", "b", "c", "x"]
+
+
+def test_a_claim_whose_database_check_fails_gives_its_ids_back(tmp_path):
+    """After one database error a retry with the same id got 409 until restart (issue 18)."""
+    engine = _log_engine(tmp_path)
+    writer = PredictionWriter(engine)
+    _move_log_table(engine, away=True)
+    with pytest.raises(OperationalError):
+        writer.claim(["a"])
+    _move_log_table(engine, away=False)
+    assert writer.claim(["a"]) == []  # free again: the failed request reserved nothing
+
+
+def test_the_backlog_is_capped_when_rows_are_queued_not_only_after_a_failed_write(tmp_path):
+    dropped = []
+    writer = PredictionWriter(_log_engine(tmp_path), max_backlog=3, on_dropped=dropped.append)
+    writer.submit([_row(f"r{i}") for i in range(5)])
+    assert writer.backlog == 3 and dropped == [2]  # the two oldest, counted as unlogged
+
+
+def test_health_says_when_the_writer_is_stalled_or_stopped(kit, tmp_path):
+    engine = _log_engine(tmp_path)
+    writer = PredictionWriter(engine, interval=0.01, stall_seconds=0.3)
+    assert writer.health().state == "stopped"  # not started
+    writer.start()
+    try:
+        _move_log_table(engine, away=True)
+        writer.submit([_row("a")])
+        kit.wait_for(lambda: writer.health().state == "stalled", "the writer to stall", timeout=10)
+        assert writer.health().backlog == 1
+        _move_log_table(engine, away=False)
+        assert writer.flush(timeout=10) and writer.health().state == "writing"
+    finally:
+        writer.close()
+    assert writer.health().state == "stopped" and _logged(engine) == ["a"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server, features):
+    """FastAPI parsed the whole body (about 4x its size in memory) before the batch limit applied (issue 18)."""
+    limit = server.config.serving.max_body_bytes
+    records = [{"features": features[0]}] * (limit // len(json.dumps({"features": features[0]})) + 10)
+    body = json.dumps({"domain": "EWR", "records": records}).encode()
+    assert len(body) > limit
+    declared = server.client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "serving.max_body_bytes" in declared.json()["detail"]
+
+    def chunks():  # no Content-Length: sent chunked, so only counting the bytes can stop it
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    streamed = server.client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "serving.max_body_bytes" in streamed.json()["detail"]
+    # The server carries on, and a body within the limit is answered.
+    within = server.client.post("/predict", json={"domain": "EWR", "features": features[0]})
+    assert within.status_code == 200
+    assert _samples(server)[("domainflow_rejected_requests_total", (("status", "413"),))] >= 2

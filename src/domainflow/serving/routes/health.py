@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -14,10 +15,16 @@ from domainflow.serving.state import ServingState
 router = APIRouter()
 
 
-@router.get("/health", response_model=schemas.Message)
-def health():
-    """The process is up (readiness is /ready)."""
-    return schemas.Message(detail="alive")
+@router.get("/health", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+def health(state: Annotated[ServingState, Depends(serving_state)]):
+    """The process is up (readiness is /ready): 503 when its prediction-log writer has stopped, which a
+    restart mends; a writer that is stalled (the database refuses its rows) is reported, with 200."""
+    writer = state.writer.health() if state.writer is not None else None
+    shown = schemas.LogWriterHealth(**asdict(writer)) if writer is not None else None
+    if writer is not None and not writer.alive:
+        stopped = "the prediction-log writer has stopped: predictions are not logged"
+        return JSONResponse(schemas.Health(detail=stopped, log_writer=shown).model_dump(), status_code=503)
+    return schemas.Health(detail="alive", log_writer=shown)
 
 
 @router.get("/ready", response_model=schemas.Readiness, responses={503: {"model": schemas.Readiness}})
