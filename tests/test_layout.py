@@ -16,7 +16,7 @@ LIBRARY = ROOT / "src" / "domainflow"
 # The library's floors, lowest first: a package imports only from floors below its own (and within
 # itself). The state lives on the ground floor; the CLI, which runs the flows, is the roof.
 FLOORS = [
-    {"redaction"},  # what a URL or message may show: never a password
+    {"redaction", "pii"},  # what a URL or message may show (never a password); personal data found and masked
     {"config", "settings", "hashing"},  # what everything is configured by
     {"store"},  # every state table, the database and its migrations, the audit log, the locks
     {"data", "evaluation"},  # sources, validation, splits, features; metrics, statistics, gates, reports

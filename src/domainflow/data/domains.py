@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from domainflow.config import DomainSpec, unsafe_domain_names
+from domainflow.pii import mask_text
 
 
 class DomainError(ValueError):
@@ -21,7 +22,7 @@ def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
         if missing:
             raise DomainError(
                 f"domains {missing} have no rows in column {spec.column!r}; values present: "
-                f"{sorted(counts.index.tolist())[:20]}"
+                f"{mask_text(str(sorted(counts.index.tolist())[:20]))}"
             )
         return list(spec.values)
     selected = sorted(counts[counts >= spec.min_rows].index.tolist())
@@ -30,9 +31,9 @@ def select_domains(frame: pd.DataFrame, spec: DomainSpec) -> list[str]:
     unsafe = unsafe_domain_names(selected)
     if unsafe:
         raise DomainError(
-            f"values {unsafe[:10]} of {spec.column!r} cannot name a domain (letters, digits, '_', '.' and '-', "
-            "at most 64 characters: a name is part of folder, model and URL names); clean the column, or list "
-            "the domains to train in domains.values"
+            f"values {mask_text(str(unsafe[:10]))} of {spec.column!r} cannot name a domain (letters, digits, '_', "
+            "'.' and '-', at most 64 characters: a name is part of folder, model and URL names); clean the column, "
+            "or list the domains to train in domains.values"
         )
     return selected
 

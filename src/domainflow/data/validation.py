@@ -23,6 +23,7 @@ import pandas as pd
 
 from domainflow.config import DatasetSchema, ValidationConfig
 from domainflow.data.sources import write_output
+from domainflow.pii import mask_frame
 
 LABEL_COLUMN = "_label"
 REASON_COLUMN = "_quarantine_reason"
@@ -195,7 +196,8 @@ def quarantine_invalid_rows(
     outcome = validate_rows(frame, schema, rules)
     path = None
     if len(outcome.quarantined):
-        path = write_output(str(quarantine_path), outcome.quarantined.to_csv(index=False).encode())
+        # The rows as they came, but for personal data (emails, card numbers, ...), shown as its kind.
+        path = write_output(str(quarantine_path), mask_frame(outcome.quarantined).to_csv(index=False).encode())
     logger.info(
         "validation rows_in=%d rows_kept=%d rows_quarantined=%d share=%.4f",
         outcome.rows_in, len(outcome.valid), len(outcome.quarantined), outcome.quarantined_share,

@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from domainflow.config import PipelineConfig
+from domainflow.pii import mask_columns
 from domainflow.store.checks import CheckRecord
 
 from .drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift
@@ -326,9 +327,12 @@ def evidently_report(
     monitoring = config.monitoring
     drift_reference = reference.train if calibration is None else calibration.reference
     thresholds = drift_thresholds(config) if calibration is None else calibration.window.columns
+    # A feature allowed to hold personal data is shown in the report by its kinds ("<email>"), never its values.
+    personal = config.data.allow_pii_columns
+    drift_reference, current = mask_columns(drift_reference, personal), mask_columns(window.frame, personal)
     return build_report(
-        drift_reference, window.frame, *_with_values(drift_reference, window.frame, config),
-        quality_reference=reference.test, drift_share=monitoring.drift_share,
+        drift_reference, current, *_with_values(drift_reference, current, config),
+        quality_reference=mask_columns(reference.test, personal), drift_share=monitoring.drift_share,
         thresholds=thresholds, min_labelled=monitoring.min_labelled,
         max_auc_drop=monitoring.max_auc_drop, max_log_loss_increase=monitoring.max_log_loss_increase,
     )  # fmt: skip

@@ -218,3 +218,17 @@ def test_a_mostly_null_column_is_not_drifted_for_a_window_without_values(referen
     assert "gust" not in drift.drifted_columns()
     # A column that is nearly always there and stops arriving still counts.
     assert "a" in feature_drift(history, quiet_day.assign(a=np.nan), CALENDAR_CONFIG).drifted_columns()
+
+
+def test_a_feature_allowed_to_hold_personal_data_is_masked_in_the_evidently_report(reference):
+    """Its values go into the report's category tables: shown by kind, never as they are (issue 18)."""
+    config = CONFIG.model_copy(update={"data": CONFIG.data.model_copy(update={"allow_pii_columns": ["k"]})})
+    emails = {"x": "ana.diaz@example.com", "y": "bo.lee@example.com", "z": "cy@example.org"}
+    personal = Reference("EWR", "1", reference.train.assign(k=reference.train["k"].map(emails)),
+                         reference.test.assign(k=reference.test["k"].map(emails)), data_matches=True)  # fmt: skip
+    window = _rows(3_000, 2).assign(k=lambda f: f["k"].map(emails))
+    check = check_domain(personal, LogWindow("EWR", "1", window), daily_series(personal, days_in(
+        LogWindow("EWR", "1", window)), config), config)  # fmt: skip
+    html = check.report_html or ""
+    assert "&lt;email&gt;" in html or "<email>" in html or "\\u003cemail\\u003e" in html
+    assert not any(address in html for address in emails.values())
