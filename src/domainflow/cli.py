@@ -14,6 +14,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 import yaml
@@ -462,7 +463,35 @@ def serve_flows(
     if not os.environ.get("PREFECT_API_URL"):
         raise _fail("serve-flows needs a Prefect server for its schedules and triggers: start one with "
                     "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")  # fmt: skip
+    if os.environ.get(ALERT_WEBHOOK_VARIABLE):
+        _install_alerts()
     serve_deployments(cfg)
+
+
+ALERT_WEBHOOK_VARIABLE = "DOMAINFLOW_ALERT_WEBHOOK_URL"
+
+
+@app.command("install-alerts")
+def install_alerts() -> None:
+    """Send SLA breaches and health drops to the webhook at DOMAINFLOW_ALERT_WEBHOOK_URL (a Prefect automation)."""
+    if not os.environ.get(ALERT_WEBHOOK_VARIABLE):
+        raise _fail(f"set {ALERT_WEBHOOK_VARIABLE} to the webhook that receives the alerts (a URL taking a POST)")
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _fail("alerts are sent by a Prefect server's automations: start one with `prefect server start` "
+                    "and set PREFECT_API_URL=http://127.0.0.1:4200/api")  # fmt: skip
+    _install_alerts()
+
+
+def _install_alerts() -> None:
+    from domainflow.flows.alerts import install_alerts as install
+
+    url = os.environ[ALERT_WEBHOOK_VARIABLE]
+    if not url.startswith(("http://", "https://")):
+        raise _fail(f"{ALERT_WEBHOOK_VARIABLE} must be an http:// or https:// URL")
+    automation = install(url)
+    where = urlsplit(url)  # the host only: a webhook's path often carries its secret
+    console.print(f"alerts: automation {automation.name!r} sends {', '.join(sorted(automation.trigger.expect))} "
+                  f"to the webhook at {where.scheme}://{where.hostname}")  # fmt: skip
 
 
 @app.command()

@@ -157,3 +157,50 @@ def test_a_challenger_set_by_hand_in_mlflow_starts_its_promotion(deployments, tm
     # Announced once: a second watch finds nothing new and starts nothing.
     assert watch_registry(config) == []
     assert len(wait_for_runs(deployments["promote"], domain="LGA", count=2, timeout_s=3)) == 1
+
+
+def test_an_sla_breach_reaches_the_alert_webhook_through_the_automation(prefect_server):  # noqa: F811
+    """Issue 18: monitoring's alert events go out through a Prefect automation to a webhook (here on loopback)."""
+    import json
+    import queue
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prefect.automations import Automation
+    from prefect.events import emit_event
+
+    from domainflow.flows.alerts import AUTOMATION_NAME, install_alerts
+    from domainflow.monitoring.events import SLA_BREACHED
+
+    received: queue.Queue = queue.Queue()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.put(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/alerts"
+        install_alerts(url)
+        automation = install_alerts(url)  # installed twice: replaced, not doubled
+        assert Automation.read(name=AUTOMATION_NAME).id == automation.id
+        payload = {"failed_checks": ["p95_latency_ms"], "health": 61.5}
+        deadline, message = time.monotonic() + RUN_WAIT_S, None
+        while message is None and time.monotonic() < deadline:
+            # The server's triggers pick up a new automation within seconds: the alert is sent until it is seen.
+            emit_event(event=SLA_BREACHED, resource=domain_resource(PipelineConfig().name, "JFK"), payload=payload)
+            try:
+                message = received.get(timeout=5)
+            except queue.Empty:
+                continue
+    finally:
+        receiver.shutdown()
+    assert message is not None, "no alert reached the webhook"
+    assert message["subject"] == f"domainflow: {SLA_BREACHED} for JFK"
+    assert "p95_latency_ms" in message["body"] and "61.5" in message["body"]

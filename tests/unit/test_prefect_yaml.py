@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from domainflow.config import PipelineConfig
-from domainflow.monitoring.events import CHALLENGER_SET, EVENTS, RETRAINING_EVENTS, domain_resource
+from domainflow.monitoring.events import ALERT_EVENTS, CHALLENGER_SET, EVENTS, RETRAINING_EVENTS, domain_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_POOL = "domainflow"
@@ -114,7 +114,9 @@ def test_each_event_domainflow_emits_starts_one_deployment():
         event: [d["name"] for d in TRIGGERED for t in d["triggers"] if event in t["expect"]] for event in EVENTS
     }
 
-    assert listeners == {**{event: ["retrain"] for event in RETRAINING_EVENTS}, CHALLENGER_SET: ["promote"]}
+    # The alerts start no deployment: a notification automation listens to them (flows/alerts.py).
+    assert listeners == {**{event: ["retrain"] for event in RETRAINING_EVENTS}, CHALLENGER_SET: ["promote"],
+                         **{event: [] for event in ALERT_EVENTS}}  # fmt: skip
 
 
 @pytest.mark.parametrize("deployment", TRIGGERED, ids=by_name)
@@ -193,3 +195,17 @@ def test_served_deployments_mirror_prefect_yaml(flows):
         flows[name].validate_parameters(served[name].parameters)
         # A module path, so `domainflow serve-flows` works from any directory.
         assert load_flow_from_entrypoint(served[name].entrypoint).name == flows[name].name
+
+
+def test_installing_the_alerts_needs_a_webhook_url_and_a_server(monkeypatch):
+    from typer.testing import CliRunner
+
+    from domainflow.cli import app
+
+    monkeypatch.delenv("DOMAINFLOW_ALERT_WEBHOOK_URL", raising=False)
+    missing = CliRunner().invoke(app, ["install-alerts"])
+    assert missing.exit_code == 2 and "set DOMAINFLOW_ALERT_WEBHOOK_URL" in missing.output
+    monkeypatch.setenv("DOMAINFLOW_ALERT_WEBHOOK_URL", "https://hooks.example.com/T0/B0/secret")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    no_server = CliRunner().invoke(app, ["install-alerts"])
+    assert no_server.exit_code == 2 and "prefect server start" in no_server.output

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from domainflow.pii import mask_columns
 from domainflow.store.checks import CheckRecord
 
 from .drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift
-from .events import DRIFT_DETECTED, FORECAST_BREACH, QUALITY_DEGRADED, DomainEvent
+from .events import DRIFT_DETECTED, FORECAST_BREACH, HEALTH_DEGRADED, QUALITY_DEGRADED, SLA_BREACHED, DomainEvent
 from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
 from .reference import Reference
@@ -188,12 +188,26 @@ def check_domain(
         events.append(DomainEvent(FORECAST_BREACH, config.name, reference.domain, {**figures, **forecast.to_dict()}))
     status = "degraded" if quality_failed else "drift" if weighted.alarm else "ok"
     note = "" if not weighted.alarm or events else "drift of the features the model uses, no sign yet of worse quality"
+    events += alert_events(health, figures, config.name, reference.domain)
     daily_thresholds = calibration.daily.to_dict()
     return DomainCheck(
         status=status, drift=drift, weighted_drift=weighted, daily_thresholds=daily_thresholds,
         prediction_drift=report.prediction_drift, quality=quality, daily=daily, forecasts=forecasts, health=health,
         report_html=report.html, events=events, note=note, **base,
     )  # fmt: skip
+
+
+def alert_events(health: Health, figures: dict, pipeline: str, domain: str) -> list[DomainEvent]:
+    """For people, not for retraining: an SLA check failed, or the health score is degraded or worse."""
+    events = []
+    if health.failed_checks:
+        failed = [asdict(check) for check in health.sla if check.ok is False]
+        breach = {**figures, "failed_checks": health.failed_checks, "checks": failed, "health": health.score}
+        events.append(DomainEvent(SLA_BREACHED, pipeline, domain, breach))
+    if health.status in ("degraded", "unhealthy"):
+        events.append(DomainEvent(HEALTH_DEGRADED, pipeline, domain, {**figures, "health": health.score,
+                                  "status": health.status, "components": dict(health.components)}))  # fmt: skip
+    return events
 
 
 def _quality_figures(quality: QualityCheck | None) -> dict:

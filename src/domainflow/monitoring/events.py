@@ -12,9 +12,13 @@ DRIFT_DETECTED = "domainflow.drift.detected"
 QUALITY_DEGRADED = "domainflow.quality.degraded"
 FORECAST_BREACH = "domainflow.forecast.breach"
 CHALLENGER_SET = "domainflow.registry.challenger_set"
+# Alerts for people (a webhook notification, see flows/alerts.py); they retrain nothing.
+SLA_BREACHED = "domainflow.sla.breached"
+HEALTH_DEGRADED = "domainflow.health.degraded"
 # The events that start a retraining run.
 RETRAINING_EVENTS = (DRIFT_DETECTED, QUALITY_DEGRADED, FORECAST_BREACH)
-EVENTS = (*RETRAINING_EVENTS, CHALLENGER_SET)
+ALERT_EVENTS = (SLA_BREACHED, HEALTH_DEGRADED)
+EVENTS = (*RETRAINING_EVENTS, CHALLENGER_SET, *ALERT_EVENTS)
 
 
 def domain_resource(pipeline: str, domain: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from domainflow.config import build_config
 from domainflow.monitoring.check import MIN_DAY_ROWS, check_domain, daily_series, feature_drift
-from domainflow.monitoring.events import DRIFT_DETECTED, QUALITY_DEGRADED
+from domainflow.monitoring.events import DRIFT_DETECTED, HEALTH_DEGRADED, QUALITY_DEGRADED, SLA_BREACHED
 from domainflow.monitoring.reference import Reference
 from domainflow.monitoring.thresholds import feature_weights, weighted_score
 from domainflow.monitoring.window import LABEL, LOSS, SCORE, LogWindow, days_in, read_log, stream_log_days
@@ -68,7 +68,10 @@ def test_shifted_features_drift_but_without_worse_quality_raise_no_retrain(refer
     assert check.drift.dataset_drift and set(check.drift.drifted_columns()) >= set(NUMERIC)
     # No event times in this reference: the fixed thresholds, and the check says so.
     assert check.weighted_drift.alarm and check.weighted_drift.threshold_kind == "fixed"
-    assert check.quality.passed and check.status == "drift" and check.events == []
+    assert check.quality.passed and check.status == "drift"
+    # People are told (the drift share breaks its SLA); nothing is retrained.
+    assert [e.name for e in check.events] == [SLA_BREACHED, HEALTH_DEGRADED]
+    assert check.events[0].payload["failed_checks"] == ["drift_share"]
     assert check.to_record(None).summary["weighted_drift"]["threshold_kind"] == "fixed"
 
 
