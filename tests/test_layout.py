@@ -106,8 +106,9 @@ def test_the_floor_check_catches_an_upward_import(tmp_path, monkeypatch):
 
 
 FLOW_FILES = sorted(path for path in (ROOT / "flows").glob("*.py") if path.name != "__init__.py")
-# Not flows, but how flows run: prefect.yaml's deployments as objects, and the settings of an in-process run.
-FLOW_RUNNING = ("deployments.py", "runs.py")
+# Not flows, but how flows run: prefect.yaml's deployments as objects, the settings of an in-process run,
+# and the automation that sends monitoring's alerts to a webhook.
+FLOW_RUNNING = ("deployments.py", "runs.py", "alerts.py")
 
 
 @pytest.mark.parametrize("path", [p for p in FLOW_FILES if p.name != "runs.py"], ids=lambda p: p.name)
