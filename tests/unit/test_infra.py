@@ -269,11 +269,44 @@ def test_base_job_template_renders_a_valid_job(gpus):
     manifest = apply_values(copy.deepcopy(template["job_configuration"]), values)["job_manifest"]
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     # prefect-kubernetes turns these two into the Kubernetes forms before it submits the Job.
-    container["env"] = [{"name": key, "value": value} for key, value in container["env"].items()]
+    # (The template's env is a list of secret references: the worker prepends its own env to it.)
+    container["env"] = [{"name": "PREFECT_API_URL", "value": "http://prefect:4200/api"}, *container["env"]]
     container["args"] = container["args"].split()
 
     kubernetes_validate.validate(manifest, KUBERNETES_VERSIONS[-1], strict=True)
     assert manifest["metadata"]["namespace"] == "domainflow"
     assert container["resources"].get("limits", {}).get("nvidia.com/gpu") == gpus
-    assert {"secretRef": {"name": "domainflow-secrets"}} in container["envFrom"]
+    # Each secret a flow run needs, by key; never the whole Secret (the admin token is the server's alone).
+    assert not [source for source in container["envFrom"] if "secretRef" in source]
+    referenced = {v["name"] for v in container["env"] if "secretKeyRef" in v.get("valueFrom", {})}
+    assert referenced == {"DOMAINFLOW_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert not [key for key in properties["env"].get("default", {}) if SECRET_NAME.search(key)]
+    assert container["resources"]["limits"]["memory"] == "8Gi"  # a runaway run is killed, not its node
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_internet_facing_server_gets_only_what_it_needs_and_can_change_nothing_in_its_image():
+    """Issue 18: it had S3 keys it does not need (models come through MLflow), all capabilities, a writable root."""
+    pod = _find("Deployment", "domainflow-serving")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    secrets = {v["name"] for v in container.get("env", []) if "secretKeyRef" in v.get("valueFrom", {})}
+    assert secrets == {"DOMAINFLOW_DATABASE_URL", "DOMAINFLOW_ADMIN_TOKEN"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/data", "/tmp"}
+    # Longer than the shutdown: the refresher's join and the prediction log's flush (30 s each).
+    assert pod["terminationGracePeriodSeconds"] > 60
+    policy = _find("NetworkPolicy", "domainflow-serving")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "domainflow-serving"}
+    assert policy["policyTypes"] == ["Ingress"] and policy["ingress"][0]["from"]
+
+
+def test_every_image_is_pinned_to_a_tag():
+    """`latest` (or no tag) changes under a running deployment; every image names its version."""
+    images = [c["image"] for _, doc in _documents() for c in _containers(doc)]
+    images += [service["image"] for service in _compose()["services"].values() if "image" in service]
+    images.append(json.loads(BASE_JOB_TEMPLATE.read_text())["variables"]["properties"]["image"]["default"])
+    for image in images:
+        tag = image.rsplit("/", 1)[-1].partition(":")[2].rsplit("}", 1)[0]
+        assert tag and tag != "latest" and not tag.endswith(":latest"), image
