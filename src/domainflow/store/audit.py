@@ -115,9 +115,10 @@ def chain_unhashed_audit(connection: Connection) -> int:
     _lock_chain(connection)
     prev_hash, chained = GENESIS_HASH, []
     for row in connection.execute(select(audit_log).order_by(audit_log.c.id)):
+        row_hash = row.row_hash or chain_hash(row._mapping, prev_hash)
         if row.row_hash is None:
-            chained.append({"row_id": row.id, "prev": prev_hash, "hash": chain_hash(row._mapping, prev_hash)})
-        prev_hash = chained[-1]["hash"] if row.row_hash is None else row.row_hash
+            chained.append({"row_id": row.id, "prev": prev_hash, "hash": row_hash})
+        prev_hash = row_hash
     if chained:
         connection.execute(
             update(audit_log).where(audit_log.c.id == bindparam("row_id"))
