@@ -152,5 +152,7 @@ def write_rollout(
         if changed.rowcount != 1:
             raise RolloutConflict(f"the rollout of {domain} changed while it was being updated; read it again")
     before = None if current is None else [asdict(arm) for arm in current.arms]
-    append_audit(connection, AuditEntry(domain, "weights", model_name, before, payload, reason, actor, at=now))
+    entry = AuditEntry(domain=domain, action="weights", subject=model_name, before=before, after=payload,
+                       reason=reason, actor=actor, at=now)  # fmt: skip
+    append_audit(connection, entry)
     return Rollout(domain, model_name, arms, found + 1, now, reason)
