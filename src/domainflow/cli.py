@@ -12,6 +12,8 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -372,16 +374,12 @@ def status(config: ConfigOption = None) -> None:
 
 def _print_rollouts(settings: Settings) -> None:
     """What serves each domain (the rollout's arms) and how its last canary promotion went."""
-    from sqlalchemy import make_url
-
-    from domainflow.store.database import open_database
     from domainflow.store.promotions import read_promotion
     from domainflow.store.rollouts import read_rollouts
 
-    url = make_url(settings.database_url)
-    if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
-        return  # nothing served yet; do not create an empty database just to look
-    engine = open_database(settings.database_url)
+    engine = _existing_database(settings)
+    if engine is None:
+        return  # nothing served yet
     table = Table(title=f"rollouts and canaries ({without_passwords(settings.database_url)})")
     for column in ("domain", "serving", "revision", "last canary", "why"):
         table.add_column(column)
@@ -393,6 +391,18 @@ def _print_rollouts(settings: Settings) -> None:
     if table.rows:
         print_table(console, table)
     _print_health(engine)
+
+
+def _existing_database(settings: Settings):
+    """The state database's engine; None for a SQLite file not made yet (none is made just to look)."""
+    from sqlalchemy import make_url
+
+    from domainflow.store.database import open_database
+
+    url = make_url(settings.database_url)
+    if url.drivername.startswith("sqlite") and not (url.database and Path(url.database).exists()):
+        return None
+    return open_database(settings.database_url)
 
 
 def _print_health(engine) -> None:
@@ -594,6 +604,70 @@ def experiment_analyze(
                       f"{row.prob_best:.3f}")  # fmt: skip
     print_table(console, table)
     console.print(f"{verdict.decision}: {verdict.reason}")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log of every change: check its hash chain, export it.")
+app.add_typer(audit_app, name="audit")
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _since(value: str | None) -> float | None:
+    """--since in seconds since the epoch: a date or an ISO 8601 time, in UTC unless it names its zone."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _fail(f"--since takes a date or ISO time, e.g. 2026-12-01T09:30Z; not {value!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain, row by row.
+
+    Exit status: 0 when it is intact; 1 naming the first row edited, removed or inserted. Keep the last hash
+    it prints somewhere else: only that shows later whether the newest rows were removed.
+    """
+    from domainflow.store.audit import AuditVerification, verify_audit
+
+    engine = _existing_database(_settings())
+    verified = AuditVerification(ok=True, rows=0) if engine is None else verify_audit(engine)
+    if not verified.ok:
+        raise _fail(verified.problem or "the chain is broken", code=1)
+    last = f" (last row {verified.last_row})" if verified.rows else ""
+    console.print(f"{verified.rows:,} rows, chain intact{last}", highlight=False)
+    if verified.last_hash:
+        console.print(f"last hash {verified.last_hash}", highlight=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        str | None, typer.Option(help="Rows from this date or ISO time on (UTC unless it says), e.g. 2026-12-01.")
+    ] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="JSON lines or CSV.")] = ExportFormat.jsonl,
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write the audit log's rows, oldest first, with their hashes: JSON lines (the default) or CSV."""
+    from domainflow.store.audit import export_audit
+
+    start, engine = _since(since), _existing_database(_settings())
+    if engine is None:
+        count = 0
+    elif output is None:
+        count = export_audit(engine, sys.stdout, start, fmt.value)
+    else:
+        try:
+            with output.open("w", newline="") as stream:
+                count = export_audit(engine, stream, start, fmt.value)
+        except OSError as error:
+            raise _fail(f"cannot write {output}: {error.strerror}") from None
+    err_console.print(f"exported {count:,} rows" + (f" to {output}" if output else ""), highlight=False)
 
 
 @app.command("show-config")

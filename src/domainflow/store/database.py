@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from domainflow.store.audit import chain_unhashed_audit
 from domainflow.store.schema import metadata, schema_versions
 
 # pg_advisory_xact_lock's key for the migration steps: any fixed 64-bit number unique to domainflow.
@@ -60,11 +61,19 @@ def _create_missing_indexes(connection: Connection) -> None:
             connection.execute(CreateIndex(index, if_not_exists=True))
 
 
+def _chain_the_audit(connection: Connection) -> None:
+    """The audit log gains its hash chain; the rows it holds are chained in id order, once."""
+    _add_missing_column(connection, "audit_log", "prev_hash", "VARCHAR(64)")
+    _add_missing_column(connection, "audit_log", "row_hash", "VARCHAR(64)")
+    chain_unhashed_audit(connection)
+
+
 MIGRATIONS = (
     Migration(1, "the state tables", _create_missing_tables),
     Migration(2, "predictions.event_time, for logs written before it", _add_event_time),
     Migration(3, "the indexes monitoring reads the log by", _create_missing_indexes),
     Migration(4, "lifecycle_runs, each domain's loop outcome by its inputs", _create_missing_tables),
+    Migration(5, "audit_log.prev_hash and row_hash, the rows it held chained", _chain_the_audit),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domainflow.store.schema import audit_log, rollouts
+from domainflow.store.audit import AuditEntry, append_audit
+from domainflow.store.schema import rollouts
 
 CHAMPION_ARM = "champion"
 CANARY_ARM = "canary"
@@ -150,11 +151,8 @@ def write_rollout(
         )  # fmt: skip
         if changed.rowcount != 1:
             raise RolloutConflict(f"the rollout of {domain} changed while it was being updated; read it again")
-    connection.execute(
-        insert(audit_log).values(
-            domain=domain, action="weights", subject=model_name,
-            before=None if current is None else [asdict(arm) for arm in current.arms],
-            after=payload, reason=reason, actor=actor, at=now,
-        )
-    )  # fmt: skip
+    before = None if current is None else [asdict(arm) for arm in current.arms]
+    entry = AuditEntry(domain=domain, action="weights", subject=model_name, before=before, after=payload,
+                       reason=reason, actor=actor, at=now)  # fmt: skip
+    append_audit(connection, entry)
     return Rollout(domain, model_name, arms, found + 1, now, reason)

@@ -72,6 +72,9 @@ audit_log = Table(
     Column("reason", Text, nullable=False),
     Column("actor", String(400), nullable=False),  # who: a flow run id, "admin-api", "cli"
     Column("at", Float, nullable=False),
+    # The hash chain (domainflow.store.audit): the previous row's row_hash, and this row's over its content and that.
+    Column("prev_hash", String(64)),
+    Column("row_hash", String(64)),
     Index("ix_audit_domain", "domain", "id"),
 )
 
