@@ -302,6 +302,12 @@ def test_the_internet_facing_server_gets_only_what_it_needs_and_can_change_nothi
     assert policy["policyTypes"] == ["Ingress"] and policy["ingress"][0]["from"]
 
 
+def test_the_compose_prediction_server_gets_no_s3_keys_and_the_worker_does():
+    services = _compose()["services"]
+    assert not [key for key in services["serving"]["environment"] if key.startswith("AWS_")]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(services["worker"]["environment"])
+
+
 def test_every_image_is_pinned_to_a_tag():
     """`latest` (or no tag) changes under a running deployment; every image names its version."""
     images = [c["image"] for _, doc in _documents() for c in _containers(doc)]
