@@ -84,7 +84,8 @@ def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, k
     for weights in ((0.9, 0.1), (0.5, 0.5)):
         arms = [Arm("champion", "1", weights[0]), Arm("canary", "2", weights[1])]
         kit.serve_arms(server, arms)
-        request_ids = ids(f"route{weights[1]}", 300)
+        # Fixed ids (not random ones): the split is a hash of the id, so the share is the same on every run.
+        request_ids = [f"route-{weights[1]}-{i}" for i in range(300)]
         records = [{"request_id": rid, "features": features[i % 50]} for i, rid in enumerate(request_ids)]
         response = server.client.post("/predict", json={"domain": "EWR", "records": records})
         assert response.status_code == 200
