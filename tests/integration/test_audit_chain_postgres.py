@@ -8,7 +8,14 @@ import pytest
 from domainflow.store.audit import verify_audit
 from domainflow.store.database import open_database
 
-from ..unit.store.test_audit_chain import ROWS, TAMPERING, assert_one_chain, write_at_once, write_chain
+from ..unit.store.test_audit_chain import (
+    ROWS,
+    TAMPERING,
+    assert_one_chain,
+    assert_tampering_named,
+    write_at_once,
+    write_chain,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +31,7 @@ def test_a_chain_domainflow_wrote_verifies_on_postgresql(postgres_database):
 @pytest.mark.parametrize(("tamper", "named"), TAMPERING)
 def test_tampering_is_found_and_the_row_named_on_postgresql(postgres_database, tamper, named):
     engine = open_database(postgres_database)
-    write_chain(engine)
-    with engine.begin() as connection:
-        tamper(connection)
-    verified = verify_audit(engine)
-    assert not verified.ok
-    assert verified.problem.startswith(named)
+    assert_tampering_named(engine, tamper, named)
     engine.dispose()
 
 
