@@ -1,4 +1,5 @@
-"""The prediction server over real HTTP: latency and throughput of /predict, one variant against a 50/50 rollout.
+"""The prediction server over real HTTP: latency and throughput of /predict, one variant against a 50/50 rollout,
+with API keys and rate limits on and off.
 
     python benchmarks/serving_latency.py                      # 5 rounds, EWR rows, 1 training epoch
     python benchmarks/serving_latency.py --rounds 9 --single 300
@@ -13,6 +14,12 @@ same machine load. Each request carries its own request ids, as a client that la
 feedback does (the server checks them against the log). Figures: p50/p99 per request and
 predictions per second, sequential requests from one client. The server freezes its startup
 heap as `domainflow serve` does; --no-freeze shows what the full collections cost the p99.
+
+Access: two servers in this process share the registry and the log, one checking an API key and
+counting its rate limits on every request (`serving.authentication: keys`, the default), one open
+(`none`, no limits). Their limits are set too high to refuse anything, so what is measured is the
+cost of checking and counting, which does not depend on the limit. Rounds alternate between them;
+the goal is a p50 overhead of at most 5 % for single records.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from domainflow.access.keys import PREDICTOR, create_key
 from domainflow.config import PipelineConfig, build_config
 from domainflow.data.domains import filter_domain
 from domainflow.data.features import FeaturePipeline
@@ -47,6 +55,9 @@ from domainflow.store.rollouts import Arm, set_rollout
 from domainflow.training.trainer import train_network
 
 ONE, TWO = "one", "two"  # domains: one variant, and two at 50/50
+KEYS, OPEN = "keys", "open"  # the servers: every request's key checked and counted, and no key at all
+# Counted, never reached: what a limit costs is the counting.
+UNREACHED = {"requests_per_minute": 10**9, "records_per_minute": 10**12}
 
 
 def stage(message: str, started: float) -> None:
@@ -119,7 +130,14 @@ def main() -> None:
     stage(f"trained {base.training.hidden_sizes} on {len(split.train):,} EWR rows, "
           f"validation AUC {network.best_val_auc:.4f}", started)  # fmt: skip
 
-    config = build_config({"domains": {"values": [ONE, TWO]}, "serving": {"max_batch_size": options.batch_size}})
+    serving = {"max_batch_size": options.batch_size}
+    configs = {
+        KEYS: build_config({"domains": {"values": [ONE, TWO]},
+                            "serving": {**serving, "rate_limits": {PREDICTOR: UNREACHED}}}),
+        OPEN: build_config({"domains": {"values": [ONE, TWO]},
+                            "serving": {**serving, "authentication": "none", "rate_limits": {}}}),
+    }  # fmt: skip
+    config = configs[KEYS]
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as home:
         home = Path(home)
         settings = Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
@@ -127,43 +145,63 @@ def main() -> None:
                             database_url=f"sqlite:///{home / 'serving.db'}")  # fmt: skip
         quiet_environment(settings)
         register_versions(config, settings, split, pipeline, network)
-        stage("registered v1 and v2 of both models", started)
+        key = create_key(open_database(settings.database_url), PREDICTOR, ["*"], "benchmark", "benchmark").token
+        stage("registered v1 and v2 of both models; made a predictor key", started)
         traffic = json_rows(split.test, config)
-        results: dict[tuple[str, int], list] = {}
-        throughput: dict[tuple[str, int], list] = {}
+        results: dict[tuple[str, str, int], list] = {}
+        throughput: dict[tuple[str, str, int], list] = {}
         del frame, rows, split  # as in `domainflow serve`, the training data is not in the server's heap
-        app = create_app(config, settings, freeze_heap=not options.no_freeze)
-        with serve_in_background(app) as url, httpx.Client(base_url=url) as client:
+        apps = {access: create_app(configs[access], settings, freeze_heap=not options.no_freeze)
+                for access in (KEYS, OPEN)}  # fmt: skip
+        with (
+            serve_in_background(apps[KEYS]) as keys_url,
+            serve_in_background(apps[OPEN]) as open_url,
+            httpx.Client(base_url=keys_url, headers={"Authorization": f"Bearer {key}"}) as keyed,
+            httpx.Client(base_url=open_url) as anonymous,
+        ):
+            clients = {KEYS: keyed, OPEN: anonymous}
             heap = "frozen" if not options.no_freeze else "left to the cyclic GC"
-            stage(f"serving at {url} (startup heap {heap}): {client.get('/ready').json()['domains']}", started)
-            for domain in (ONE, TWO):  # warm-up
-                measure(client, domain, traffic, options.batch_size, 3)
-                measure(client, domain, traffic, 1, 30)
+            stage(f"serving at {keys_url} (keys) and {open_url} (open), startup heap {heap}: "
+                  f"{keyed.get('/ready').json()['domains']}", started)  # fmt: skip
+            for client in clients.values():  # warm-up
+                for domain in (ONE, TWO):
+                    measure(client, domain, traffic, options.batch_size, 3)
+                    measure(client, domain, traffic, 1, 30)
             for _ in range(options.rounds):
                 for batch, requests in ((1, options.single), (options.batch_size, options.batched)):
                     for domain in (ONE, TWO):
-                        latencies, rate = measure(client, domain, traffic, batch, requests)
-                        results.setdefault((domain, batch), []).extend(latencies)
-                        throughput.setdefault((domain, batch), []).append(rate)
+                        for access, client in clients.items():
+                            latencies, rate = measure(client, domain, traffic, batch, requests)
+                            results.setdefault((access, domain, batch), []).extend(latencies)
+                            throughput.setdefault((access, domain, batch), []).append(rate)
             stage(f"measured {options.rounds} alternated rounds", started)
         report(results, throughput, options.batch_size)
 
 
 def report(results: dict, throughput: dict, batch_size: int) -> None:
-    print(f"\n{'records/request':<16}{'variants':>9}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'predictions/s':>15}")
+    print(f"\n{'access':<7}{'records':>8}{'variants':>9}{'requests':>9}{'p50 ms':>8}{'p99 ms':>8}{'predictions/s':>14}")
     figures = {}
-    for (domain, batch), latencies in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
+    for (access, domain, batch), latencies in sorted(results.items(), key=lambda item: (item[0][2], item[0][1:])):
         ms = np.array(latencies) * 1_000
-        rate = float(np.median(throughput[(domain, batch)]))
-        figures[(domain, batch)] = (np.percentile(ms, 50), np.percentile(ms, 99), rate)
+        rate = float(np.median(throughput[(access, domain, batch)]))
+        figures[(access, domain, batch)] = (np.percentile(ms, 50), np.percentile(ms, 99), rate)
         variants = 1 if domain == ONE else 2
-        print(f"{batch:<16}{variants:>9}{len(ms):>10}{figures[(domain, batch)][0]:>9.2f}"
-              f"{figures[(domain, batch)][1]:>9.2f}{rate:>15,.0f}")  # fmt: skip
-    print("\ncost of routing over two variants (two / one):")
+        p50, p99, _ = figures[(access, domain, batch)]
+        print(f"{access:<7}{batch:>8}{variants:>9}{len(ms):>9}{p50:>8.2f}{p99:>8.2f}{rate:>14,.0f}")
+    print("\ncost of routing over two variants (two / one), keys on:")
     for batch in (1, batch_size):
-        (p50_one, p99_one, rate_one), (p50_two, p99_two, rate_two) = figures[(ONE, batch)], figures[(TWO, batch)]
+        (p50_one, p99_one, rate_one), (p50_two, p99_two, rate_two) = (figures[(KEYS, ONE, batch)],
+                                                                      figures[(KEYS, TWO, batch)])  # fmt: skip
         print(f"  batch {batch:<4} p50 {p50_two / p50_one:5.2f}x   p99 {p99_two / p99_one:5.2f}x   "
               f"throughput {rate_two / rate_one:5.2f}x")  # fmt: skip
+    print("\ncost of keys and rate limits (keys / open), goal: p50 at most 1.05x for single records:")
+    for batch in (1, batch_size):
+        for domain in (ONE, TWO):
+            p50_keys, p99_keys, _ = figures[(KEYS, domain, batch)]
+            p50_open, p99_open, _ = figures[(OPEN, domain, batch)]
+            verdict = ("met" if p50_keys / p50_open <= 1.05 else "NOT met") if batch == 1 else ""
+            print(f"  batch {batch:<4} {domain}: p50 {p50_keys / p50_open:5.3f}x   p99 {p99_keys / p99_open:5.2f}x  "
+                  f"{verdict}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -63,6 +63,14 @@ def tiny_overrides(source: Path | str) -> dict:
     }  # fmt: skip
 
 
+def replay_keys(settings, domains=("EWR",)):
+    """Keys for the replay client, in the environment, as `domainflow run` gives its own (revoked after)."""
+    from domainflow.access.keys import temporary_client_keys
+    from domainflow.store.database import open_database
+
+    return temporary_client_keys(open_database(settings.database_url), list(domains), "pytest", environ=os.environ)
+
+
 @pytest.fixture
 def domainflow_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"

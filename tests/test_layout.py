@@ -19,6 +19,7 @@ FLOORS = [
     {"redaction", "pii"},  # what a URL or message may show (never a password); personal data found and masked
     {"config", "settings", "hashing"},  # what everything is configured by
     {"store"},  # every state table, the database and its migrations, the audit log, the locks
+    {"access"},  # API keys, their roles and domains, and their rate limits
     {"data", "evaluation"},  # sources, validation, splits, features; metrics, statistics, gates, reports
     {"calibration"},  # the maps from a model's scores to probabilities, and their diagrams
     {"models"},  # the network, its Lightning module, the baseline, the predictors of saved variants

@@ -6,6 +6,7 @@ have put Prefect's results and telemetry where they belong.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import sys
@@ -134,15 +135,31 @@ def _serving(config: PipelineConfig, settings: Settings, serve: bool):
     if not serve:
         yield None
         return
+    from domainflow.access.keys import temporary_client_keys
     from domainflow.serving.app import create_app
     from domainflow.serving.server import serve_in_background
+    from domainflow.store.database import open_database
 
     try:
         app = create_app(config, settings)
     except ValueError as error:
         raise _fail(f"{error}; or pass --no-serve") from None
-    with serve_in_background(app, host="127.0.0.1", port=0) as url:
+    # The replay client of this run gets keys of its own, revoked when the run ends: no manual step,
+    # and nothing open. The flows run in this process and read them from the environment.
+    engine = open_database(settings.database_url)
+    with (
+        temporary_client_keys(engine, config.domains.values, _actor(), environ=os.environ),
+        serve_in_background(app, host="127.0.0.1", port=0) as url,
+    ):
         yield url
+
+
+def _actor() -> str:
+    """Who the audit names for what this command changes: the OS user."""
+    try:
+        return f"user/{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid/{os.getuid()}"
 
 
 def _run_with_progress(flow_fn, **parameters):
@@ -668,6 +685,99 @@ def audit_export(
         except OSError as error:
             raise _fail(f"cannot write {output}: {error.strerror}") from None
     err_console.print(f"exported {count:,} rows" + (f" to {output}" if output else ""), highlight=False)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the prediction server: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+
+def _expiry(value: str | None) -> float | None:
+    """--expires-in: a number with a unit, 30d, 12h or 45m; the moment it ends, in seconds since the epoch."""
+    if value is None:
+        return None
+    units = {"d": 86_400, "h": 3_600, "m": 60}
+    text = value.strip().lower()
+    try:
+        amount = float(text[:-1])
+    except ValueError:
+        amount = -1.0
+    if text[-1:] not in units or not 0 < amount <= 3_650 * 86_400 / units[text[-1]]:
+        raise _fail(f"--expires-in takes a positive number with a unit d, h or m, e.g. 90d; not {value!r}")
+    return time.time() + amount * units[text[-1]]
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[
+        str,
+        typer.Option(
+            help="predictor (/predict), labeller (/feedback), operator (read rollouts, "
+            "roll back) or admin (everything)."
+        ),
+    ],
+    domain: Annotated[list[str], typer.Option(help="A domain the key may act on; repeat it, or '*' for all.")],
+    name: Annotated[str, typer.Option(help="What uses the key, e.g. 'checkout-service'; shown in lists.")],
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 90d, 12h; default: never.")] = None,
+) -> None:
+    """Create a key and print it once, alone on stdout (keep it: only its hash is stored); details on stderr."""
+    from domainflow.access.keys import KeyRequestError, create_key
+    from domainflow.store.database import open_database
+
+    expires_at = _expiry(expires_in)
+    engine = open_database(_settings().database_url)
+    try:
+        created = create_key(engine, role, domain, name, _actor(), expires_at)
+    except KeyRequestError as error:
+        raise _fail(str(error)) from None
+    key = created.key
+    err_console.print(f"created key {key.key_id} ({key.role} for {', '.join(key.domains)}, expires "
+                      f"{_when(key.expires_at)}); it is shown once:", highlight=False)  # fmt: skip
+    print(created.token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: its id, name, role, domains, when it was made and expires, and whether it still works."""
+    from domainflow.access.keys import list_keys
+
+    engine = _existing_database(_settings())
+    keys = [] if engine is None else list_keys(engine)
+    if not keys:
+        console.print("no API keys yet: `domainflow keys create --role ... --domain ... --name ...`")
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "domains", "created", "expires", "status"):
+        table.add_column(column)
+    for key in keys:
+        status = key.status()
+        shown = {"active": "[green]active[/]", "expired": "[yellow]expired[/]"}.get(status, f"[red]{status}[/]")
+        table.add_row(key.key_id, escape(key.name), key.role, ", ".join(key.domains), _when(key.created_at),
+                      _when(key.expires_at), shown)  # fmt: skip
+    print_table(console, table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, as `domainflow keys list` shows it.")],
+    reason: Annotated[str, typer.Option(help="Why; audited.")],
+) -> None:
+    """Revoke a key: servers refuse it within serving.key_cache_seconds (5 s by default). Audited."""
+    from domainflow.access.keys import KeyRequestError, revoke_key
+
+    engine = _existing_database(_settings())
+    if engine is None:
+        raise _fail(f"no key {key_id!r}: this home has no state database yet")
+    if not reason.strip():
+        raise _fail("--reason must say why the key is revoked")
+    try:
+        key = revoke_key(engine, key_id, _actor(), reason)
+    except KeyRequestError as error:
+        raise _fail(str(error)) from None
+    console.print(f"revoked key {key.key_id} ({key.name}, {key.role})", highlight=False)
 
 
 @app.command("show-config")

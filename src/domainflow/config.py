@@ -374,6 +374,13 @@ class GateConfig(_Strict):
     }
 
 
+class RateLimit(_Strict):
+    """What one key may send per minute; None: no limit on that count."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    records_per_minute: int | None = Field(default=None, ge=1)
+
+
 class ServingConfig(_Strict):
     """The prediction server. The admin token is a secret, so it comes from the environment, not from here."""
 
@@ -386,6 +393,25 @@ class ServingConfig(_Strict):
     refresh_seconds: float = Field(default=1.0, gt=0)
     # Keep each request's features in the prediction log: monitoring compares them with the training data.
     log_features: bool = True
+    # `keys`: every route but /health, /ready, /metrics needs an API key (`domainflow keys create`).
+    # `none` serves /predict, /feedback and GET /rollouts to anyone who can reach the server: an explicit
+    # choice, logged as a warning at startup; the admin routes still need a key or the admin token.
+    authentication: Literal["keys", "none"] = "keys"
+    # A revoked key stops working within this many seconds (each server keeps checked keys this long).
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Per key, by its role: requests and records (predictions or labels) per minute; null = no limit.
+    rate_limits: dict[Literal["predictor", "labeller", "operator", "admin"], RateLimit] = Field(
+        default_factory=lambda: {
+            # 1,000 requests and 100,000 records a second: far above one client's honest use, and a cap on abuse.
+            "predictor": RateLimit(requests_per_minute=60_000, records_per_minute=6_000_000),
+            "labeller": RateLimit(requests_per_minute=60_000, records_per_minute=6_000_000),
+            "operator": RateLimit(requests_per_minute=600),
+            "admin": RateLimit(requests_per_minute=600),
+        }
+    )
+    # A label whose prediction is not in the log yet (still queued on this or another replica) is held and
+    # looked for again for up to this long before the request is refused (404) naming it.
+    label_wait_seconds: float = Field(default=5.0, ge=0, le=120)
 
 
 class RolloutStep(_Strict):

@@ -38,12 +38,14 @@ class Settings:
     output_root: str = ""
     # Bearer token of the serving app's admin routes; None disables them.
     admin_token: str | None = None
+    # Where the servers count each key's rate limits together (DOMAINFLOW_REDIS_URL); None: each in its memory.
+    redis_url: str | None = None
 
     def __repr__(self) -> str:
         # The URLs without their passwords; the admin token not at all.
         urls = ", ".join(
             f"{name}={without_passwords(getattr(self, name))!r}"
-            for name in ("tracking_uri", "artifact_root", "database_url")
+            for name in ("tracking_uri", "artifact_root", "database_url", "redis_url")
         )
         return f"Settings(home={self.home!r}, {urls}, admin_token={'***' if self.admin_token else None})"
 
@@ -77,7 +79,35 @@ def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         output_root=env.get("DOMAINFLOW_OUTPUT_ROOT") or str(home),
         admin_token=_admin_token(env.get("DOMAINFLOW_ADMIN_TOKEN") or None),
+        redis_url=env.get("DOMAINFLOW_REDIS_URL") or None,
     )
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """The API keys a domainflow client (the replay of `domainflow run`, a flow judging a server) sends.
+
+    From DOMAINFLOW_PREDICTOR_KEY and DOMAINFLOW_LABELLER_KEY; `domainflow run` creates its own.
+    Not part of Settings: Settings is a task input, and keys must stay out of cache keys and parameters.
+    """
+
+    predictor: str | None = None
+    labeller: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ClientKeys(predictor={'***' if self.predictor else None}, labeller={'***' if self.labeller else None})"
+
+    def headers(self, role: str) -> dict[str, str]:
+        token = self.predictor if role == "predictor" else self.labeller
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+PREDICTOR_KEY_VARIABLE, LABELLER_KEY_VARIABLE = "DOMAINFLOW_PREDICTOR_KEY", "DOMAINFLOW_LABELLER_KEY"
+
+
+def resolve_client_keys(environ: dict[str, str] | None = None) -> ClientKeys:
+    env = os.environ if environ is None else environ
+    return ClientKeys(env.get(PREDICTOR_KEY_VARIABLE) or None, env.get(LABELLER_KEY_VARIABLE) or None)
 
 
 def _admin_token(token: str | None) -> str | None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from domainflow.access.keys import create_key
 from domainflow.canary.controller import Clock, run_promotion
 from domainflow.flows.promotion import promote_challenger
 from domainflow.registry.domain_model import DomainModel
@@ -24,6 +25,7 @@ from domainflow.store.prediction_log import PredictionRecord, record_feedback, r
 from domainflow.store.promotions import read_promotion
 from domainflow.store.rollouts import read_rollout
 
+from ..conftest import replay_keys
 from .conftest import ewr_config, isolate_home
 
 # The EWR story is trained once per test process: its tests share one pytest-xdist worker.
@@ -51,9 +53,10 @@ def _promote(version: str, override_reason: str | None = None):
     config = ewr_config(seed=8, **CANARY)
     name = config.registered_model_name("EWR")
     MlflowClient(settings.tracking_uri).set_registered_model_alias(name, "challenger", version)
-    with serve_in_background(create_app(config, settings)) as url:
+    operator = create_key(open_database(settings.database_url), "operator", ["EWR"], "pytest reader", "pytest")
+    with replay_keys(settings), serve_in_background(create_app(config, settings)) as url:
         summary = promote_challenger("EWR", config, url, override_reason=override_reason)
-        serving = httpx.get(f"{url}/rollouts/EWR").json()
+        serving = httpx.get(f"{url}/rollouts/EWR", headers={"Authorization": f"Bearer {operator.token}"}).json()
     model = MlflowClient(settings.tracking_uri).get_registered_model(name)
     aliases = {alias: str(v) for alias, v in model.aliases.items()}
     return summary, aliases, serving, open_database(settings.database_url)

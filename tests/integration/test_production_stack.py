@@ -30,6 +30,8 @@ from ..conftest import SAMPLE_DOMAINS, tiny_overrides
 pytestmark = pytest.mark.integration
 
 TOKEN = "integration-admin-token-0123456789abcdef"
+# The bootstrap admin credential may do everything: predict, label, read and change rollouts.
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 FEATURES = {"distance": 719.0, "sched_dep_hour": 9.0, "carrier": "UA", "dest": "ORD"}
 
 
@@ -42,7 +44,7 @@ def predict(url: str, request_id: str) -> httpx.Response:
     """POST one record; the server loads the champion from the bucket in the background, so wait for it."""
     body = {"domain": "EWR", "features": FEATURES, "request_id": request_id}
     for _ in range(100):
-        answer = httpx.post(f"{url}/predict", json=body, timeout=60)
+        answer = httpx.post(f"{url}/predict", json=body, headers=ADMIN, timeout=60)
         if answer.status_code != 503:
             return answer
         time.sleep(0.2)
@@ -97,21 +99,20 @@ def test_the_lifecycle_and_the_server_run_on_postgresql_and_s3(
     # Nothing went to the local defaults.
     assert not any((home / name).exists() for name in ("mlflow.db", "mlartifacts", "domainflow.db"))
 
-    admin = {"Authorization": f"Bearer {TOKEN}"}
     pinned = {"arms": [{"variant": "champion", "version": "1", "weight": 1.0}], "reason": "pinned before a restart"}
     with serve_in_background(create_app(config, resolve_settings()), host="127.0.0.1", port=0) as url:
         before = predict(url, "before-restart")
         assert before.status_code == 200, before.text
         assert before.json()["predictions"][0]["model_version"] == "1"
-        changed = httpx.put(f"{url}/admin/rollouts/EWR", json=pinned, headers=admin, timeout=30)
+        changed = httpx.put(f"{url}/admin/rollouts/EWR", json=pinned, headers=ADMIN, timeout=30)
         assert changed.status_code == 200, changed.text
         revision = changed.json()["revision"]
 
     with serve_in_background(create_app(config, resolve_settings()), host="127.0.0.1", port=0) as url:
-        rollout = httpx.get(f"{url}/rollouts/EWR", timeout=30).json()
+        rollout = httpx.get(f"{url}/rollouts/EWR", headers=ADMIN, timeout=30).json()
         after = predict(url, "after-restart")
         labels = [{"request_id": "before-restart", "label": 1}, {"request_id": "after-restart", "label": 0}]
-        feedback = httpx.post(f"{url}/feedback", json={"domain": "EWR", "labels": labels}, timeout=30)
+        feedback = httpx.post(f"{url}/feedback", json={"domain": "EWR", "labels": labels}, headers=ADMIN, timeout=30)
 
     assert (rollout["source"], rollout["revision"], rollout["reason"]) == ("rollout", revision, pinned["reason"])
     assert after.status_code == 200 and after.json()["predictions"][0]["model_version"] == "1"

@@ -9,6 +9,7 @@ from domainflow.store.database import open_database
 from domainflow.store.prediction_log import (
     PredictionRecord,
     arm_stats,
+    labels_by_key,
     record_feedback,
     record_predictions,
     stratified_arm_stats,
@@ -32,8 +33,10 @@ def test_rollouts_log_feedback_and_audit_round_trip_on_postgresql(postgres_datab
         for i in range(200)
     ]  # fmt: skip
     record_predictions(engine, records)
-    result = record_feedback(engine, "EWR", [(f"r{i}", i % 2) for i in range(0, 200, 2)] + [("nope", 1)])
-    assert result.accepted == 100 and result.unknown == ["nope"]
+    refused = record_feedback(engine, "EWR", [(f"r{i}", i % 2) for i in range(0, 200, 2)] + [("nope", 1)])
+    assert refused.accepted == 0 and refused.unknown == ["nope"]
+    result = record_feedback(engine, "EWR", [(f"r{i}", i % 2) for i in range(0, 200, 2)], key_id="k1")
+    assert result.accepted == 100 and labels_by_key(engine, "EWR", since=0) == {"k1": 100}
 
     stats = arm_stats(engine, "EWR", since=0)
     assert stats["canary"].predictions == 50 and stats["champion"].predictions == 150

@@ -1,57 +1,88 @@
-"""Who is calling, and whether their role may use a route: one dependency per role, `Depends(require("admin"))`.
+"""Who is calling, and whether they may: one dependency per action, `Depends(require(PREDICT))`.
 
-Today only `admin` is a role with a credential: the bearer token DOMAINFLOW_ADMIN_TOKEN (no token
-configured: the admin routes are off, 403). The other routes declare no role yet; per-key roles
-and domain scopes extend `require` without touching the routes.
+A caller shows an API key (`Authorization: Bearer dfk_...`, see domainflow.access.keys) or, for the
+admin's bootstrap, DOMAINFLOW_ADMIN_TOKEN. Missing, malformed, unknown, revoked or expired: 401.
+A role that may not do the route's action, or a key for other domains: 403. Over the key's rate
+limit: 429 with Retry-After. Each answer's JSON body names what is missing.
+
+With `serving.authentication: none` (an explicit choice, logged loudly at startup), predicting,
+labelling and reading rollouts are open to anyone; a key sent anyway still names the caller, and
+the admin's actions still need a key or the token.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from domainflow.access.authentication import (
+    CHANGE_WEIGHTS,
+    LABEL,
+    PREDICT,
+    READ_ROLLOUTS,
+    ROLL_BACK,
+    Caller,
+    Refused,
+    authorize,
+)
+from domainflow.access.keys import ADMIN, LABELLER, OPERATOR, PREDICTOR
 from domainflow.serving.dependencies import serving_state
 from domainflow.serving.state import ServingState
 
-ADMIN = "admin"
-bearer = HTTPBearer(auto_error=False, description="The admin token (DOMAINFLOW_ADMIN_TOKEN).")
+__all__ = ["CHANGE_WEIGHTS", "LABEL", "PREDICT", "READ_ROLLOUTS", "ROLL_BACK", "Caller", "admit", "require"]
+
+bearer = HTTPBearer(auto_error=False, description="An API key (`domainflow keys create`) or DOMAINFLOW_ADMIN_TOKEN.")
+ADMIN_TOKEN_ACTOR = "admin-token"
+ANONYMOUS = "anonymous"
+# What `serving.authentication: none` opens, and whose rate limit an anonymous caller is counted under.
+OPEN_WITHOUT_KEYS = {PREDICT: PREDICTOR, LABEL: LABELLER, READ_ROLLOUTS: OPERATOR}
 
 
-@dataclass(frozen=True)
-class Caller:
-    actor: str  # who the audit log names for what the caller changes
-    role: str
+def _identify(token: str | None, action: str, state: ServingState) -> Caller:
+    admin_token = state.settings.admin_token
+    if token and admin_token and secrets.compare_digest(token.encode(), admin_token.encode()):
+        return Caller(actor=ADMIN_TOKEN_ACTOR, role=ADMIN)
+    if not token and state.config.serving.authentication == "none" and action in OPEN_WITHOUT_KEYS:
+        return Caller(actor=ANONYMOUS, role=OPEN_WITHOUT_KEYS[action])
+    return authorize(state.keys.caller(token), action)
 
 
-def _admin(credentials: HTTPAuthorizationCredentials | None, state: ServingState) -> Caller:
-    token = state.settings.admin_token
-    if not token:
-        raise HTTPException(403, "admin routes are disabled: set DOMAINFLOW_ADMIN_TOKEN")
-    given = credentials.credentials.encode() if credentials else b""
-    if not secrets.compare_digest(given, token.encode()):
-        raise HTTPException(401, "admin routes need `Authorization: Bearer <DOMAINFLOW_ADMIN_TOKEN>`",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    return Caller(actor="admin-api", role=ADMIN)
+def _refusal(refused: Refused) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
+    return HTTPException(refused.status, refused.detail, headers=headers)
 
 
-_CHECKS = {ADMIN: _admin}
-
-
-def require(role: str) -> Callable[..., Caller]:
-    """The dependency a route declares to be used by `role` only; it answers 401/403 naming what is missing."""
-    if role not in _CHECKS:
-        raise ValueError(f"unknown role {role!r}; known: {sorted(_CHECKS)}")
-    check = _CHECKS[role]
+def require(action: str) -> Callable[..., Caller]:
+    """The dependency a route declares for `action`; 401/403/429 naming what is missing or exceeded."""
+    if action not in (PREDICT, LABEL, READ_ROLLOUTS, ROLL_BACK, CHANGE_WEIGHTS):
+        raise ValueError(f"unknown action {action!r}")
 
     def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         state: Annotated[ServingState, Depends(serving_state)],
     ) -> Caller:
-        return check(credentials, state)
+        try:
+            who = _identify(credentials.credentials if credentials else None, action, state)
+        except Refused as refused:
+            raise _refusal(refused) from None
+        too_many = state.rate_limiter.charge_request(who.key_id or who.actor, who.role)
+        if too_many is not None:
+            raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})
+        return who
 
     return caller
+
+
+def admit(state: ServingState, caller: Caller, domain: str, records: int = 0) -> None:
+    """The caller may act on `domain` (403) and send `records` more records this minute (429)."""
+    try:
+        caller.check_domain(domain)
+    except Refused as refused:
+        raise _refusal(refused) from None
+    too_many = state.rate_limiter.charge_records(caller.key_id or caller.actor, caller.role, records)
+    if too_many is not None:
+        raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})

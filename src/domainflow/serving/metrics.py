@@ -29,8 +29,12 @@ class ServingMetrics:
             arm, buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.feedback = Counter(
-            "domainflow_feedback_labels", "Labels received, by outcome (accepted, duplicate, unknown).",
+            "domainflow_feedback_labels", "Labels received, by outcome (accepted, duplicate, unknown, conflict).",
             ["domain", "outcome"], registry=r,
+        )  # fmt: skip
+        self.feedback_conflicts = Counter(
+            "domainflow_feedback_conflicts", "Labels refused for contradicting the label stored first, by API key.",
+            ["domain", "key_id"], registry=r,
         )  # fmt: skip
         self.rollout_weight = Gauge("domainflow_rollout_weight", "Share of traffic per arm.", arm, registry=r)
         self.model_loaded = Gauge("domainflow_model_loaded", "1 when the arm's model is loaded.", arm, registry=r)

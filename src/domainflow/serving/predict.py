@@ -55,8 +55,13 @@ def predict_records(
     config: PipelineConfig,
     metrics: ServingMetrics,
     event_times: Sequence[float | None] | None = None,
+    *,
+    key_id: str | None = None,
 ) -> PredictOutcome:
-    """Score `features[i]` with `picks[i]` = (variant, model); records sharing a pick share one model call."""
+    """Score `features[i]` with `picks[i]` = (variant, model); records sharing a pick share one model call.
+
+    `key_id`: the API key that asked, logged with each record.
+    """
     groups: dict[tuple[str, str], list[int]] = {}
     for index, (variant, model) in enumerate(picks):
         groups.setdefault((variant, model.version), []).append(index)
@@ -101,7 +106,7 @@ def predict_records(
                 request_id=request_id, domain=domain, variant=variant, model_version=model.version,
                 score=scores[index], latency_ms=latency[index], created_at=created_at, error=errors[index],
                 features=dict(features[index]) if config.serving.log_features else None,
-                event_time=event_times[index] if event_times is not None else None,
+                event_time=event_times[index] if event_times is not None else None, key_id=key_id,
             )
         )  # fmt: skip
         answer = dict(request_id=request_id, variant=variant, model_version=model.version)

@@ -24,6 +24,7 @@ import pandas as pd
 from domainflow.config import DatasetSchema, PipelineConfig, ReplayConfig
 from domainflow.data.split import TimeSplit
 from domainflow.data.validation import LABEL_COLUMN
+from domainflow.settings import ClientKeys, resolve_client_keys
 
 
 class ReplayError(RuntimeError):
@@ -141,6 +142,20 @@ def _serves(readiness: httpx.Response, domain: str) -> bool:
         return False
 
 
+# A 429 is waited out (its Retry-After) this many times before the replay gives up.
+RATE_LIMITED_TRIES = 5
+
+
+def _post(client: httpx.Client, path: str, body: dict, headers: dict[str, str]) -> httpx.Response:
+    """POST, waiting out the key's rate limit as the server asks (Retry-After) instead of failing."""
+    for _ in range(RATE_LIMITED_TRIES):
+        answer = client.post(path, json=body, headers=headers)
+        if answer.status_code != 429:
+            return answer
+        time.sleep(min(60.0, float(answer.headers.get("Retry-After", "1"))))
+    return answer
+
+
 def replay_traffic(
     base_url: str,
     domain: str,
@@ -148,10 +163,15 @@ def replay_traffic(
     config: ReplayConfig,
     stop: Callable[[], bool] | None = None,
     id_prefix: str | None = None,
+    *,
     transport: httpx.BaseTransport | None = None,
+    keys: ClientKeys | None = None,
 ) -> ReplayReport:
     """Send the traffic's rows as /predict batches and its labels as /feedback after the delay,
     until `stop()` or max_rows.
+
+    `keys`: the predictor's and the labeller's API keys; by default DOMAINFLOW_PREDICTOR_KEY and
+    DOMAINFLOW_LABELLER_KEY (`domainflow run` sets them to keys it creates for its own server).
 
     Request ids are `<prefix>-<n>`: unique per replay (the log is keyed by them) and, for a
     fixed prefix, the same ids each time, so a seeded replay routes the same way.
@@ -165,6 +185,7 @@ def replay_traffic(
     sent = labelled = 0
     started = time.monotonic()
     stopped = False
+    keys = resolve_client_keys() if keys is None else keys
     with httpx.Client(base_url=base_url, timeout=60.0, transport=transport) as client:
         wait_until_ready(client, domain)
 
@@ -172,7 +193,7 @@ def replay_traffic(
             nonlocal labelled
             while pending and pending[0][0] <= until:
                 _, items = pending.popleft()
-                answer = client.post("/feedback", json={"domain": domain, "labels": items})
+                answer = _post(client, "/feedback", {"domain": domain, "labels": items}, keys.headers("labeller"))
                 if answer.status_code != 200:
                     raise ReplayError(f"/feedback answered {answer.status_code}: {answer.text[:500]}")
                 labelled += answer.json()["accepted"]
@@ -183,7 +204,7 @@ def replay_traffic(
                 break
             ids = [f"{prefix}-{sent + i}" for i in range(len(batch))]
             records = [{"request_id": rid, **record} for rid, record in zip(ids, traffic.records(batch), strict=True)]
-            answer = client.post("/predict", json={"domain": domain, "records": records})
+            answer = _post(client, "/predict", {"domain": domain, "records": records}, keys.headers("predictor"))
             if answer.status_code != 200:
                 raise ReplayError(f"/predict answered {answer.status_code}: {answer.text[:500]}")
             variants.update(p["variant"] for p in answer.json()["predictions"])

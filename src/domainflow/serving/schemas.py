@@ -79,8 +79,7 @@ class Label(_Body):
 
 class FeedbackResponse(BaseModel):
     accepted: int
-    duplicates: list[str] = Field(description="Ids labelled before: the first label stands.")
-    unknown: list[str] = Field(description="Ids with no logged (successful) prediction in this domain.")
+    duplicates: list[str] = Field(description="Ids labelled before with the same label: the first label stands.")
 
 
 class ArmRequest(_Body):

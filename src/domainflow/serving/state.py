@@ -7,6 +7,9 @@ import logging
 
 from sqlalchemy import Engine
 
+from domainflow.access.authentication import KeyChecker
+from domainflow.access.keys import list_keys
+from domainflow.access.rate_limits import RateLimiter
 from domainflow.config import PipelineConfig
 from domainflow.serving import schemas
 from domainflow.serving.log_writer import PredictionWriter
@@ -27,9 +30,13 @@ class ServingState:
         self.metrics = ServingMetrics(log_backlog=lambda: self.writer.backlog if self.writer else 0)
         self.writer: PredictionWriter | None = None
         self.refresher: ModelRefresher | None = None
+        self.keys: KeyChecker | None = None
+        self.rate_limiter = RateLimiter(config.serving.rate_limits, settings.redis_url)
 
     def start(self) -> None:
         self.engine = open_database(self.settings.database_url)
+        self.keys = KeyChecker(self.engine, self.config.serving.key_cache_seconds)
+        self._announce_access()
         self.writer = PredictionWriter(self.engine, on_dropped=self.metrics.log_dropped.inc)
         self.writer.start()
         cache = ModelCache(
@@ -49,6 +56,22 @@ class ServingState:
             # benchmarks/serving_latency.py (p50 at batch 256: 0.03 s). Frozen, they are skipped.
             gc.collect()
             gc.freeze()
+
+    def _announce_access(self) -> None:
+        """Say at startup who may call: whatever is open is open by a choice the log shows."""
+        active = [key for key in list_keys(self.engine) if key.status() == "active"]
+        if self.config.serving.authentication == "none":
+            logger.warning(
+                "serving.authentication is `none`: ANYONE who can reach this server may predict, label (labels "
+                "steer canaries and retraining) and read rollouts; set it to `keys` unless a gateway in front "
+                "checks callers"
+            )  # fmt: skip
+        elif not active and not self.settings.admin_token:
+            logger.warning("no active API key: every request but /health, /ready and /metrics is refused (401); "
+                           "create one with `domainflow keys create`")  # fmt: skip
+        logger.info("access: %d active API key(s), admin token %s, rate limits counted in %s; open routes: "
+                    "/health, /ready, /metrics, /docs, /openapi.json", len(active),
+                    "set" if self.settings.admin_token else "unset", self.rate_limiter)  # fmt: skip
 
     def stop(self) -> None:
         if self.refresher is not None:

@@ -41,7 +41,7 @@ class AuditEntry:
     before: Any
     after: Any
     reason: str
-    actor: str  # who: a flow run, "admin-api", "cli"
+    actor: str  # who: a flow run, "key/<id>", "cli"
     at: float = field(default_factory=time.time)
     id: int | None = None  # given by the database
 

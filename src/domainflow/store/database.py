@@ -68,12 +68,20 @@ def _chain_the_audit(connection: Connection) -> None:
     chain_unhashed_audit(connection)
 
 
+def _add_api_keys(connection: Connection) -> None:
+    """The API keys' table, and the key that asked for each prediction and sent each label (null before)."""
+    _create_missing_tables(connection)
+    _add_missing_column(connection, "predictions", "key_id", "VARCHAR(40)")
+    _add_missing_column(connection, "feedback", "key_id", "VARCHAR(40)")
+
+
 MIGRATIONS = (
     Migration(1, "the state tables", _create_missing_tables),
     Migration(2, "predictions.event_time, for logs written before it", _add_event_time),
     Migration(3, "the indexes monitoring reads the log by", _create_missing_indexes),
     Migration(4, "lifecycle_runs, each domain's loop outcome by its inputs", _create_missing_tables),
     Migration(5, "audit_log.prev_hash and row_hash, the rows it held chained", _chain_the_audit),
+    Migration(6, "api_keys, and the key id of each prediction and label", _add_api_keys),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -28,15 +28,26 @@ class PredictionRecord:
     error: str | None = None
     features: dict | None = None
     event_time: float | None = None
+    key_id: str | None = None  # the API key that asked for it
 
 
 @dataclass(frozen=True)
 class FeedbackResult:
+    """What became of a request's labels. Stored only when none is unknown or conflicting (all or nothing)."""
+
     accepted: int
-    # Ids already labelled: the first label stands (a label is a fact about the past).
+    # Ids labelled before with the same label (or twice in the request): the first label stands.
     duplicates: list[str] = field(default_factory=list)
-    # Ids with no logged prediction (or a failed one) for this domain.
+    # Ids with no logged (successful) prediction for this domain.
     unknown: list[str] = field(default_factory=list)
+    # Ids labelled before with the other label: the first label stands, the second is refused.
+    conflicts: list[str] = field(default_factory=list)
+    # Ids whose prediction failed (logged with its error, no score): nothing to judge a label against.
+    unscored: list[str] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.unknown or self.conflicts or self.unscored)
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ def record_predictions(engine: Engine, records: Sequence[PredictionRecord]) -> N
         {
             "request_id": r.request_id, "domain": r.domain, "variant": r.variant, "model_version": r.model_version,
             "score": r.score, "latency_ms": r.latency_ms, "created_at": r.created_at, "error": r.error,
-            "features": r.features, "event_time": r.event_time,
+            "features": r.features, "event_time": r.event_time, "key_id": r.key_id,
         }
         for r in records
     ]  # fmt: skip
@@ -99,47 +110,80 @@ def log_loss(score: float, label: int) -> float:
 
 
 def record_feedback(
-    engine: Engine, domain: str, labels: Sequence[tuple[str, int]], received_at: float | None = None
+    engine: Engine,
+    domain: str,
+    labels: Sequence[tuple[str, int]],
+    received_at: float | None = None,
+    key_id: str | None = None,
 ) -> FeedbackResult:
-    """Join labels to logged predictions by request id; unknown and repeated ids are reported, not stored."""
+    """Join labels to logged predictions by request id, all or nothing: when any id is unknown, its prediction
+    failed, or its label conflicts with the stored one, nothing is stored and the result names them.
+
+    The first label of an id stands (a label is a fact about the past): the same label again is a duplicate,
+    the other label a conflict. `key_id` is the API key that sent them, kept with each label.
+    """
     received_at = time.time() if received_at is None else received_at
     wanted: dict[str, int] = {}
     duplicates: list[str] = []
+    inconsistent: set[str] = set()  # both labels for one id in this request
     for request_id, label in labels:
-        if request_id in wanted:
+        if request_id not in wanted:
+            wanted[request_id] = int(label)
+        elif wanted[request_id] == int(label):
             duplicates.append(request_id)
         else:
-            wanted[request_id] = int(label)
+            inconsistent.add(request_id)
     if not wanted:
-        return FeedbackResult(0, duplicates, [])
+        return FeedbackResult(0, duplicates)
     with engine.begin() as connection:
         ids = list(wanted)
-        scores: dict[str, float] = {}
-        labelled: set[str] = set()
+        scores: dict[str, float | None] = {}
+        stored: dict[str, int] = {}
         for start in range(0, len(ids), 500):  # bounded IN lists
             chunk = ids[start : start + 500]
             scores.update(
                 connection.execute(
                     select(predictions.c.request_id, predictions.c.score).where(
-                        predictions.c.request_id.in_(chunk),
-                        predictions.c.domain == domain,
-                        predictions.c.score.is_not(None),
+                        predictions.c.request_id.in_(chunk), predictions.c.domain == domain
                     )
                 ).all()
             )
-            labelled.update(
-                connection.execute(select(feedback.c.request_id).where(feedback.c.request_id.in_(chunk))).scalars()
+            stored.update(
+                connection.execute(
+                    select(feedback.c.request_id, feedback.c.label).where(feedback.c.request_id.in_(chunk))
+                ).all()
             )
+        unknown = sorted(rid for rid in wanted if rid not in scores)
+        unscored = sorted(rid for rid in wanted if rid in scores and scores[rid] is None)
+        conflicts = sorted(inconsistent | {rid for rid, label in wanted.items() if stored.get(rid, label) != label})
+        duplicates += sorted(rid for rid, label in wanted.items() if stored.get(rid) == label)
+        result = FeedbackResult(0, duplicates, unknown, conflicts, unscored)
+        if result.refused:
+            return result
         rows = [
-            {"request_id": rid, "label": label, "loss": log_loss(scores[rid], label), "received_at": received_at}
+            {"request_id": rid, "label": label, "loss": log_loss(scores[rid], label), "received_at": received_at,
+             "key_id": key_id}
             for rid, label in wanted.items()
-            if rid in scores and rid not in labelled
-        ]
+            if rid not in stored
+        ]  # fmt: skip
         if rows:
             connection.execute(insert(feedback), rows)
-    duplicates += sorted(rid for rid in wanted if rid in labelled)
-    unknown = sorted(rid for rid in wanted if rid not in scores)
-    return FeedbackResult(len(rows), duplicates, unknown)
+    return FeedbackResult(len(rows), duplicates)
+
+
+def labels_by_key(engine: Engine, domain: str, since: float, until: float | None = None) -> dict[str, int]:
+    """How many labels of the domain's predictions made in [since, until) each API key sent ("-": none)."""
+    window = [predictions.c.domain == domain, predictions.c.created_at >= since]
+    if until is not None:
+        window.append(predictions.c.created_at < until)
+    query = (
+        select(feedback.c.key_id, func.count())
+        .select_from(predictions.join(feedback, feedback.c.request_id == predictions.c.request_id))
+        .where(*window)
+        .group_by(feedback.c.key_id)
+    )
+    with engine.connect() as connection:
+        return {key_id or "-": int(count) for key_id, count in connection.execute(query).all()}
 
 
 # The latency quantile is taken over each arm's most recent predictions of the window: enough for a

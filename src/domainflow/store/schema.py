@@ -38,6 +38,8 @@ predictions = Table(
     Column("features", JSON),
     # When the predicted event happens (the client's `event_time`); monitoring's daily series group by it.
     Column("event_time", Float),
+    # The API key that asked for it (domainflow.access.keys); null when the server ran without keys.
+    Column("key_id", String(40)),
     Index("ix_predictions_domain_time", "domain", "created_at"),
 )
 # Monitoring reads a version's latest window and streams its history by event time; without this
@@ -58,6 +60,8 @@ feedback = Table(
     # Log loss of the logged score against the label, computed once when the label arrives.
     Column("loss", Float, nullable=False),
     Column("received_at", Float, nullable=False),
+    # The API key that sent the label: each label's provenance (the canary counts its labels per key).
+    Column("key_id", String(40)),
 )
 
 audit_log = Table(
@@ -70,7 +74,7 @@ audit_log = Table(
     Column("before", JSON),
     Column("after", JSON),
     Column("reason", Text, nullable=False),
-    Column("actor", String(400), nullable=False),  # who: a flow run id, "admin-api", "cli"
+    Column("actor", String(400), nullable=False),  # who: a flow run id, "key/<id>", "cli"
     Column("at", Float, nullable=False),
     # The hash chain (domainflow.store.audit): the previous row's row_hash, and this row's over its content and that.
     Column("prev_hash", String(64)),
@@ -137,6 +141,22 @@ lifecycle_runs = Table(
     Column("actor", String(400), nullable=False),  # the flow run that completed it
     Column("finished_at", Float, nullable=False),
     Column("outcome", JSON, nullable=False),
+)
+
+# The prediction server's API keys (domainflow.access.keys): the secret is kept only as its SHA-256.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),  # public: the token's prefix, named in logs and the audit
+    Column("name", String(200), nullable=False),
+    Column("role", String(30), nullable=False),  # predictor | labeller | operator | admin
+    Column("domains", JSON, nullable=False),  # the domains it may act on; ["*"] for all
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(400), nullable=False),
+    Column("expires_at", Float),  # null: never
+    Column("revoked_at", Float),
+    Column("revoked_by", String(400)),
 )
 
 # The migrations applied to this database (domainflow.store.database), one row each.

@@ -514,20 +514,20 @@ def test_an_operators_rollback_through_the_admin_api_ends_the_canary_and_stands(
 
     assert seen["canary weight"] > 0 and seen["answer"].status_code == 200
     assert _arms(seen["answer"].json()) == [("champion", "1", 1.0)]
-    ended = "ended by operator admin-api: pager: checkout"
+    ended = "ended by operator admin-token: pager: checkout"
     assert (seen["promotion"].status, seen["promotion"].reason, seen["promotion"].settled) == (ABORTED, ended, True)
     assert seen["aliases"] == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
     assert (state.status, state.reason, state.settled) == (ABORTED, ended, True)
-    assert state.decisions[-1]["action"] == OPERATOR and state.holder == "admin-api"
+    assert state.decisions[-1]["action"] == OPERATOR and state.holder == "admin-token"
     assert world.tick == 3  # the controller stopped at its next look, without writing
 
     # The operator's rollout is the last word: no weights written after it, all traffic to v1 over further looks.
     weights = [e for e in read_audit(world.engine, DOMAIN) if e.action == "weights"]
     assert (weights[-1].actor, weights[-1].reason, weights[-1].after) == (
-        "admin-api", "pager: checkout", [{"variant": "champion", "version": "1", "weight": 1.0}]
+        "admin-token", "pager: checkout", [{"variant": "champion", "version": "1", "weight": 1.0}]
     )  # fmt: skip
     moves = [(e.subject, e.after, e.actor) for e in read_audit(world.engine, DOMAIN) if e.action == "alias"]
-    assert moves[-2:] == [(CANARY, None, "admin-api"), (CHALLENGER, None, "admin-api")]
+    assert moves[-2:] == [(CANARY, None, "admin-token"), (CHALLENGER, None, "admin-token")]
     # Its controller's task retried (as Prefect does once) does not start the canary again.
     world.now += PLAN.lease_seconds + 1
     assert world.run(holder="controller-b") == read_promotion(world.engine, DOMAIN)

@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import select
 
+from domainflow.access.keys import ADMIN, ROLES, create_key
 from domainflow.config import DatasetSchema, PipelineConfig, build_config
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.integrity import register_model_version
@@ -70,13 +71,32 @@ def feature_dicts(sample: pd.DataFrame, rows: int) -> list[dict]:
 
 
 @contextmanager
-def running_server(config: PipelineConfig, registry, tmp_path, admin_token: str | None = ADMIN_TOKEN):
+def running_server(
+    config: PipelineConfig, registry, tmp_path, admin_token: str | None = ADMIN_TOKEN, database_url: str | None = None
+):
+    """The app served on a free port, with a key of each role for every domain (`keys`, by role).
+
+    Its `client` sends the admin key, which may do everything; `as_role(role)` gives headers of another
+    role's key, and `anonymous` is a client with no key. Two servers given one `database_url` are two
+    replicas of one deployment.
+    """
     settings = Settings(home=tmp_path, tracking_uri=registry.tracking_uri, artifact_root=registry.artifact_root,
-                        database_url=f"sqlite:///{tmp_path / 'serving.db'}", admin_token=admin_token)  # fmt: skip
+                        database_url=database_url or f"sqlite:///{tmp_path / 'serving.db'}",
+                        admin_token=admin_token)  # fmt: skip
+    engine = open_database(settings.database_url)
+    keys = {role: create_key(engine, role, ["*"], f"pytest {role}", "pytest").token for role in ROLES}
     app = create_app(config, settings)
-    with serve_in_background(app) as url, httpx.Client(base_url=url, timeout=60) as client:
-        yield SimpleNamespace(url=url, client=client, app=app, settings=settings, config=config,
-                              engine=open_database(settings.database_url))  # fmt: skip
+    with (
+        serve_in_background(app) as url,
+        httpx.Client(base_url=url, timeout=60, headers=bearer(keys[ADMIN])) as client,
+        httpx.Client(base_url=url, timeout=60) as anonymous,
+    ):
+        yield SimpleNamespace(url=url, client=client, anonymous=anonymous, app=app, settings=settings, config=config,
+                              engine=engine, keys=keys, as_role=lambda role: bearer(keys[role]))  # fmt: skip
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0):
@@ -113,4 +133,4 @@ def kit() -> SimpleNamespace:
     """The helpers above, for the test modules (a conftest is not imported by name)."""
     return SimpleNamespace(model=MODEL, admin_token=ADMIN_TOKEN, config=serving_config, serve=running_server,
                            features=feature_dicts, wait_for=wait_for, serve_arms=serve_arms,
-                           logged=logged_rows)  # fmt: skip
+                           logged=logged_rows, bearer=bearer)  # fmt: skip

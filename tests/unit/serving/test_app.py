@@ -19,12 +19,13 @@ from domainflow.serving.routing import route
 from domainflow.store.audit import read_audit
 from domainflow.store.prediction_log import PredictionRecord, record_predictions
 from domainflow.store.rollouts import Arm, read_rollout
-from domainflow.store.schema import predictions
+from domainflow.store.schema import feedback, predictions
 
 
 @pytest.fixture(scope="module")
 def server(kit, registry, tmp_path_factory):
-    with kit.serve(kit.config(), registry, tmp_path_factory.mktemp("server")) as running:
+    # Labels for ids not logged yet are looked for again for half a second (5 s by default).
+    with kit.serve(kit.config(label_wait_seconds=0.5), registry, tmp_path_factory.mktemp("server")) as running:
         yield running
 
 
@@ -100,26 +101,59 @@ def test_routing_follows_the_rollout_and_its_changes_without_a_restart(server, k
         assert all(rows[p["request_id"]]["variant"] == p["variant"] for p in answered)
 
 
-def test_feedback_joins_predictions_at_once_and_reports_unknown_and_repeated_ids(server, features):
+def test_feedback_joins_predictions_at_once_all_or_nothing_and_the_first_label_stands(server, kit, features):
     request_ids = ids("fb", 3)
     records = [{"request_id": rid, "features": f} for rid, f in zip(request_ids, features, strict=False)]
     assert server.client.post("/predict", json={"domain": "EWR", "records": records}).status_code == 200
+    labeller = server.as_role("labeller")
+    # One id never predicted: the request is refused naming it, and none of its labels is stored.
+    labels = [{"request_id": request_ids[0], "label": 1}, {"request_id": "never-predicted", "label": 1}]
+    refused = server.client.post("/feedback", json={"domain": "EWR", "labels": labels}, headers=labeller)
+    assert refused.status_code == 404 and "'never-predicted'" in refused.json()["detail"]
+    assert _labels(server, request_ids) == {}
     # Straight after the predictions: the server flushes its log writer before the join.
-    labels = [{"request_id": request_ids[0], "label": 1}, {"request_id": request_ids[1], "label": 0},
-              {"request_id": "never-predicted", "label": 1}]  # fmt: skip
-    first = server.client.post("/feedback", json={"domain": "EWR", "labels": labels})
-    assert first.status_code == 200
-    assert first.json() == {"accepted": 2, "duplicates": [], "unknown": ["never-predicted"]}
-    again = server.client.post("/feedback", json={"domain": "EWR", "labels": labels[:1]})
-    assert again.json() == {"accepted": 0, "duplicates": [request_ids[0]], "unknown": []}
+    labels = [{"request_id": request_ids[0], "label": 1}, {"request_id": request_ids[1], "label": 0}]
+    first = server.client.post("/feedback", json={"domain": "EWR", "labels": labels}, headers=labeller)
+    assert first.status_code == 200 and first.json() == {"accepted": 2, "duplicates": []}
+    again = server.client.post("/feedback", json={"domain": "EWR", "labels": labels[:1]}, headers=labeller)
+    assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": [request_ids[0]]}
+    # The other label for an id already labelled: 409, the first label stands, the third id is not stored.
+    relabel = [{"request_id": request_ids[0], "label": 0}, {"request_id": request_ids[2], "label": 1}]
+    conflict = server.client.post("/feedback", json={"domain": "EWR", "labels": relabel}, headers=labeller)
+    assert conflict.status_code == 409 and f"'{request_ids[0]}'" in conflict.json()["detail"]
+    labeller_id = server.keys["labeller"].split("_")[1]
+    assert _labels(server, request_ids) == {request_ids[0]: (1, labeller_id), request_ids[1]: (0, labeller_id)}
+    conflicts = _metric(server, "domainflow_feedback_conflicts_total", key_id=labeller_id)
+    assert conflicts == 1
+    # Each prediction names the key that asked for it (the module's client sends the admin key).
+    admin_id = server.keys["admin"].split("_")[1]
+    assert {row["key_id"] for row in kit.logged(server, request_ids).values()} == {admin_id}
+
+
+def _labels(server, request_ids) -> dict[str, tuple[int, str]]:
+    query = select(feedback.c.request_id, feedback.c.label, feedback.c.key_id).where(
+        feedback.c.request_id.in_(request_ids)
+    )
+    with server.engine.connect() as connection:
+        return {row.request_id: (row.label, row.key_id) for row in connection.execute(query)}
+
+
+def _metric(server, name: str, **labels) -> float:
+    text = server.client.get("/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
 
 
 def test_admin_routes_need_the_token_and_audit_what_they_change(server, kit):
     change = {"arms": [{"variant": "champion", "version": "1", "weight": 0.8},
                        {"variant": "canary", "version": 2, "weight": 0.2}], "reason": "canary at 20%"}  # fmt: skip
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
-        refused = server.client.put("/admin/rollouts/EWR", json=change, headers=headers)
-        assert refused.status_code == 401 and "Bearer" in refused.json()["detail"]
+        refused = server.anonymous.put("/admin/rollouts/EWR", json=change, headers=headers)
+        assert refused.status_code == 401 and "key" in refused.json()["detail"]
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
 
     accepted = server.client.put("/admin/rollouts/EWR", json=change, headers=admin(kit))
     assert accepted.status_code == 200
@@ -133,7 +167,7 @@ def test_admin_routes_need_the_token_and_audit_what_they_change(server, kit):
     assert rolled_back.status_code == 200
     assert [(a["variant"], a["version"], a["weight"]) for a in rolled_back.json()["arms"]] == [("champion", "1", 1.0)]
     audit = read_audit(server.engine, "EWR")[-2:]
-    assert [(e.reason, e.actor) for e in audit] == [("canary at 20%", "admin-api"), ("bad canary", "admin-api")]
+    assert [(e.reason, e.actor) for e in audit] == [("canary at 20%", "admin-token"), ("bad canary", "admin-token")]
 
 
 @pytest.mark.parametrize(
@@ -232,11 +266,10 @@ def test_a_change_decided_on_a_stale_read_is_refused_naming_the_current_revision
     assert read_rollout(server.engine, "EWR").revision == revision
 
 
-def test_admin_routes_are_disabled_without_a_configured_token(kit, registry, tmp_path):
+def test_without_a_configured_admin_token_it_is_no_credential(kit, registry, tmp_path):
     with kit.serve(kit.config(), registry, tmp_path, admin_token=None) as closed:
-        response = closed.client.post("/admin/rollouts/EWR/rollback", json={"reason": "x"}, headers=admin(kit))
-    assert response.status_code == 403
-    assert response.json()["detail"] == "admin routes are disabled: set DOMAINFLOW_ADMIN_TOKEN"
+        response = closed.anonymous.post("/admin/rollouts/EWR/rollback", json={"reason": "x"}, headers=admin(kit))
+    assert response.status_code == 401 and "malformed API key" in response.json()["detail"]
 
 
 def _record(features, **extra):

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from domainflow.config import ReplayConfig
 from domainflow.serving.replay import ReplayError, Traffic, encode_records, replay_traffic
+from domainflow.settings import LABELLER_KEY_VARIABLE, PREDICTOR_KEY_VARIABLE, ClientKeys
 from domainflow.store.rollouts import Arm
 from domainflow.store.schema import feedback, predictions
 
@@ -24,6 +25,13 @@ def server(kit, registry, tmp_path_factory):
     with kit.serve(kit.config(), registry, tmp_path_factory.mktemp("replay")) as running:
         kit.serve_arms(running, [Arm("champion", "1", 0.7), Arm("canary", "2", 0.3)])
         yield running
+
+
+@pytest.fixture(autouse=True)
+def client_keys(server, monkeypatch):
+    """The replay client's keys, where `domainflow run` puts the ones it creates: the environment."""
+    monkeypatch.setenv(PREDICTOR_KEY_VARIABLE, server.keys["predictor"])
+    monkeypatch.setenv(LABELLER_KEY_VARIABLE, server.keys["labeller"])
 
 
 def test_every_replayed_row_is_predicted_logged_and_labelled(server, kit, registry, schema):
@@ -70,8 +78,9 @@ def test_the_servers_refusal_is_reported_with_its_reason(server, registry, schem
 def test_a_domain_is_replayed_while_another_configured_one_has_no_champion(kit, registry, schema, tmp_path):
     """JFK has no model: the server is not ready for it, and EWR's traffic does not wait on it."""
     with kit.serve(kit.config(domains=("EWR", "JFK")), registry, tmp_path) as server:
+        keys = ClientKeys(predictor=server.keys["predictor"], labeller=server.keys["labeller"])
         report = replay_traffic(server.url, "EWR", _traffic(registry.sample, schema),
-                                ReplayConfig(feedback_delay_seconds=0.0, max_rows=20))  # fmt: skip
+                                ReplayConfig(feedback_delay_seconds=0.0, max_rows=20), keys=keys)  # fmt: skip
         readiness = server.client.get("/ready")
 
     assert report.sent == 20 and report.labelled == 20

@@ -9,6 +9,7 @@ from domainflow.store.database import open_database
 from domainflow.store.prediction_log import (
     PredictionRecord,
     arm_stats,
+    labels_by_key,
     record_feedback,
     record_predictions,
     stratified_arm_stats,
@@ -30,10 +31,17 @@ def _records(variant, version, scores, start, latency):
 def test_feedback_joins_by_id_and_the_stats_carry_the_log_loss(engine):
     record_predictions(engine, _records("champion", "1", [0.2, 0.8, 0.5, 0.9], 0, 5.0))
     record_predictions(engine, [PredictionRecord("bad", "EWR", "canary", "2", None, 3.0, 1, error="boom")])
-    result = record_feedback(engine, "EWR", [("champion-0", 0), ("champion-1", 1), ("champion-1", 0), ("nope", 1)])
-    assert result.accepted == 2 and result.duplicates == ["champion-1"] and result.unknown == ["nope"]
-    again = record_feedback(engine, "EWR", [("champion-0", 1), ("bad", 1)])
-    assert again.accepted == 0 and again.duplicates == ["champion-0"] and again.unknown == ["bad"]
+    # All or nothing: an unknown id, or both labels for one id in one request, stores none of the labels.
+    refused = record_feedback(engine, "EWR", [("champion-0", 0), ("champion-1", 1), ("champion-1", 0), ("nope", 1)])
+    assert (refused.accepted, refused.unknown, refused.conflicts) == (0, ["nope"], ["champion-1"])
+    result = record_feedback(engine, "EWR", [("champion-0", 0), ("champion-1", 1), ("champion-1", 1)], key_id="k1")
+    assert result.accepted == 2 and result.duplicates == ["champion-1"] and result.unknown == []
+    # The first label stands: the same again is a duplicate, the other label a conflict; a failed prediction
+    # (no score) cannot be labelled.
+    again = record_feedback(engine, "EWR", [("champion-0", 0), ("champion-1", 0)])
+    assert (again.accepted, again.duplicates, again.conflicts) == (0, ["champion-0"], ["champion-1"])
+    assert record_feedback(engine, "EWR", [("bad", 1)]).unscored == ["bad"]
+    assert labels_by_key(engine, "EWR", since=0) == {"k1": 2}
 
     stats = arm_stats(engine, "EWR", since=0)
     champion, canary = stats["champion"], stats["canary"]

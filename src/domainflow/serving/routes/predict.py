@@ -11,11 +11,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from domainflow.serving import schemas
+from domainflow.serving.auth import PREDICT, Caller, admit, require
 from domainflow.serving.dependencies import known_domain, serving_state, serving_table
 from domainflow.serving.predict import predict_records
 from domainflow.serving.state import ServingState
 
-ERRORS = {404: {"model": schemas.Message}, 409: {"model": schemas.Message}, 503: {"model": schemas.Message}}
+ERRORS = {status: {"model": schemas.Message} for status in (401, 403, 404, 409, 429, 503)}
 
 
 def build_router(bodies: schemas.RequestModels) -> APIRouter:
@@ -25,10 +26,18 @@ def build_router(bodies: schemas.RequestModels) -> APIRouter:
         "/predict", response_model=schemas.PredictResponse,
         responses={**ERRORS, 500: {"model": schemas.PredictFailure, "description": "The model failed on records."}},
     )  # fmt: skip
-    def predict(body: bodies.predict, state: Annotated[ServingState, Depends(serving_state)]):
-        """Score one record or a batch; each record goes to the arm its request id hashes to."""
-        domain = known_domain(state, body.domain)
+    def predict(
+        body: bodies.predict, state: Annotated[ServingState, Depends(serving_state)],
+        caller: Annotated[Caller, Depends(require(PREDICT))],
+    ):  # fmt: skip
+        """Score one record or a batch; each record goes to the arm its request id hashes to.
+
+        Needs a `predictor` (or `admin`) key for the domain; each record counts against the key's records
+        per minute. The key's id is logged with every prediction.
+        """
         items = body.items()
+        admit(state, caller, body.domain, len(items))
+        domain = known_domain(state, body.domain)
         given = [request_id for request_id, _ in items if request_id is not None]
         repeated = sorted(request_id for request_id, n in Counter(given).items() if n > 1)
         if repeated:
@@ -44,7 +53,8 @@ def build_router(bodies: schemas.RequestModels) -> APIRouter:
             raise HTTPException(409, f"request_id {', '.join(map(repr, taken))} is already logged; ids must be unique")
         try:
             outcome = predict_records(domain, ids, [features for _, features in items], picks, state.config,
-                                      state.metrics, body.event_times())  # fmt: skip
+                                      state.metrics, body.event_times(),
+                                      key_id=caller.key_id or caller.actor)  # fmt: skip
         except BaseException:
             state.writer.release(given)
             raise

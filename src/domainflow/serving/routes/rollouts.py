@@ -6,7 +6,7 @@ with a 409 that names the current revision (and carries it as its ETag), so an o
 overwrites a change they did not see.
 
 A change ends the domain's running canary promotion in the same transaction (ABORTED, "ended
-by operator admin-api: <reason>"), so its controller cannot write its weights over it or go
+by operator key/<id>: <reason>"), so its controller cannot write its weights over it or go
 on to promote; the canary loses its aliases at once, and the operator's weights stand.
 """
 
@@ -23,7 +23,7 @@ from domainflow.registry.aliases import roll_back
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import version_exists
 from domainflow.serving import schemas
-from domainflow.serving.auth import ADMIN, Caller, require
+from domainflow.serving.auth import CHANGE_WEIGHTS, READ_ROLLOUTS, ROLL_BACK, Caller, admit, require
 from domainflow.serving.dependencies import known_domain, serving_state, serving_table
 from domainflow.serving.state import ServingState, rollout_view
 from domainflow.store.promotions import PromotionConflict, PromotionState, mark_settled, override_rollout
@@ -31,12 +31,13 @@ from domainflow.store.rollouts import CHAMPION_ARM, Arm, RolloutConflict, Rollou
 
 logger = logging.getLogger(__name__)
 
-ERRORS = {404: {"model": schemas.Message}, 409: {"model": schemas.Message}, 503: {"model": schemas.Message}}
-ADMIN_ERRORS = {**ERRORS, 400: {"model": schemas.Message}, 401: {"model": schemas.Message},
-                403: {"model": schemas.Message}}  # fmt: skip
+ERRORS = {status: {"model": schemas.Message} for status in (401, 403, 404, 409, 429, 503)}
+ADMIN_ERRORS = {**ERRORS, 400: {"model": schemas.Message}}
 
 State = Annotated[ServingState, Depends(serving_state)]
-Admin = Annotated[Caller, Depends(require(ADMIN))]
+Reader = Annotated[Caller, Depends(require(READ_ROLLOUTS))]
+WeightSetter = Annotated[Caller, Depends(require(CHANGE_WEIGHTS))]
+RollBacker = Annotated[Caller, Depends(require(ROLL_BACK))]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -123,18 +124,22 @@ def build_router(domains: list[str]) -> APIRouter:
     DomainPath: Any = Annotated[str, Path(json_schema_extra={"enum": domains})]
 
     @router.get("/rollouts/{domain}", response_model=schemas.RolloutView, responses=ERRORS)
-    def show_rollout(domain: DomainPath, state: State, response: Response):
-        """The domain's arms, weights and revision, and which versions are loaded; the revision is also the ETag."""
+    def show_rollout(domain: DomainPath, state: State, caller: Reader, response: Response):
+        """The domain's arms, weights and revision, and which versions are loaded; the revision is also the ETag.
+
+        Needs an `operator` (or `admin`) key for the domain.
+        """
+        admit(state, caller, domain)
         view = rollout_view(domain, serving_table(state, known_domain(state, domain)))
         response.headers["ETag"] = _etag(view.revision)
         return view
 
     @router.put("/admin/rollouts/{domain}", response_model=schemas.RolloutView, responses=ADMIN_ERRORS)
     def put_rollout(
-        domain: DomainPath, body: schemas.RolloutChange, state: State, caller: Admin, response: Response,
+        domain: DomainPath, body: schemas.RolloutChange, state: State, caller: WeightSetter, response: Response,
         if_match: IfMatch = None,
     ):  # fmt: skip
-        """Replace the domain's arms and weights (they must sum to 1); audited as admin-api.
+        """Replace the domain's arms and weights (they must sum to 1); needs an `admin` key; audited with its id.
 
         A running canary promotion of the domain ends with the change ("ended by operator"): its
         controller stops without touching the weights, and the version loses its canary alias.
@@ -145,6 +150,7 @@ def build_router(domains: list[str]) -> APIRouter:
         write at the same instant may still get a 409 (send it again), never a 500. The answer
         (and its ETag) is the rollout as this change wrote it.
         """
+        admit(state, caller, domain)
         name = state.config.registered_model_name(known_domain(state, domain))
         expected = _expected_revision(if_match)
         client = state.refresher.client
@@ -158,13 +164,16 @@ def build_router(domains: list[str]) -> APIRouter:
 
     @router.post("/admin/rollouts/{domain}/rollback", response_model=schemas.RolloutView, responses=ADMIN_ERRORS)
     def rollback(
-        domain: DomainPath, body: schemas.RollbackRequest, state: State, caller: Admin, response: Response,
+        domain: DomainPath, body: schemas.RollbackRequest, state: State, caller: RollBacker, response: Response,
         if_match: IfMatch = None,
     ):  # fmt: skip
         """All traffic to the version the `champion` alias names; a running canary promotion ends with it.
 
+        Needs an `operator` (or `admin`) key for the domain; audited with its id.
+
         `If-Match` as for PUT, optional: a rollback in an incident should not need a read first.
         """
+        admit(state, caller, domain)
         name = state.config.registered_model_name(known_domain(state, domain))
         expected = _expected_revision(if_match)
         champion = state.refresher.champion_version(name)
