@@ -13,6 +13,7 @@ from prefect import flow
 
 from domainflow.config import PipelineConfig
 from domainflow.settings import resolve_settings
+from domainflow.tasks.approval import PROMOTION_FLOW, await_approval, settle_approval
 from domainflow.tasks.data import fingerprint_source, load_source, prepare_domain
 from domainflow.tasks.promotion import (
     admit_challenger,
@@ -23,7 +24,7 @@ from domainflow.tasks.promotion import (
 )
 
 
-@flow(name="promote-challenger", flow_run_name="promote-{domain}", log_prints=True)
+@flow(name=PROMOTION_FLOW, flow_run_name="promote-{domain}", log_prints=True)
 def promote_challenger(
     domain: str,
     config: PipelineConfig = PipelineConfig(),
@@ -35,6 +36,8 @@ def promote_challenger(
 
     `replay_until` replays only the held-out rows before it (`domainflow run`'s loop keeps the later months).
     `override_reason` lets a challenger that failed its gates (or has no verdict) through its canary; audited.
+    Under `promotion.approval: manual` the run pauses after the canary's last step for the Prefect UI's
+    approve/reject form (or `domainflow approve|reject`); no answer in time rolls the canary back.
     """
     settings = resolve_settings()
     pending = pending_challenger(settings, domain, config)
@@ -50,4 +53,7 @@ def promote_challenger(
         frame = load_source(config.data.source, fingerprint, config.source_columns())
         split = prepare_domain(frame, domain, fingerprint, config, settings.quarantine_root).split
     state, replayed = run_canary(settings, domain, config, challenger, serving_url, split, replay_until)
+    if state.awaiting_approval:
+        answer = await_approval(state, poll_seconds=config.canary.poll_seconds)
+        state = settle_approval(settings, domain, config, challenger, answer)
     return summarize_promotion(domain, config, state, replayed)

@@ -42,6 +42,8 @@ def run_canary(
 ) -> tuple[PromotionState, ReplayReport | None]:
     """Retried once: the controller resumes its persisted state, so a retry continues where it stopped.
 
+    Under manual approval (config.promotion) a canary that passes its last step comes back awaiting approval.
+
     With `serving_url` and `split`, the held-out rows (before `replay_until`) are replayed to that server
     while the controller runs.
     """
@@ -56,7 +58,9 @@ def run_canary(
     replay = None
     if serving_url is not None and split is not None:
         replay = ReplayPlan.held_out(serving_url, domain, split, config, replay_until)
-    state, replayed = run.run_canary(model, version, config.canary, flow_run_actor(), replay, log_decision)
+    approval_seconds = config.promotion.approval_timeout(domain)
+    state, replayed = run.run_canary(model, version, config.canary, flow_run_actor(), replay, log_decision,
+                                     approval_seconds=approval_seconds)  # fmt: skip
     if replayed is not None:
         logger.info("replay domain=%s sent=%d labelled=%d rate=%.0f/s by_variant=%s",
                     domain, replayed.sent, replayed.labelled, replayed.rate, replayed.by_variant)  # fmt: skip

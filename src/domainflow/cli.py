@@ -366,6 +366,58 @@ def promote(
         raise typer.Exit(1)
 
 
+VersionOption = Annotated[int, typer.Option("--version", min=1, help="The version whose canary awaits approval.")]
+ReasonOption = Annotated[str, typer.Option(help="Why: goes to the audit log and the version's MLflow tags.")]
+ApproverOption = Annotated[
+    str | None, typer.Option(help="Who answers, for the audit log and the version's tags; default: your OS user.")
+]
+
+
+@app.command()
+def approve(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    version: VersionOption,
+    reason: ReasonOption,
+    approver: ApproverOption = None,
+) -> None:
+    """Approve the canary that awaits it (promotion.approval: manual): its paused promotion run makes it champion."""
+    _answer_promotion(domain, version, reason, approver, approve=True)
+
+
+@app.command()
+def reject(
+    domain: Annotated[str, typer.Argument(help="The domain value, e.g. EWR.")],
+    version: VersionOption,
+    reason: ReasonOption,
+    approver: ApproverOption = None,
+) -> None:
+    """Reject the canary that awaits approval: its paused promotion run rolls it back; the champion keeps serving."""
+    _answer_promotion(domain, version, reason, approver, approve=False)
+
+
+def _answer_promotion(domain: str, version: int, reason: str, approver: str | None, approve: bool) -> None:
+    """Resume the domain's promotion run paused for `version` with the answer its Prefect UI form takes."""
+    import getpass
+
+    from domainflow.canary.approval import ApprovalAnswer
+    from domainflow.tasks.approval import NoPausedPromotion, answer_paused_promotion
+
+    if not reason.strip():
+        raise _fail("--reason must say why: it goes to the audit log and the version's tags")
+    try:
+        who = approver or getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (a container without one)
+        raise _fail("no OS user name here: pass --approver NAME") from None
+    try:
+        answer = ApprovalAnswer(approve=approve, approver=who, reason=reason)
+        run = answer_paused_promotion(domain, str(version), answer)
+    except NoPausedPromotion as error:
+        elsewhere = "; a run on a Prefect server is found with PREFECT_API_URL set to that server's API"
+        raise _fail(f"{error}{'' if os.environ.get('PREFECT_API_URL') else elsewhere}") from None
+    verb, then = ("approved", "promotes") if approve else ("rejected", "rolls back")
+    console.print(f"{domain} v{version} {verb} by {who}: flow run {run.name!r} ({run.id}) resumes and {then} it")
+
+
 @app.command()
 def status(config: ConfigOption = None) -> None:
     """The registered models of this config, their aliases and latest versions."""

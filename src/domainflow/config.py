@@ -475,6 +475,33 @@ class CanaryConfig(_Strict):
         return self
 
 
+class PromotionConfig(_Strict):
+    """Who lets a challenger that passed its canary become champion: the controller at once (`auto`), or a person.
+
+    With `manual`, the promotion flow run pauses after the canary's last step, its canary still serving, until
+    someone approves or rejects it in the Prefect UI's form or with `domainflow approve|reject`; without an
+    answer within `approval_timeout_seconds` the canary is rolled back.
+    """
+
+    approval: Literal["auto", "manual"] = "auto"
+    # Domains that differ from `approval`, e.g. {"JFK": "manual"}.
+    domain_approval: dict[str, Literal["auto", "manual"]] = {}
+    approval_timeout_seconds: float = Field(default=86_400, gt=0)
+
+    @field_validator("domain_approval")
+    @classmethod
+    def _safe_domains(cls, approvals: dict[str, str]) -> dict[str, str]:
+        unsafe = unsafe_domain_names(list(approvals))
+        if unsafe:
+            raise ValueError(f"{unsafe} cannot name a domain: use letters, digits, '_', '.' and '-' (not first)")
+        return approvals
+
+    def approval_timeout(self, domain: str) -> float | None:
+        """How long the domain's promotion waits for a person's approval; None when it needs none."""
+        manual = self.domain_approval.get(domain, self.approval) == "manual"
+        return self.approval_timeout_seconds if manual else None
+
+
 class ReplayConfig(_Strict):
     """Live traffic for the canary and the demo: held-out rows (after split.test_until) sent to the server."""
 
@@ -637,6 +664,7 @@ class PipelineConfig(_Strict):
     gate: GateConfig = GateConfig()
     serving: ServingConfig = ServingConfig()
     canary: CanaryConfig = CanaryConfig()
+    promotion: PromotionConfig = PromotionConfig()
     replay: ReplayConfig = ReplayConfig()
     experiment: ExperimentConfig = ExperimentConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
@@ -671,7 +699,7 @@ class PipelineConfig(_Strict):
     # What a trained model does not depend on: how it is judged, served, rolled out, replayed and
     # monitored, and how many domains train at once.
     NOT_SHAPING_THE_MODEL: ClassVar[frozenset[str]] = frozenset(
-        {"gate", "serving", "canary", "replay", "experiment", "monitoring", "scale"}
+        {"gate", "serving", "canary", "promotion", "replay", "experiment", "monitoring", "scale"}
     )
 
     def model_hash(self) -> str:
@@ -683,12 +711,13 @@ class PipelineConfig(_Strict):
         return self._hash_without(self.NOT_SHAPING_THE_MODEL)
 
     def config_hash(self) -> str:
-        """Stable hash of every setting but `scale`; a model version records it as a tag.
+        """Stable hash of every setting but `scale` and `promotion`; a model version records it as a tag.
 
         `scale` says how many domains train at once, not what they train: the same run on more
-        workers keeps its key, its cache and its tuning study.
+        workers keeps its key, its cache and its tuning study. `promotion` says who approves a
+        champion, which judges nothing: switching a domain to manual approval gates nothing again.
         """
-        return self._hash_without({"scale"})
+        return self._hash_without({"scale", "promotion"})
 
     def _hash_without(self, sections) -> str:
         """Where the data lives is left out too: what it holds is keyed by its fingerprints (the source's, and

@@ -194,3 +194,15 @@ def test_a_tuning_storage_url_with_a_password_anywhere_is_refused(storage, where
         build_config({"tuning": {"storage": storage}})
     assert "s3cret" not in str(error.value)
     assert build_config({"tuning": {"storage": "postgresql://optuna@db/optuna?sslmode=require"}}).tuning.storage
+
+
+def test_approval_is_set_per_domain_with_one_timeout():
+    one = build_config({"promotion": {"domain_approval": {"JFK": "manual"}, "approval_timeout_seconds": 600}}).promotion
+    assert (one.approval_timeout("JFK"), one.approval_timeout("EWR")) == (600, None)
+    everywhere = build_config({"promotion": {"approval": "manual", "domain_approval": {"LGA": "auto"}}}).promotion
+    assert (everywhere.approval_timeout("EWR"), everywhere.approval_timeout("LGA")) == (86_400, None)
+
+
+def test_approval_names_only_safe_domains():
+    with pytest.raises(ConfigError, match=r"promotion.domain_approval: .*'\.\./x'.* cannot name a domain"):
+        build_config({"promotion": {"domain_approval": {"../x": "manual"}}})

@@ -27,14 +27,17 @@ from mlflow import MlflowClient
 from sqlalchemy.engine import Engine
 
 from domainflow.canary.analysis import Decision, decide
+from domainflow.canary.approval import ApprovalAnswer, judge_approval
 from domainflow.config import CanaryConfig
-from domainflow.registry.aliases import CANARY, move_alias, promote, roll_back
+from domainflow.registry.aliases import CANARY, move_alias, promote, record_approval, roll_back
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
+    TAG,
     current_alias_version,
     version_exists,
+    version_tags_of,
 )
 from domainflow.store.audit import read_audit
 from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
@@ -46,6 +49,7 @@ from domainflow.store.promotions import (
     PromotionConflict,
     PromotionState,
     claim_promotion,
+    end_awaiting_approval,
     end_promotion,
     heartbeat,
     mark_settled,
@@ -86,6 +90,8 @@ def run_promotion(
     clock: Clock = SYSTEM_CLOCK,
     on_decision: OnDecision | None = None,
     holder: str | None = None,
+    *,
+    approval_seconds: float | None = None,
 ) -> PromotionState:
     """Canary `version` against the domain's champion through `plan.steps`; the final state says how it ended.
 
@@ -93,6 +99,10 @@ def run_promotion(
     holder's after `plan.lease_seconds`); a finished one is only completed if its side effects
     are missing, so a re-run after the end changes nothing (an aborted one starts afresh once the
     version is `challenger` again). Raises PromotionConflict while another controller holds the domain.
+
+    With `approval_seconds` (promotion.approval: manual), a canary that passes its last step is not
+    promoted: the state comes back `awaiting_approval`, the canary still serving, and `settle_approval`
+    ends it once a person answers or the time is up. A resumed promotion already waiting only waits.
     """
     version = str(version)
     holder = holder or default_holder(actor)
@@ -113,16 +123,20 @@ def run_promotion(
     state = claim_promotion(engine, domain, version, champion, holder, plan.lease_seconds, clock.now())
     if state.finished:
         return state if state.settled else _settle(model, state, actor, clock.now())
+    if state.awaiting_approval:
+        return state
 
     move_alias(model, CANARY, version, f"canary of v{version} against champion v{state.champion_version}", actor)
     try:
-        state = _drive(model, plan, state, holder, actor, clock, on_decision)
+        state = _drive(model, plan, state, holder, actor, clock, on_decision, approval_seconds=approval_seconds)
     except PromotionConflict:
         # Ended under our feet (an operator's abort) or taken over: apply its end if it has one.
         latest = read_promotion(engine, domain)
         if latest is None or latest.version != version or not latest.finished:
             raise
         state = latest
+    if state.awaiting_approval:
+        return state
     return _settle(model, state, actor, clock.now())
 
 
@@ -163,8 +177,11 @@ def _drive(
     actor: str,
     clock: Clock,
     on_decision: OnDecision | None,
+    *,
+    approval_seconds: float | None,
 ) -> PromotionState:
-    """Look, decide, record, until a decision ends the promotion; returns the saved final state."""
+    """Look, decide, record, until a decision ends the promotion (or, with `approval_seconds`, passes the last
+    step: it then awaits a person's approval); returns the saved state."""
     engine, domain = model.engine, model.domain
     while True:
         step = plan.steps[state.step]
@@ -192,6 +209,8 @@ def _drive(
         if decision.action == "rollback":
             status = ROLLED_BACK
             state = replace(state, reason=decision.reason)
+        elif decision.action == "advance" and state.step + 1 == len(plan.steps) and approval_seconds is not None:
+            state = replace(state, approval={"requested_at": now, "deadline": now + approval_seconds})
         elif decision.action == "advance" and state.step + 1 == len(plan.steps):
             status = PROMOTED
             state = replace(state, reason=decision.reason)
@@ -200,7 +219,7 @@ def _drive(
         state = save_state(engine, domain, holder, state, status, now)
         if on_decision is not None:
             on_decision(state, decision)
-        if state.finished:
+        if state.finished or state.awaiting_approval:
             return state
         if decision.action == "hold":
             clock.sleep(plan.poll_seconds)
@@ -286,6 +305,44 @@ def abort_promotion(model: DomainModel, actor: str, reason: str = "", clock: Clo
         return _settle(model, current, actor, clock.now())
     why = f"aborted by {actor}" + (f": {reason}" if reason else "")
     ended = end_promotion(model.engine, model.domain, ABORTED, why, actor, clock.now())
+    return _settle(model, ended, actor, clock.now())
+
+
+def settle_approval(
+    model: DomainModel, version: str, answer: ApprovalAnswer | None, actor: str, clock: Clock = SYSTEM_CLOCK
+) -> PromotionState:
+    """End the promotion of `version` that awaits approval as `answer` says: approved, it is promoted; rejected,
+    or no answer (None: its time ran out), it is rolled back as a failed canary is. The approver and the reason
+    go to the audit log and the version's tags; `actor` (the flow run) makes the moves.
+
+    A promotion that ended meanwhile (an operator's abort, monitoring's rollback) stays as it ended; one
+    ended by an earlier call whose moves are missing is completed.
+    """
+    version = str(version)
+    current = read_promotion(model.engine, model.domain)
+    if current is None or current.version != version:
+        found = "none" if current is None else f"v{current.version}"
+        raise PromotionError(f"{model.domain} has no promotion of v{version} to approve (its latest: {found})")
+    if not current.awaiting_approval:
+        if not current.finished:
+            raise PromotionError(f"the canary of {model.domain} v{version} has not passed its last step yet")
+        if current.settled:
+            return current
+        answered = (current.approval or {}).get("outcome")
+        if answered and version_tags_of(model.client, model.name, version).get(f"{TAG}approval") != answered:
+            # Ended by an earlier call that stopped before recording who answered.
+            record_approval(model, version, {**current.approval, "action": current.decisions[-1]["action"]})
+        return _settle(model, current, actor, clock.now())
+    outcome = judge_approval(answer, current.approval, actor)
+    try:
+        ended = end_awaiting_approval(model.engine, model.domain, version, outcome.status, outcome.summary,
+                                      answer=outcome.as_record(), now=clock.now())  # fmt: skip
+    except PromotionConflict:
+        latest = read_promotion(model.engine, model.domain)
+        if latest is None or latest.version != version or not latest.finished:
+            raise
+        return latest if latest.settled else _settle(model, latest, actor, clock.now())
+    record_approval(model, version, outcome.as_record())
     return _settle(model, ended, actor, clock.now())
 
 

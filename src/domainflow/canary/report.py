@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from domainflow.canary.approval import ACTIONS
 from domainflow.config import PipelineConfig
 from domainflow.serving.replay import ReplayReport
 from domainflow.store.promotions import OPERATOR, PromotionState
@@ -21,6 +22,9 @@ class PromotionSummary(BaseModel):
     """`promoted`: the challenger is champion; `rolled_back`: the champion kept its traffic;
     `nothing_to_promote`: no challenger distinct from the champion; `refused`: the challenger had not passed its
     gates (set by hand) and no override was given; `failed`: the promotion stopped on an error.
+
+    Under manual approval, `approval` says how the canary that passed its last step was answered, and
+    `approver` who answered (the flow run, when nobody did in time).
     """
 
     domain: str
@@ -34,10 +38,15 @@ class PromotionSummary(BaseModel):
     steps: list[PromotionStep] = []
     replayed: int | None = None
     labelled: int | None = None
+    approval: Literal["approved", "rejected", "timed_out"] | None = None
+    approver: str | None = None
 
     def to_markdown(self) -> str:
         version, champion = self.version or "-", self.champion_version or "-"
         head = f"**{self.model_name} v{version}: {self.status}** (champion was v{champion})"
+        if self.approval is not None:
+            who = "" if self.approval == "timed_out" else f" by {self.approver}"
+            head += f"; approval {self.approval.replace('_', ' ')}{who}"
         rows = [f"| {s.weight:.0%} | {s.action} | {s.reason} |" for s in self.steps]
         table = ["| canary weight | decision | why |", "|---|---|---|", *rows] if rows else []
         traffic = [] if self.replayed is None else [f"replayed {self.replayed:,} requests, {self.labelled:,} labelled"]
@@ -62,8 +71,9 @@ def summarize_promotion(
         if d["action"] != "hold"
     ]  # fmt: skip
     reached = [plan.steps[min(d["step"], len(plan.steps) - 1)].weight for d in state.decisions]
-    final = [d["reason"] for d in state.decisions if d["action"] in ("rollback", "abort", OPERATOR)]
+    final = [d["reason"] for d in state.decisions if d["action"] in ("rollback", "abort", OPERATOR, *ACTIONS.values())]
     reason = final[-1] if final else (steps[-1].reason if steps else "")
+    answered = state.approval or {}
     return PromotionSummary(
         domain=state.domain,
         status=state.status if state.status in ("promoted", "rolled_back", "aborted") else "failed",
@@ -75,6 +85,8 @@ def summarize_promotion(
         steps=steps,
         replayed=None if replayed is None else replayed.sent,
         labelled=None if replayed is None else replayed.labelled,
+        approval=answered.get("outcome"),
+        approver=answered.get("by"),
     )
 
 

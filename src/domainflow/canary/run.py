@@ -16,20 +16,24 @@ def run_canary(
     actor: str,
     replay: ReplayPlan | None = None,
     on_decision: OnDecision | None = None,
+    *,
+    approval_seconds: float | None = None,
 ) -> tuple[PromotionState, ReplayReport | None]:
     """run_promotion, judged on the traffic the server gets; with `replay`, on that traffic replayed meanwhile.
 
     The replay lives exactly as long as the controller. When it runs out (replay.config.max_rows)
     before the canary is decided, no more traffic will come, so the promotion is aborted (the
-    champion keeps serving) instead of holding until its limits.
+    champion keeps serving) instead of holding until its limits. A canary that then awaits approval
+    (`approval_seconds`, see run_promotion) waits on the server's own traffic.
     """
     if replay is None:
-        return run_promotion(model, version, plan, actor, on_decision=on_decision), None
+        return run_promotion(model, version, plan, actor, on_decision=on_decision,
+                             approval_seconds=approval_seconds), None  # fmt: skip
 
     def exhausted(report: ReplayReport) -> None:
         reason = f"the replayed traffic ran out after {report.sent:,} requests before the canary was decided"
         abort_promotion(model, actor=actor, reason=reason)
 
     with replaying(replay, on_exhausted=exhausted) as running:
-        state = run_promotion(model, version, plan, actor, on_decision=on_decision)
+        state = run_promotion(model, version, plan, actor, on_decision=on_decision, approval_seconds=approval_seconds)
     return state, running.report

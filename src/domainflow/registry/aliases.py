@@ -189,3 +189,18 @@ def admit_challenger(model: DomainModel, version: str, override_reason: str | No
     note = f"{stamp} by {actor}: {override_reason} (overriding: {why})"
     client.set_model_version_tag(model.name, version, f"{TAG}gate_override", note[:4_000])
     return None
+
+
+def record_approval(model: DomainModel, version: str, answer: dict) -> None:
+    """A person's approval or rejection of `version`'s promotion (or its timeout), in the audit log and on its tags.
+
+    `answer`: {"action": approval | rejection | approval_timeout, "outcome", "by", "reason"}. The
+    `domainflow.approval*` tags show in MLflow's UI who decided and why.
+    """
+    entry = AuditEntry(domain=model.domain, action=answer["action"], subject=f"v{version}", before="awaiting approval",
+                       after=answer["outcome"], reason=answer["reason"], actor=answer["by"])  # fmt: skip
+    record_audit(model.engine, entry)
+    client = model.client
+    client.set_model_version_tag(model.name, version, f"{TAG}approval", answer["outcome"])
+    client.set_model_version_tag(model.name, version, f"{TAG}approval_by", answer["by"][:4_000])
+    client.set_model_version_tag(model.name, version, f"{TAG}approval_reason", answer["reason"][:4_000])

@@ -61,6 +61,9 @@ class PromotionState:
     # The rollout's revision as the controller last wrote it (or found it when the promotion started):
     # its next write expects it. None on rows written before it was kept.
     rollout_revision: int | None = None
+    # Set when the canary passed its last step and a person must approve it (promotion.approval: manual):
+    # {"requested_at", "deadline"}; the answer adds {"outcome": approved | rejected | timed_out, "by", "reason", "at"}.
+    approval: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -70,6 +73,11 @@ class PromotionState:
     def ended_by_operator(self) -> bool:
         """An operator changed the rollout while it ran: their weights stand; settling only takes its aliases away."""
         return self.status == ABORTED and bool(self.decisions) and self.decisions[-1]["action"] == OPERATOR
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """The canary passed every step and waits, still serving, for a person to approve or reject it."""
+        return self.status == RUNNING and self.approval is not None and "outcome" not in self.approval
 
     @property
     def restartable(self) -> bool:
@@ -86,6 +94,7 @@ def _payload(state: PromotionState) -> dict[str, Any]:
         "settled": state.settled,
         "reason": state.reason,
         "rollout_revision": state.rollout_revision,
+        "approval": state.approval,
     }
 
 
@@ -105,6 +114,7 @@ def _from_row(row) -> PromotionState:
         settled=bool(saved.get("settled", False)),
         reason=str(saved.get("reason", "")),
         rollout_revision=saved.get("rollout_revision"),
+        approval=saved.get("approval"),
     )
 
 
@@ -141,12 +151,19 @@ def claim_promotion(
             return current
         if current is not None and current.status == RUNNING:
             stale = now - current.heartbeat_at > lease_seconds
+            if current.version != version and current.awaiting_approval:
+                deadline = _since(current.approval["deadline"])
+                raise PromotionConflict(
+                    f"{domain}'s canary of v{current.version} awaits approval until {deadline}; approve or reject "
+                    f"it first (domainflow approve|reject {domain} --version {current.version} --reason ...)"
+                )
             if current.version != version:
                 raise PromotionConflict(
                     f"{domain} is already rolling out v{current.version} (holder {current.holder}, "
                     f"heartbeat {_since(current.heartbeat_at)}); wait for it or abort it"
                 )
-            if current.holder != holder and not stale:
+            # A promotion awaiting approval has no controller to heartbeat it: whoever resumes it only waits.
+            if current.holder != holder and not stale and not current.awaiting_approval:
                 raise PromotionConflict(
                     f"the promotion of {domain} v{version} is held by {current.holder} since "
                     f"{_since(current.started_at)} (last heartbeat {_since(current.heartbeat_at)}); "
@@ -324,6 +341,29 @@ def end_promotion(
         if _compare_and_set(engine, current, ended, now):
             return ended
     raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to end it; try again")
+
+
+def end_awaiting_approval(
+    engine: Engine, domain: str, version: str, status: str, reason: str, *, answer: dict[str, Any], now: float
+) -> PromotionState:
+    """Finish the promotion of `version` that awaits approval with `status`, as `answer` says.
+
+    `answer` ({"action", "outcome", "by", "reason"}) completes its approval record and adds its decision.
+    PromotionConflict when it awaits none (it ended meanwhile: an operator's abort, monitoring's rollback).
+    """
+    if status not in FINAL:
+        raise ValueError(f"status must be one of {sorted(FINAL)}, got {status!r}")
+    for _ in range(_CLAIM_ATTEMPTS):
+        current = read_promotion(engine, domain)
+        if current is None or current.version != version or not current.awaiting_approval:
+            found = "none" if current is None else f"v{current.version} is {current.status}"
+            raise PromotionConflict(f"{domain} has no promotion of v{version} awaiting approval ({found})")
+        ended = _ended(current, status, reason, answer["by"], now, answer["action"])
+        record = {"outcome": answer["outcome"], "by": answer["by"], "reason": answer["reason"], "at": now}
+        ended = replace(ended, approval={**current.approval, **record})
+        if _compare_and_set(engine, current, ended, now):
+            return ended
+    raise PromotionConflict(f"the promotion of {domain} kept changing while its approval was recorded; try again")
 
 
 def _ended(current: PromotionState, status: str, reason: str, actor: str, now: float, action: str) -> PromotionState:
