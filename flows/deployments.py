@@ -66,7 +66,7 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
             concurrency_limit=one_at_a_time(),
             triggers=[DeploymentEventTrigger(
                 match=DOMAIN_RESOURCES, expect=set(MONITORING_EVENTS),
-                parameters={"domain": EVENT_DOMAIN, "reason": "{{ event.event }}"},
+                parameters={"domain": EVENT_DOMAIN, "reason": "{{ event.event }}", "event_id": "{{ event.id }}"},
             )],
             **common,
         ),

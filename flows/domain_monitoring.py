@@ -45,5 +45,5 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     check = check_domain(reference, window, daily, config, calibration)
     report_uri = publish_check(settings, config, check)
     rolled_back = guard_running_canary(settings, domain, config)
-    emit_domain_events(check.events)
-    return MonitoringOutcome.from_check(check, report_uri, canary_rolled_back=rolled_back)
+    event_ids = emit_domain_events(check.events)
+    return MonitoringOutcome.from_check(check, report_uri, canary_rolled_back=rolled_back, event_ids=event_ids)

@@ -86,7 +86,8 @@ def run_lifecycle(config: PipelineConfig = PipelineConfig(), serving_url: str | 
                 outcome = outcome.after_monitoring(monitored.result(raise_on_failure=False))
             if outcome.acting and outcome.retraining_event:
                 retrained = retrain_domain(outcome.domain, config, reason=outcome.retraining_event,
-                                           serving_url=serving_url, return_state=True)  # fmt: skip
+                                           serving_url=serving_url, event_id=outcome.retraining_event_id,
+                                           return_state=True)  # fmt: skip
                 outcome = outcome.after_retraining(retrained.result(raise_on_failure=False))
             outcomes[index] = outcome
         plot_timeline(outcomes, config, str(settings.reports_dir))

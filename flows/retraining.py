@@ -26,9 +26,13 @@ def retrain_domain(
     reason: str = "requested",
     labelled_until: datetime | None = None,
     serving_url: str | None = None,
+    event_id: str | None = None,
 ) -> RetrainingOutcome:
-    """`labelled_until` defaults to where the log's labels end; `serving_url` replays the canary's traffic."""
-    window = plan_retraining(resolve_settings(), domain, config, labelled_until)
+    """`labelled_until` defaults to where the log's labels end; `serving_url` replays the canary's traffic.
+
+    `reason` and `event_id`: the event that triggered the run (its name and Prefect id), for the audit log.
+    """
+    window = plan_retraining(resolve_settings(), domain, config, labelled_until, reason, event_id)
     if window.split is None:
         return RetrainingOutcome.of(reason, window)
     retrain_config = window.applied_to(config)

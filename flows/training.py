@@ -1,8 +1,8 @@
 """train_domain_model: one domain from raw data to a tuned, optimized, gated MLflow model version.
 
-read the source -> prepare the domain's data (quarantine, split) -> featurize -> tune -> train the network
-and gradient boosting -> optimize the network's variants -> calibrate each family -> score -> gate each
-family and choose -> log -> register the chosen family -> apply the verdict.
+read the source -> prepare the domain's data (quarantine, split) -> featurize -> (audit the start) tune ->
+train the network and gradient boosting -> optimize the network's variants -> calibrate each family ->
+score (audit the end) -> gate each family and choose -> log -> register the chosen family -> apply the verdict.
 
 Every stage is cached on what it reads, so a rerun with the same inputs is answered from Prefect's
 cache. The three that write to MLflow are idempotent; they are refreshed when the version they
@@ -33,6 +33,8 @@ from domainflow.tasks.registry import (
 )
 from domainflow.tasks.training import (
     optimize_for_serving,
+    record_training_ended,
+    record_training_started,
     summarize_tuning,
     train_baseline,
     train_network,
@@ -55,6 +57,7 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig(), s
     pipeline = fit_feature_pipeline(data.split, config.data)
 
     study = name_tuning_study(domain, data.trained_on, config)
+    record_training_started(settings, data, config)
     workers = [
         tune_hyperparameters.submit(pipeline, data.split, config.training, config.tuning, study, work_root, worker)
         for worker in range(config.tuning.workers)
@@ -65,6 +68,7 @@ def train_domain_model(domain: str, config: PipelineConfig = PipelineConfig(), s
     optimized = optimize_for_serving(pipeline, data.split, network, config.optimization)
     families = calibrate_families(pipeline, data.split, optimized, baseline, config.calibration)
     candidate = score_candidates(pipeline, data.split, tuning, network, optimized, families)
+    record_training_ended(settings, data, config, candidate)
     evaluation = evaluate_candidate(settings, config, data, candidate)
 
     registered = registered_version(settings, config, data, evaluation)

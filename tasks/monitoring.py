@@ -119,12 +119,12 @@ def guard_running_canary(settings: Settings, domain: str, config: PipelineConfig
 
 
 @task
-def emit_domain_events(events: list[DomainEvent]) -> list[str]:
-    """Each event to Prefect's event stream, where deployment triggers pick it up; returns the event ids."""
-    ids = []
+def emit_domain_events(events: list[DomainEvent]) -> dict[str, str]:
+    """Each event to Prefect's event stream, where deployment triggers pick it up; returns their ids by name."""
+    ids = {}
     for event in events:
         emitted = emit_event(event=event.name, resource=event.resource, payload=event.json_payload())
         get_run_logger().info("event %s domain=%s payload=%s", event.name, event.domain, event.payload)
         if emitted is not None:
-            ids.append(str(emitted.id))
+            ids[event.name] = str(emitted.id)
     return ids

@@ -58,6 +58,18 @@ def _training_key(context, parameters: dict) -> str:
 SAME_TRAINING = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_training_key)
 
 
+def _audited_training_key(context, parameters: dict) -> str:
+    data, config = parameters["data"], parameters["config"]
+    return stable_digest(data.domain, data.trained_on, config.model_hash(), parameters["settings"].database_url,
+                         code_version())  # fmt: skip
+
+
+# A training's rows in the audit log: once per training (as SAME_TRAINING keys it) and audit log. A rerun
+# that trains nothing is answered from the cache and writes none; a training that runs writes them, a new
+# home's (a new database) included.
+AUDITED_TRAINING = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_audited_training_key)
+
+
 def _judgement_key(context, parameters: dict) -> str:
     data, config = parameters["data"], parameters["config"]
     return stable_digest(data.domain, data.trained_on, config.config_hash(),

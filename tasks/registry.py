@@ -17,6 +17,8 @@ from domainflow.registry.aliases import GateDecision
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import LoggedRun
 from domainflow.settings import Settings
+from domainflow.store.audit import AuditTrail
+from domainflow.store.database import open_database
 from domainflow.summary import DomainOutcome, artifact_key
 
 from .policies import CACHED_STAGE, JUDGED_ONCE, RETRY_IO, flow_run_actor
@@ -61,12 +63,16 @@ def log_training_run(
 
 @task(cache_policy=CACHED_STAGE, **RETRY_IO)
 def register_model_version(settings: Settings, domain: str, config: PipelineConfig, logged: LoggedRun) -> str:
-    """The version carries the run's tags (data, config, code) and the digest of its files, checked before serving."""
+    """The version carries the run's tags (data, config, code) and the digest of its files, checked before serving.
+
+    A new version is audited (`registration`); the cache answers a rerun, so it writes no row.
+    """
     name = config.registered_model_name(domain)
     description = f"{config.name}: delay model for {config.domains.column} = {domain}, trained by domainflow."
+    trail = AuditTrail(open_database(settings.database_url), domain, flow_run_actor())
     with mlflow_registry.explained_store_errors(settings.tracking_uri):
         version = integrity.register_model_version(settings.tracking_uri, name, logged, logged.version_tags,
-                                                   description)  # fmt: skip
+                                                   description, audit=trail)  # fmt: skip
     get_run_logger().info("registered model=%s version=%s", name, version)
     missing = mlflow_registry.registered_again(settings.tracking_uri, name, version)
     if missing:

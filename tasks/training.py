@@ -1,4 +1,8 @@
-"""Training tasks: tune, train the network and the baseline, build the serving variants. Cached like the data stages."""
+"""Training tasks: tune, train the network and the baseline, build the serving variants. Cached like the data stages.
+
+A training's start and end are audited by tasks cached on the training itself, so a rerun that trains
+nothing writes no rows.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,52 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ProcessPoolTaskRunner
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from domainflow.config import BaselineConfig, OptimizationConfig, ScaleConfig, TrainingConfig, TuningConfig
+from domainflow import tracking
+from domainflow.candidates.scores import TrainedCandidate
+from domainflow.config import (
+    BaselineConfig,
+    OptimizationConfig,
+    PipelineConfig,
+    ScaleConfig,
+    TrainingConfig,
+    TuningConfig,
+)
 from domainflow.data.features import FeaturePipeline
+from domainflow.data.prepared import DomainData
 from domainflow.data.split import TimeSplit
 from domainflow.models import baseline as baselines
 from domainflow.models.lightning import TrainedNetwork
 from domainflow.optimization import optimize
 from domainflow.optimization.report import OptimizationResult
+from domainflow.settings import Settings
+from domainflow.store.audit import AuditTrail
+from domainflow.store.database import open_database
 from domainflow.training import trainer, workers
 from domainflow.training.params import Params
 from domainflow.tuning import search, study
 from domainflow.tuning.study import TuningResult
 
-from .policies import CACHED_STAGE
+from .policies import AUDITED_TRAINING, CACHED_STAGE, RETRY_IO, flow_run_actor
 
 SIX_HOURS = 6 * 3600
+
+
+def _trail(settings: Settings, domain: str) -> AuditTrail:
+    return AuditTrail(open_database(settings.database_url), domain, flow_run_actor())
+
+
+@task(cache_policy=AUDITED_TRAINING, **RETRY_IO)
+def record_training_started(settings: Settings, data: DomainData, config: PipelineConfig) -> None:
+    """Retried: it writes the state database."""
+    tracking.record_training_started(_trail(settings, data.domain), data, config)
+
+
+@task(cache_policy=AUDITED_TRAINING, **RETRY_IO)
+def record_training_ended(
+    settings: Settings, data: DomainData, config: PipelineConfig, candidate: TrainedCandidate
+) -> None:
+    """Retried: it writes the state database."""
+    tracking.record_training_ended(_trail(settings, data.domain), data, config, candidate)
 
 
 @task(cache_policy=CACHED_STAGE, timeout_seconds=SIX_HOURS)

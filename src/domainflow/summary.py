@@ -118,6 +118,10 @@ class DomainOutcome(BaseModel):
     def retraining_event(self) -> str | None:
         return self.monitoring.retraining_event if self.monitoring is not None else None
 
+    @property
+    def retraining_event_id(self) -> str | None:
+        return self.monitoring.retraining_event_id if self.monitoring is not None else None
+
     def after_finding_champion(self, result: str | None | BaseException) -> DomainOutcome:
         """`result`: the version the domain's `champion` alias names, None when it has none."""
         if isinstance(result, BaseException):

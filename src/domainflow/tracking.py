@@ -1,8 +1,9 @@
-"""What a domain's training run records in MLflow, assembled from the stage outputs.
+"""What a domain's training run records in MLflow, assembled from the stage outputs, and in the audit log.
 
 Exact row counts stay in this process (terminal, local logs, quarantine
 files); what reaches MLflow is differentially private (`dp_*` metrics), and
 the Great Expectations result is logged without its counts and row values.
+The audit log's rows of a training name its windows by their dates, not their rows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import joblib
 
 from domainflow.calibration.report import write_reliability_diagram
 from domainflow.candidates.gate import CandidateEvaluation
-from domainflow.candidates.scores import TrainedCandidate
+from domainflow.candidates.scores import SCORED_SPLITS, TrainedCandidate
 from domainflow.config import PipelineConfig
 from domainflow.data.prepared import DomainData
 from domainflow.data.privacy import publish_statistics
@@ -28,6 +30,7 @@ from domainflow.data.validation import ValidationOutcome
 from domainflow.models.lightning import TrainedNetwork
 from domainflow.models.predictors import SUFFIXES
 from domainflow.registry.mlflow_registry import TAG, LoggedRun, RunRecord, log_run
+from domainflow.store.audit import AuditTrail
 from domainflow.tuning.mlflow_trials import log_trials_as_child_runs, tuning_metrics, tuning_params
 from domainflow.tuning.study import TuningResult
 
@@ -71,6 +74,33 @@ def name_tuning_study(domain: str, trained_on: str, config: PipelineConfig) -> s
     """Same training rows and settings, same study: with a database storage a rerun resumes it instead of
     starting over."""
     return f"{config.name}-{domain}-{training_run_key(domain, trained_on, config)}"
+
+
+def record_training_started(trail: AuditTrail, data: DomainData, config: PipelineConfig) -> None:
+    """The `training_started` row, subject the training's key: the model, its windows and the settings' hash."""
+    bounds = data.split.bounds
+    after = {"model": config.registered_model_name(data.domain),
+             "windows": bounds.model_dump(mode="json") if bounds is not None else None,
+             "model_hash": config.model_hash(), "code_version": code_version()}  # fmt: skip
+    reason = f"training {data.domain}"
+    if bounds is not None:
+        reason += (f": train before {bounds.train_until:%Y-%m-%d}, validate to {bounds.validation_until:%Y-%m-%d}, "
+                   f"test to {bounds.test_until:%Y-%m-%d}")  # fmt: skip
+    trail.record("training_started", training_run_key(data.domain, data.trained_on, config), None, after, reason)
+
+
+def record_training_ended(
+    trail: AuditTrail, data: DomainData, config: PipelineConfig, candidate: TrainedCandidate
+) -> None:
+    """The `training_ended` row, subject the training's key: each family's validation and test AUC."""
+    # PostgreSQL's JSON refuses NaN: an AUC that cannot be computed (one class in a window) is unknown.
+    scores = {family: {part: round(auc, 6) if math.isfinite(auc := by_split[part]["auc"]) else None
+                       for part in SCORED_SPLITS}
+              for family, by_split in candidate.scores.by_family.items()}  # fmt: skip
+    after = {"auc": scores, "network_epochs": candidate.network.epochs_run,
+             "tuning_trials": candidate.tuning.n_complete}  # fmt: skip
+    reason = "trained " + ", ".join(f"{family} (test AUC {auc['test']})" for family, auc in scores.items())
+    trail.record("training_ended", training_run_key(data.domain, data.trained_on, config), None, after, reason)
 
 
 def public_gx_result(gx_result: dict) -> dict:

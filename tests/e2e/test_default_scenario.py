@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from mlflow import MlflowClient
+
+from domainflow.store.audit import read_audit
+from domainflow.store.database import open_database
 
 from .test_cli import _run
 
@@ -32,3 +37,13 @@ def test_default_run_trains_three_airports_and_the_network_keeps_up_with_the_bas
         before, after = (metrics[f"{family}_calibration_log_loss_{when}"] for when in ("before", "after"))
         assert after <= before + 1e-9, airport
         assert metrics["network_validation_auc"] > 0.72, airport
+
+    # Every operation the run performed is in the audit log, one row each, and its hash chain holds.
+    verified = _run(["audit", "verify"], home, timeout=120)
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+    assert "chain intact" in verified.stdout
+    engine = open_database(f"sqlite:///{home / 'domainflow.db'}")
+    for airport in ("EWR", "JFK", "LGA"):
+        done = Counter(entry.action for entry in read_audit(engine, airport))
+        assert done == {"training_started": 1, "training_ended": 1, "registration": 1, "gate_verdict": 1,
+                        "alias": 2}, airport  # fmt: skip

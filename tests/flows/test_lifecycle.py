@@ -97,7 +97,16 @@ def first_run(flights_sample_csv, tmp_path_factory):
                 logger.removeHandler(handler)
         aliases = _aliases(config)
         reports = {kind: _latest_artifact(f"{kind}-{config.name}-ewr") for kind in ("training", "gate")}
-    return SimpleNamespace(config=config, home=home, state=state, counter=counter, aliases=aliases, reports=reports)
+        audit = _audit()
+    return SimpleNamespace(config=config, home=home, state=state, counter=counter, aliases=aliases, reports=reports,
+                           audit=audit)  # fmt: skip
+
+
+def _audit(domain: str | None = None) -> list:
+    from domainflow.store.audit import read_audit
+    from domainflow.store.database import open_database
+
+    return read_audit(open_database(resolve_settings().database_url), domain)
 
 
 @pytest.fixture
@@ -167,6 +176,24 @@ def test_lifecycle_registers_a_gated_model_per_domain(first_run, trained_home):
     assert "dp_rows_in (differentially private)" in report and f"{outcomes['EWR'].rows_in:,}" not in report
     assert "| non_inferiority |" in gate and "| slice_regression |" in gate and "Gate passed" in gate
 
+    # Each domain's training is in the audit log, operation by operation, as its training flow run's.
+    from domainflow.store.audit import verify_audit
+    from domainflow.store.database import open_database
+
+    for domain, outcome in outcomes.items():
+        rows = [e for e in first_run.audit if e.domain == domain]
+        assert [(e.action, e.subject) for e in rows][2:] == [
+            ("registration", f"v{outcome.version}"), ("alias", "challenger"), ("alias", "champion"),
+            ("gate_verdict", f"v{outcome.version}"),
+        ]  # fmt: skip
+        started, ended = rows[:2]
+        tags = client.get_run(outcome.run_id).data.tags
+        assert (started.action, ended.action) == ("training_started", "training_ended")
+        assert started.subject == ended.subject == tags["domainflow.run_key"].split("-")[0]  # the training's key
+        assert ended.after["auc"]["network"]["validation"] == pytest.approx(outcome.network_val_auc, abs=1e-6)
+        assert {e.actor for e in rows} == {f"prefect-flow-run/{tags['domainflow.logged_by']}"}
+    assert verify_audit(open_database(resolve_settings().database_url)).ok
+
 
 def _latest_artifact(key: str) -> str:
     from prefect.artifacts import Artifact
@@ -180,10 +207,12 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run, traine
     config = first_run.config
     parallel = config.model_copy(update={"scale": config.scale.model_copy(update={"domain_workers": 2})})
     first = _outcomes(first_run.state)
+    audited = _audit()
 
     state = run_lifecycle(config=parallel, return_state=True)
 
     assert state.is_completed(), state.message
+    assert _audit() == audited  # nothing trained, registered or judged again: nothing audited
     second = _outcomes(state)
     assert {d: o.version for d, o in second.items()} == {d: o.version for d, o in first.items()}
     assert all(o.reused_run for o in second.values())
@@ -191,7 +220,7 @@ def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run, traine
     task_states = _task_states(state.state_details.flow_run_id)
     # The domains' tasks ran in the worker processes, and are found under this run.
     assert {name.split("@")[0] for name in task_states} >= {"train", "train_network", "register_model_version"}
-    for stage in ("load_source", "prepare_domain",
+    for stage in ("load_source", "prepare_domain", "record_training_started", "record_training_ended",
                   "fit_feature_pipeline", "tune_hyperparameters", "train_network", "train_baseline",
                   "optimize_for_serving", "calibrate_families",
                   # judged once: the verdict it got, not a new judgement
@@ -221,11 +250,15 @@ def test_a_changed_gate_threshold_judges_the_same_versions_again_and_trains_noth
     before = _latest_versions(first_run.config)
     overrides = tiny_overrides(first_run.config.data.source)
     changed = build_config({**overrides, "gate": {**overrides["gate"], "min_test_auc": 0.45}})
+    audited = len(_audit())
 
     state = run_lifecycle(config=changed, return_state=True)
 
     assert state.is_completed(), state.message
     assert _latest_versions(first_run.config) == before  # no new version: the same models, judged again
+    # Audited as what it was: no training and no registration (a verdict that differs from the one applied
+    # would be audited; the same one stands as applied).
+    assert {e.action for e in _audit()[audited:]} <= {"gate_verdict", "alias"}
     second = _outcomes(state)
     assert all(o.reused_run for o in second.values())
     # The versions judged again are the champions: never their own reference, but what they were judged against.
@@ -286,6 +319,9 @@ def test_a_version_deleted_by_hand_is_registered_again_and_nothing_else_is_redon
     assert again.reused_run and "champion" in again.aliases
     tags = client.get_model_version(name, again.version).tags
     assert tags["domainflow.registered_again"] == f"{name} v{deleted} is missing from the registry"
+    registration = [e for e in _audit("EWR") if e.action == "registration"][-1]
+    assert registration.subject == f"v{again.version}"
+    assert registration.reason == f"{name} v{deleted} is missing from the registry: registered again from its run"
     task_states = _task_states(state.state_details.flow_run_id)
     for stage in ("tune_hyperparameters", "train_network", "train_baseline", "calibrate_families",
                   "evaluate_candidate"):  # fmt: skip

@@ -85,6 +85,29 @@ def test_a_quality_drop_in_the_served_months_retrains_the_domain_and_canaries_th
     assert steps[-1].startswith("canary v2 ")
     assert (settings.reports_dir / "flight-delay-timeline.png").stat().st_size > 10_000
 
+    # Every operation of the loop is in the audit log, whose chain holds; the retrain names the event that
+    # triggered it, by its Prefect id.
+    from domainflow.store.audit import read_audit, verify_audit
+    from domainflow.store.database import open_database
+
+    engine = open_database(settings.database_url)
+    audit = read_audit(engine, "EWR")
+    kinds = {e.action for e in audit}
+    assert {"training_started", "training_ended", "registration", "gate_verdict", "alias", "weights",
+            "rollout_config", "retrain"} <= kinds  # fmt: skip
+    assert [e.subject for e in audit if e.action == "registration"] == ["v1", "v2"]
+    assert sum(e.action == "training_started" for e in audit) == sum(e.action == "training_ended" for e in audit) == 2
+    [retrain] = [e for e in audit if e.action == "retrain"]
+    event_id = monitoring.event_ids[monitoring.retraining_event]
+    assert (retrain.subject, retrain.after["event_id"]) == (event_id, event_id)
+    assert retrain.reason.startswith(f"{monitoring.retraining_event}: train before ")
+    decided = [e for e in audit if e.action in ("canary_step", "rollback") and e.subject == "v2"]
+    if retraining.promotion.status == "promoted":
+        assert [e.after.get("status") for e in decided][-1] == "promoted" and len(decided) == len(STEPS)
+    else:
+        assert decided[-1].action == "rollback"
+    assert verify_audit(engine).ok
+
     # The same event again with the labels still ending on 1 November: v2 answers it, nothing is retrained.
     # (Here the canary's Nov-Dec labels have since arrived, so without the date the window would move.)
     from domainflow.flows.retraining import retrain_domain

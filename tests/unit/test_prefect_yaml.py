@@ -133,6 +133,14 @@ def test_trigger_parameters_render_to_valid_flow_parameters(deployment, flows):
             flow.validate_parameters({**(deployment.get("parameters") or {}), **rendered})
 
 
+def test_a_retrain_started_by_an_event_gets_its_name_and_id_for_the_audit_log():
+    [trigger] = next(d for d in DEPLOYMENTS if d["name"] == "retrain")["triggers"]
+    for name in RETRAINING_EVENTS:
+        event = domainflow_event(name, "LGA")
+        rendered = rendered_trigger_parameters(trigger, event)
+        assert (rendered["reason"], rendered["event_id"]) == (name, str(event.id))
+
+
 @pytest.mark.parametrize("deployment", TRIGGERED, ids=by_name)
 def test_triggered_deployments_queue_runs_one_at_a_time(deployment):
     from prefect.client.schemas.objects import ConcurrencyLimitConfig

@@ -21,9 +21,10 @@ def test_a_flows_stages_are_the_tasks_its_body_names_in_order():
 
     assert declared_stages(train_domain_model) == (
         "fingerprint_source", "load_source", "prepare_domain", "fit_feature_pipeline", "name_tuning_study",
-        "tune_hyperparameters", "summarize_tuning", "train_network", "train_baseline", "optimize_for_serving",
-        "calibrate_families", "score_candidates", "evaluate_candidate", "registered_version", "log_training_run",
-        "register_model_version", "apply_gate_verdict", "summarize_domain_run",
+        "record_training_started", "tune_hyperparameters", "summarize_tuning", "train_network", "train_baseline",
+        "optimize_for_serving", "calibrate_families", "score_candidates", "record_training_ended",
+        "evaluate_candidate", "registered_version", "log_training_run", "register_model_version",
+        "apply_gate_verdict", "summarize_domain_run",
     )  # fmt: skip
 
 

@@ -179,3 +179,34 @@ def test_run_carries_version_tags(domain_run, mlflow_store):
 def test_logging_the_same_domain_run_again_reuses_it(domain_run):
     again = log_training_run(*domain_run["args"])
     assert again.reused and again.run_id == domain_run["logged"].run_id
+
+
+def test_a_trainings_start_and_end_are_audited_under_its_key_by_dates_and_scores(domain_candidates, tmp_path):
+    from domainflow.store.audit import AuditTrail, read_audit, verify_audit
+    from domainflow.store.database import open_database
+    from domainflow.tracking import record_training_ended, record_training_started
+
+    c = domain_candidates
+    data = DomainData(domain="EWR", source_fingerprint="sha256:synthetic", validation=c.outcome, split=c.split)
+    engine = open_database(f"sqlite:///{tmp_path}/state.db")
+    trail = AuditTrail(engine, "EWR", "prefect-flow-run/1234")
+
+    record_training_started(trail, data, c.config)
+    record_training_ended(trail, data, c.config, c.candidate)
+
+    started, ended = read_audit(engine, "EWR")
+    key = training_run_key("EWR", data.trained_on, c.config)
+    assert (started.action, ended.action) == ("training_started", "training_ended")
+    assert started.subject == ended.subject == key
+    assert started.actor == ended.actor == "prefect-flow-run/1234"
+    assert started.after["model"] == "flight-delay-EWR" and started.after["model_hash"] == c.config.model_hash()
+    assert started.after["windows"] == c.config.split.model_dump(mode="json")
+    assert "test to 2013-09-01" in started.reason
+    # Dates, not row counts: exact counts stay out of what leaves the process.
+    assert str(len(c.split.train)) not in json.dumps(started.after)
+    test_auc = c.candidate.scores.network["test"]["auc"]
+    assert ended.after["auc"]["network"]["test"] == pytest.approx(test_auc, abs=1e-6)
+    assert set(ended.after["auc"]) == {"network", "gradient_boosting"}
+    assert ended.after["network_epochs"] == c.candidate.network.epochs_run
+    assert "network (test AUC" in ended.reason
+    assert verify_audit(engine).ok

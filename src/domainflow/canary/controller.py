@@ -39,7 +39,7 @@ from domainflow.registry.mlflow_registry import (
     version_exists,
     version_tags_of,
 )
-from domainflow.store.audit import read_audit
+from domainflow.store.audit import AuditEntry, read_audit, record_audit
 from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
 from domainflow.store.promotions import (
     ABORTED,
@@ -126,6 +126,7 @@ def run_promotion(
     if state.awaiting_approval:
         return state
 
+    _record_plan_change(model, plan, version, actor)
     move_alias(model, CANARY, version, f"canary of v{version} against champion v{state.champion_version}", actor)
     try:
         state = _drive(model, plan, state, holder, actor, clock, on_decision, approval_seconds=approval_seconds)
@@ -138,6 +139,18 @@ def run_promotion(
     if state.awaiting_approval:
         return state
     return _settle(model, state, actor, clock.now())
+
+
+def _record_plan_change(model: DomainModel, plan: CanaryConfig, version: str, actor: str) -> None:
+    """A `rollout_config` row when the canary plan (steps, bakes, guardrails) differs from the one the domain's
+    last canary ran under: the config a rollout follows changes in a file, and shows here when it takes effect."""
+    after = plan.model_dump(mode="json")
+    last = read_audit(model.engine, model.domain, limit=1, action="rollout_config")
+    before = last[0].after if last else None
+    if before != after:
+        reason = f"v{version}'s canary runs under " + ("a changed plan" if before is not None else "the first plan")
+        record_audit(model.engine, AuditEntry(domain=model.domain, action="rollout_config", subject="canary",
+                                              before=before, after=after, reason=reason, actor=actor))  # fmt: skip
 
 
 def _is_challenger(model: DomainModel, version: str) -> bool:
@@ -204,6 +217,7 @@ def _drive(
             now - state.step_started_at,
             strata=strata,
         )
+        entry = _step_entry(plan, state, decision, actor, now)
         state = _record(state, decision, now)
         status = RUNNING
         if decision.action == "rollback":
@@ -216,7 +230,7 @@ def _drive(
             state = replace(state, reason=decision.reason)
         elif decision.action == "advance":
             state = replace(state, step=state.step + 1, step_started_at=now)
-        state = save_state(engine, domain, holder, state, status, now)
+        state = save_state(engine, domain, holder, state, status, now, audit=entry)
         if on_decision is not None:
             on_decision(state, decision)
         if state.finished or state.awaiting_approval:
@@ -224,6 +238,25 @@ def _drive(
         if decision.action == "hold":
             clock.sleep(plan.poll_seconds)
             heartbeat(engine, domain, state.version, holder, clock.now())
+
+
+def _step_entry(
+    plan: CanaryConfig, state: PromotionState, decision: Decision, actor: str, now: float
+) -> AuditEntry | None:
+    """The audit row of a decision that moves the canary, saved with it: `canary_step` for an advance (the
+    last one promotes), `rollback` for a rollback. A hold has none: it repeats at every look."""
+    if decision.action == "hold":
+        return None
+    before = {"step": state.step + 1, "weight": plan.steps[state.step].weight}
+    if decision.action == "rollback":
+        action, after = "rollback", {"status": ROLLED_BACK, "weight": 0.0}
+    elif state.step + 1 == len(plan.steps):
+        action, after = "canary_step", {"status": PROMOTED, "weight": 1.0}
+    else:
+        action, after = "canary_step", {"step": state.step + 2, "weight": plan.steps[state.step + 1].weight}
+    return AuditEntry(domain=state.domain, action=action, subject=f"v{state.version}", before=before,
+                      after={**after, "figures": _finite(decision.figures)}, reason=decision.reason, actor=actor,
+                      at=now)  # fmt: skip
 
 
 def _record(state: PromotionState, decision: Decision, now: float) -> PromotionState:

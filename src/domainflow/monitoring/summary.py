@@ -27,6 +27,7 @@ class MonitoringOutcome(BaseModel):
     reference_auc: float | None = None
     early_warnings: list[str] = []
     events: list[str] = []
+    event_ids: dict[str, str] = {}  # each emitted event's Prefect id, by name
     report_uri: str | None = None
     canary_rolled_back: str | None = None  # the canary version the live quality gate rolled back
     note: str = ""
@@ -37,6 +38,11 @@ class MonitoringOutcome(BaseModel):
     def retraining_event(self) -> str | None:
         """The first event this check raised that starts a retrain (the `retrain` deployment's trigger)."""
         return next((event for event in self.events if event in RETRAINING_EVENTS), None)
+
+    @property
+    def retraining_event_id(self) -> str | None:
+        """The Prefect id of `retraining_event`, when it was emitted: the retrain's audit row names it."""
+        return self.event_ids.get(self.retraining_event) if self.retraining_event else None
 
     def headline(self) -> str:
         if self.status in ("not_served", "failed", "insufficient"):
@@ -56,7 +62,11 @@ class MonitoringOutcome(BaseModel):
 
     @classmethod
     def from_check(
-        cls, check: DomainCheck, report_uri: str | None, canary_rolled_back: str | None = None
+        cls,
+        check: DomainCheck,
+        report_uri: str | None,
+        canary_rolled_back: str | None = None,
+        event_ids: dict[str, str] | None = None,
     ) -> MonitoringOutcome:
         quality, health, weighted = check.quality, check.health, check.weighted_drift
         return cls(
@@ -71,7 +81,8 @@ class MonitoringOutcome(BaseModel):
             reference_auc=quality.reference_auc if quality else None,
             early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
                             if f.early_warning],
-            events=[e.name for e in check.events], report_uri=report_uri, canary_rolled_back=canary_rolled_back,
+            events=[e.name for e in check.events], event_ids=dict(event_ids or {}), report_uri=report_uri,
+            canary_rolled_back=canary_rolled_back,
             note=check.note,
             daily=_records(check.daily),
         )  # fmt: skip

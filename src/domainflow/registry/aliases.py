@@ -89,14 +89,15 @@ def apply_gate_verdict(
 ) -> GateDecision:
     """A passing version becomes `challenger`, and `champion` if the domain has none; once per verdict.
 
-    Every version is tagged with the verdict; a failing one keeps no alias and
-    names its failed checks, so the registry UI shows why it stopped there. The
-    alias moves are audited and made under the domain's lock: of two versions gated
-    at once on a domain without a champion, exactly one becomes it.
+    Every version is tagged with the verdict, which is audited (`gate_verdict`); a failing one keeps no
+    alias and names its failed checks, so the registry UI shows why it stopped there. The alias moves
+    are audited and made under the domain's lock: of two versions gated at once on a domain without a
+    champion, exactly one becomes it.
     """
     client, name = model.client, model.name
     applied = hashlib.sha256(f"{passed}|{reason}|{','.join(failed_checks)}".encode()).hexdigest()[:16]
-    if version_tags_of(client, name, version).get(f"{TAG}gate_applied") == applied:
+    tags = version_tags_of(client, name, version)
+    if tags.get(f"{TAG}gate_applied") == applied:
         # A rerun with the same inputs: its verdict stands as applied; the aliases the loop has moved
         # since (a promotion, a rollback) are not undone by applying it again.
         held = [alias for alias, held in client.get_registered_model(name).aliases.items() if str(held) == version]
@@ -117,6 +118,12 @@ def apply_gate_verdict(
             if champion is None or champion == version:
                 move_alias(model, CHAMPION, version, note, actor, lease=lease)
                 aliases.append(CHAMPION)
+    # Audited once it is applied, before it is marked so: a crash in between re-applies it (its alias moves
+    # are then no-ops), and a failure before leaves no row for a verdict that changed nothing.
+    earlier = tags.get(f"{TAG}gate") if f"{TAG}gate_applied" in tags else None
+    verdict = {"passed": passed, "failed_checks": list(failed_checks)}
+    record_audit(model.engine, AuditEntry(domain=model.domain, action="gate_verdict", subject=f"v{version}",
+                                          before=earlier, after=verdict, reason=reason, actor=actor))  # fmt: skip
     client.set_model_version_tag(name, version, f"{TAG}gate_applied", applied)  # last: a crash before re-applies
     return GateDecision(passed=passed, reason=reason, aliases=aliases)
 

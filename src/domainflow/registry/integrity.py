@@ -14,7 +14,15 @@ from pathlib import Path
 import mlflow.artifacts
 from mlflow import MlflowClient
 
-from domainflow.registry.mlflow_registry import TAG, LoggedRun, fluent_tracking_uri, register_logged_model
+from domainflow.registry.mlflow_registry import (
+    TAG,
+    LoggedRun,
+    fluent_tracking_uri,
+    register_logged_model,
+    registered_again,
+    version_of_run,
+)
+from domainflow.store.audit import AuditTrail
 
 DIGEST_TAG = f"{TAG}artifact_sha256"
 
@@ -49,13 +57,30 @@ def record_version_digest(tracking_uri: str, name: str, version: str) -> str:
 
 
 def register_model_version(
-    tracking_uri: str, name: str, logged: LoggedRun, tags: dict[str, str], description: str = ""
+    tracking_uri: str,
+    name: str,
+    logged: LoggedRun,
+    tags: dict[str, str],
+    description: str = "",
+    *,
+    audit: AuditTrail | None = None,
 ) -> str:
     """The run's model registered under `name` (register_logged_model), with the digest a server checks before
-    it serves the version."""
+    it serves the version.
+
+    With `audit`, a new version is a `registration` row; the version of the same run found again is none.
+    """
+    client = MlflowClient(tracking_uri)
+    existing = version_of_run(client, name, logged.run_id) if audit is not None else None
     version = register_logged_model(tracking_uri, name, logged, tags, description)
-    if DIGEST_TAG not in MlflowClient(tracking_uri).get_model_version(name, version).tags:
-        record_version_digest(tracking_uri, name, version)
+    digest = client.get_model_version(name, version).tags.get(DIGEST_TAG)
+    if not digest:
+        digest = record_version_digest(tracking_uri, name, version)
+    if audit is not None and existing is None:
+        again = registered_again(tracking_uri, name, version)
+        reason = f"{again}: registered again from its run" if again else f"registered from run {logged.run_id}"
+        after = {"model": name, "run_id": logged.run_id, "family": tags.get(f"{TAG}family"), "artifact_sha256": digest}
+        audit.record("registration", f"v{version}", None, after, reason)
     return version
 
 

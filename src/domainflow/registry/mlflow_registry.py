@@ -268,8 +268,9 @@ def register_logged_model(
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    for version in client.search_model_versions(f"name = '{name}' and run_id = '{logged.run_id}'"):
-        return str(version.version)
+    reused = version_of_run(client, name, logged.run_id)
+    if reused is not None:
+        return reused
     # The run remembers the version it was registered as: gone now, it was deleted by hand.
     remembered = f"{TAG}registered_as.{name}"
     registered_as = client.get_run(logged.run_id).data.tags.get(remembered)
@@ -286,6 +287,13 @@ def register_logged_model(
         logger.warning("%s v%s (run %s) is missing from the registry, deleted by hand: registered again as v%s",
                        name, registered_as, logged.run_id, version.version)  # fmt: skip
     return str(version.version)
+
+
+def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The version of `name` registered from the run `run_id`, if any."""
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        return str(version.version)
+    return None
 
 
 def registered_version(tracking_uri: str, name: str, experiment: str, run_key: str) -> str | None:

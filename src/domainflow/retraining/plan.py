@@ -27,8 +27,18 @@ from domainflow.registry.mlflow_registry import (
     fluent_tracking_uri,
     registry_failure,
 )
+from domainflow.store.audit import AuditEntry, record_audit
 from domainflow.store.prediction_log import latest_labelled_event_time
 from domainflow.store.promotions import RUNNING, read_promotion
+
+
+@dataclass(frozen=True)
+class RetrainingTrigger:
+    """What asked for a retrain, for its `retrain` row in the audit log."""
+
+    reason: str  # the event's name (domainflow.drift.detected, ...), or why it was asked for
+    actor: str  # who: the flow run that plans it
+    event_id: str | None = None  # the Prefect event that triggered it, when one did
 
 
 @dataclass(frozen=True)
@@ -113,12 +123,26 @@ def version_trained_on(tracking_uri: str, name: str, split: SplitConfig, look_ba
     return None
 
 
-def plan_retraining(model: DomainModel, config: PipelineConfig, until: datetime | None = None) -> RetrainingWindow:
+def plan_retraining(
+    model: DomainModel, config: PipelineConfig, trigger: RetrainingTrigger, until: datetime | None = None
+) -> RetrainingWindow:
     """The window to retrain on; no split while a canary runs or a challenger waits (it answers the event first).
 
     `until` defaults to where the log's labels end. A window some recent version was already
     trained on gets no split either: that version answers the event until new labels move it.
+    Audited (`retrain`, subject the event's id) with the window, or why there is none.
     """
+    window = _window(model, config, until)
+    after = {"split": window.split.model_dump(mode="json") if window.split is not None else None,
+             "labelled_until": window.labelled_until.isoformat() if window.labelled_until else None,
+             "event_id": trigger.event_id}  # fmt: skip
+    reason = f"{trigger.reason}: {window.note}"
+    record_audit(model.engine, AuditEntry(domain=model.domain, action="retrain", subject=trigger.event_id or "request",
+                                          before=None, after=after, reason=reason, actor=trigger.actor))  # fmt: skip
+    return window
+
+
+def _window(model: DomainModel, config: PipelineConfig, until: datetime | None) -> RetrainingWindow:
     domain = model.domain
     promotion = read_promotion(model.engine, domain)
     if promotion is not None and promotion.status == RUNNING:

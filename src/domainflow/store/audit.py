@@ -1,4 +1,10 @@
-"""The audit log: every alias and weight change, with what, when, why and who made it.
+"""The audit log: one row per operation, with what, when, why and who made it.
+
+The operations, by action: `training_started` and `training_ended` (subject: the training's key),
+`gate_verdict`, `registration` and `gate_override` (subject: the version), `alias` (subject: the alias),
+`weights` (subject: the model; every change of a rollout's arms), `rollout_config` (subject: `canary`;
+the canary plan a promotion runs under, when it differs from the domain's last), `canary_step` and
+`rollback` (subject: the version), `retrain` (subject: the event's id, or `request`).
 
 The rows are hash-chained, so that a row edited, removed or inserted behind domainflow's back (raw SQL, a
 restored backup) shows: each stores `row_hash`, the SHA-256 of its content together with `prev_hash`, the
@@ -36,7 +42,7 @@ EXPORT_FIELDS = ("id", "time", *_CONTENT, "prev_hash", "row_hash")
 @dataclass(frozen=True)
 class AuditEntry:
     domain: str
-    action: str  # weights | alias | promotion | rollback | ...
+    action: str  # weights | alias | gate_verdict | registration | canary_step | rollback | ... (see above)
     subject: str  # what changed: an alias name, the model's weights, a version
     before: Any
     after: Any
@@ -104,6 +110,19 @@ def append_audit(connection: Connection, entry: AuditEntry) -> int:
 def record_audit(engine: Engine, entry: AuditEntry) -> None:
     with engine.begin() as connection:
         append_audit(connection, entry)
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    """Where an operation's row goes and whose it is, for a call that audits what it does when given one."""
+
+    engine: Engine
+    domain: str
+    actor: str  # who: a flow run, "admin-api", "cli"
+
+    def record(self, action: str, subject: str, before: Any, after: Any, reason: str) -> None:
+        record_audit(self.engine, AuditEntry(domain=self.domain, action=action, subject=subject, before=before,
+                                             after=after, reason=reason, actor=self.actor))  # fmt: skip
 
 
 def chain_unhashed_audit(connection: Connection) -> int:

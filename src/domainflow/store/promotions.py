@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from domainflow.store.audit import AuditEntry, append_audit
 from domainflow.store.rollouts import Arm, Rollout, read_rollout, write_rollout
 from domainflow.store.schema import promotions
 
@@ -206,10 +207,14 @@ def _columns(state: PromotionState, now: float) -> dict[str, Any]:
     }
 
 
-def _compare_and_set(engine: Engine, expected: PromotionState, new: PromotionState, now: float) -> bool:
-    """Write `new` only if the row is still exactly the one `expected` was read from."""
+def _compare_and_set(
+    engine: Engine, expected: PromotionState, new: PromotionState, now: float, audit: AuditEntry | None = None
+) -> bool:
+    """Write `new` only if the row is still exactly the one `expected` was read from; `audit` with it."""
     with engine.begin() as connection:
         changed = connection.execute(update(promotions).where(*_unchanged(expected)).values(**_columns(new, now)))
+        if changed.rowcount == 1 and audit is not None:
+            append_audit(connection, audit)
     return changed.rowcount == 1
 
 
@@ -233,24 +238,40 @@ def _held(domain: str, version: str, holder: str) -> tuple:
 
 
 def save_state(
-    engine: Engine, domain: str, holder: str, state: PromotionState, status: str, now: float
+    engine: Engine,
+    domain: str,
+    holder: str,
+    state: PromotionState,
+    status: str,
+    now: float,
+    *,
+    audit: AuditEntry | None = None,
 ) -> PromotionState:
-    """Persist `state` with `status` and a fresh heartbeat, if `holder` still holds the running promotion."""
+    """Persist `state` with `status` and a fresh heartbeat, if `holder` still holds the running promotion.
+
+    `audit`: the row of the decision saved (a step, a rollback), written in the same transaction: a
+    controller resumed after a crash neither loses it nor writes it twice.
+    """
     saved = replace(state, status=status, holder=holder, heartbeat_at=now)
-    _update_held(engine, domain, state.version, holder, status=status, heartbeat_at=now, state=_payload(saved),
-                 updated_at=now)  # fmt: skip
+    _update_held(engine, domain, state.version, holder, audit, status=status, heartbeat_at=now,
+                 state=_payload(saved), updated_at=now)  # fmt: skip
     return saved
 
 
 def heartbeat(engine: Engine, domain: str, version: str, holder: str, now: float) -> None:
     """Renew `holder`'s lease on the running promotion; PromotionConflict if it was lost."""
-    _update_held(engine, domain, version, holder, heartbeat_at=now, updated_at=now)
+    _update_held(engine, domain, version, holder, None, heartbeat_at=now, updated_at=now)
 
 
-def _update_held(engine: Engine, domain: str, version: str, holder: str, **values: Any) -> None:
-    """Write `values` only while `holder` holds the running promotion of `version`; else PromotionConflict."""
+def _update_held(
+    engine: Engine, domain: str, version: str, holder: str, audit: AuditEntry | None, **values: Any
+) -> None:
+    """Write `values` (and `audit`) only while `holder` holds the running promotion of `version`; else
+    PromotionConflict."""
     with engine.begin() as connection:
         changed = connection.execute(update(promotions).where(*_held(domain, version, holder)).values(**values))
+        if changed.rowcount == 1 and audit is not None:
+            append_audit(connection, audit)
     if changed.rowcount != 1:
         raise PromotionConflict(_lost(engine, domain, version, holder))
 
@@ -297,9 +318,9 @@ def override_rollout(
     """An operator's change of the rollout (set_rollout's arguments), which ends the domain's running promotion.
 
     One transaction: the promotion ends ABORTED, "ended by operator <actor>: <reason>", with an
-    "operator" decision, exactly when the change is written, so its controller can neither write its
-    weights over the change nor promote. Returns the rollout as written and the promotion it ended
-    (None when none was running).
+    "operator" decision and a `rollback` row, exactly when the change is written, so its controller can
+    neither write its weights over the change nor promote. Returns the rollout as written and the
+    promotion it ended (None when none was running).
     """
     now = time.time()
     with engine.begin() as connection:
@@ -317,6 +338,7 @@ def override_rollout(
             ended = _ended(current, ABORTED, f"ended by operator {actor}: {reason}", actor, now, OPERATOR)
             changed = connection.execute(update(promotions).where(*_unchanged(current)).values(**_columns(ended, now)))
             if changed.rowcount == 1:
+                append_audit(connection, _end_entry(current, ended, actor, now))
                 return rollout, ended
         raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} changed its rollout; try again")
 
@@ -324,7 +346,8 @@ def override_rollout(
 def end_promotion(
     engine: Engine, domain: str, status: str, reason: str, actor: str, now: float, *, by_operator: bool = False
 ) -> PromotionState:
-    """Finish the domain's running promotion with `status` whoever holds it (an operator's abort).
+    """Finish the domain's running promotion with `status` whoever holds it (an operator's abort); audited
+    (`rollback`) in the same transaction.
 
     Its controller's next write then fails with PromotionConflict, and it stops. `by_operator`: it
     ends because an operator changed its rollout (ABORTED, with an "operator" decision).
@@ -338,7 +361,7 @@ def end_promotion(
             raise PromotionConflict(f"{domain} has no running promotion to end ({found})")
         action = OPERATOR if by_operator else "abort" if status == ABORTED else "rollback"
         ended = _ended(current, status, reason, actor, now, action)
-        if _compare_and_set(engine, current, ended, now):
+        if _compare_and_set(engine, current, ended, now, _end_entry(current, ended, actor, now)):
             return ended
     raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to end it; try again")
 
@@ -364,6 +387,16 @@ def end_awaiting_approval(
         if _compare_and_set(engine, current, ended, now):
             return ended
     raise PromotionConflict(f"the promotion of {domain} kept changing while its approval was recorded; try again")
+
+
+def _end_entry(running: PromotionState, ended: PromotionState, actor: str, now: float) -> AuditEntry:
+    """The audit row of a canary ended from outside its controller, at the step it had reached: `rollback` when
+    rolled back or aborted (traffic goes back to the champion either way)."""
+    action = "canary_step" if ended.status == PROMOTED else "rollback"
+    return AuditEntry(domain=running.domain, action=action, subject=f"v{running.version}",
+                      before={"status": running.status, "step": running.step + 1},
+                      after={"status": ended.status, "champion": running.champion_version},
+                      reason=ended.reason, actor=actor, at=now)  # fmt: skip
 
 
 def _ended(current: PromotionState, status: str, reason: str, actor: str, now: float, action: str) -> PromotionState:

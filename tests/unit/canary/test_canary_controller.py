@@ -33,7 +33,7 @@ from domainflow.serving.app import create_app
 from domainflow.serving.routing import route
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings
-from domainflow.store.audit import read_audit
+from domainflow.store.audit import read_audit, verify_audit
 from domainflow.store.database import open_database
 from domainflow.store.prediction_log import PredictionRecord, record_feedback, record_predictions
 from domainflow.store.promotions import ABORTED, OPERATOR, PROMOTED, ROLLED_BACK, PromotionConflict, read_promotion
@@ -256,7 +256,20 @@ def test_a_good_canary_ramps_through_every_step_and_is_promoted(make_world):
     assert weights[-1][1].startswith("v2: promote: ")
     assert {actor for *_, actor in audit[1:]} == {"controller-a"}
     kinds = [a for a, *_ in audit]
-    assert kinds.index("alias") == 1 and kinds[-1] == "weights"  # canary alias before traffic, rollout last
+    # The plan first (the domain's first canary), the canary alias before traffic, the rollout last.
+    assert kinds.index("rollout_config") == 1 and kinds.index("alias") == 2 and kinds[-1] == "weights"
+    assert audit[1][1:4] == ("canary", None, PLAN.model_dump(mode="json"))
+    # Each advance is audited with the decision's figures, with the step's weights: the last one promotes.
+    steps = [e for e in read_audit(world.engine, world.domain) if e.action == "canary_step"]
+    assert [(e.subject, e.before, {k: v for k, v in e.after.items() if k != "figures"}) for e in steps] == [
+        ("v2", {"step": 1, "weight": 0.01}, {"step": 2, "weight": 0.1}),
+        ("v2", {"step": 2, "weight": 0.1}, {"step": 3, "weight": 0.5}),
+        ("v2", {"step": 3, "weight": 0.5}, {"step": 4, "weight": 1.0}),
+        ("v2", {"step": 4, "weight": 1.0}, {"status": PROMOTED, "weight": 1.0}),
+    ]  # fmt: skip
+    assert [(e.reason, e.after["figures"]) for e in steps] == [(d["reason"], d["figures"]) for d in advances]
+    assert kinds.index("canary_step") > kinds.index("weights", 2)  # decided after the step's traffic
+    assert verify_audit(world.engine).ok
 
     client = MlflowClient(world.tracking_uri)
     v1, v2 = (client.get_model_version(world.model, v).tags for v in ("1", "2"))
@@ -278,6 +291,11 @@ def test_a_worse_canary_is_rolled_back_early_and_the_champion_is_untouched(make_
     assert tags[f"{TAG}rollout"] == "rolled_back" and tags[f"{TAG}rollout_reason"] == state.reason
     moves = [(e.subject, e.after) for e in read_audit(world.engine, world.domain) if e.action == "alias"]
     assert moves == [(CANARY, "2"), (CANARY, None), (CHALLENGER, None)]
+    # The decision that rolled it back is audited once, with the step it was at and its figures.
+    [rollback] = [e for e in read_audit(world.engine, world.domain) if e.action == "rollback"]
+    assert (rollback.subject, rollback.reason, rollback.actor) == ("v2", state.reason, "controller-a")
+    assert rollback.before == {"step": state.step + 1, "weight": PLAN.steps[state.step].weight}
+    assert rollback.after == {"status": ROLLED_BACK, "weight": 0.0, "figures": state.decisions[-1]["figures"]}
 
 
 @pytest.mark.parametrize(
@@ -449,12 +467,22 @@ def test_an_abort_sends_traffic_back_to_the_champion_and_stops_the_controller(ma
     assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
     assert read_rollout(world.engine, world.domain).arms == (Arm("champion", "1", 1.0),)
     assert [e.actor for e in read_audit(world.engine, world.domain)[-3:]] == ["ops"] * 3
+    [rollback] = [e for e in read_audit(world.engine, world.domain) if e.action == "rollback"]
+    assert (rollback.subject, rollback.reason, rollback.actor) == ("v2", "aborted by ops: pager", "ops")
+    assert rollback.before == {"status": "running", "step": state.step + 1}
+    assert rollback.after == {"status": ABORTED, "champion": "1"}
 
-    # An abort is not a verdict: set as challenger again, the version gets a fresh canary.
+    # An abort is not a verdict: set as challenger again, the version gets a fresh canary, here under a
+    # changed plan, which the audit log shows beside the one it replaces.
     MlflowClient(world.tracking_uri).set_registered_model_alias(world.model, CHALLENGER, "2")
-    again = world.run(holder="controller-b")
+    patient = PLAN.model_copy(update={"poll_seconds": 4})
+    again = world.run(holder="controller-b", plan=patient)
     assert again.status == PROMOTED and again.started_at > state.started_at
     assert world.aliases()[CHAMPION] == "2"
+    first, changed = [e for e in read_audit(world.engine, world.domain) if e.action == "rollout_config"]
+    assert (changed.before, changed.after) == (first.after, patient.model_dump(mode="json"))
+    assert (changed.reason, changed.actor) == ("v2's canary runs under a changed plan", "controller-b")
+    assert verify_audit(world.engine).ok
 
 
 def test_monitorings_live_quality_gate_rolls_a_running_canary_back_as_final(make_world):
@@ -469,6 +497,8 @@ def test_monitorings_live_quality_gate_rolls_a_running_canary_back_as_final(make
     state = world.run(sleep=sleep)
     assert (state.status, state.reason) == (ROLLED_BACK, "live quality gate: the canary failed RocAuc")
     assert state.decisions[-1]["action"] == "rollback" and state.settled
+    [rollback] = [e for e in read_audit(world.engine, world.domain) if e.action == "rollback"]
+    assert (rollback.reason, rollback.actor, rollback.after["status"]) == (state.reason, "monitor", ROLLED_BACK)
     assert world.aliases() == {CHAMPION: "1", CHALLENGER: None, CANARY: None, PREVIOUS_CHAMPION: None}
     assert read_rollout(world.engine, world.domain).arms == (Arm("champion", "1", 1.0),)
     # Unlike an abort, a rollback is a verdict: the version is not canaried again.

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import apply_gate_verdict
 from domainflow.registry.domain_model import DomainModel
-from domainflow.registry.integrity import register_model_version
+from domainflow.registry.integrity import DIGEST_TAG, register_model_version
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
@@ -24,6 +24,7 @@ from domainflow.registry.mlflow_registry import (
     registered_again,
     registered_version,
 )
+from domainflow.store.audit import AuditTrail, read_audit, verify_audit
 from domainflow.store.database import open_database
 
 MODEL = "flight-delay-EWR"
@@ -298,3 +299,39 @@ def test_a_run_found_again_or_read_from_the_cache_was_logged_before(store, make_
     assert first.logged_before("flow-run-b")  # the same object, read back from Prefect's cache by another
     assert again.logged_by == "flow-run-a" and again.logged_before("flow-run-b")
     assert MlflowClient(tracking_uri).get_run(first.run_id).data.tags[f"{TAG}logged_by"] == "flow-run-a"
+
+
+def test_a_registration_and_each_verdict_applied_are_audited_once(store, story, tmp_path):
+    tracking_uri, client = store[0], MlflowClient(store[0])
+    engine = open_database(f"sqlite:///{tmp_path}/state.db")
+    name, logged, actor = "flight-delay-audited", story["first"]["logged"], "prefect-flow-run/77"
+    trail = AuditTrail(engine, "EWR", actor)
+    model = DomainModel(domain="EWR", name=name, tracking_uri=tracking_uri, engine=engine)
+
+    version = register_model_version(tracking_uri, name, logged, tags={f"{TAG}family": "network"}, audit=trail)
+    assert register_model_version(tracking_uri, name, logged, tags={}, audit=trail) == version  # found, not registered
+    apply_gate_verdict(model, version, True, "min_test_auc: 0.8100 > 0.6000", actor=actor)
+    apply_gate_verdict(model, version, True, "min_test_auc: 0.8100 > 0.6000", actor="a rerun")  # applied already
+    apply_gate_verdict(model, version, False, "min_test_auc: 0.5500 <= 0.6000", ["min_test_auc"], actor=actor)
+
+    entries = read_audit(engine, "EWR")
+    assert [(e.action, e.subject) for e in entries] == [
+        ("registration", "v1"), ("alias", CHALLENGER), ("alias", CHAMPION), ("gate_verdict", "v1"),
+        ("alias", CHALLENGER), ("gate_verdict", "v1"),
+    ]  # fmt: skip
+    registration, passed, failed = entries[0], entries[3], entries[5]
+    assert registration.before is None and registration.actor == actor
+    assert registration.after == {"model": name, "run_id": logged.run_id, "family": "network",
+                                  "artifact_sha256": client.get_model_version(name, "1").tags[DIGEST_TAG]}  # fmt: skip
+    assert registration.reason == f"registered from run {logged.run_id}"
+    assert (passed.before, passed.after) == (None, {"passed": True, "failed_checks": []})
+    assert passed.reason == "min_test_auc: 0.8100 > 0.6000" and passed.actor == actor
+    assert (failed.before, failed.after) == ("passed", {"passed": False, "failed_checks": ["min_test_auc"]})
+
+    # A version deleted by hand and registered again from its run says so.
+    client.delete_model_version(name, "1")
+    assert register_model_version(tracking_uri, name, logged, tags={}, audit=trail) == "2"
+    again = read_audit(engine, "EWR")[-1]
+    assert (again.action, again.subject) == ("registration", "v2")
+    assert again.reason == f"{name} v1 is missing from the registry: registered again from its run"
+    assert verify_audit(engine).ok

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from domainflow.store.audit import AuditEntry, read_audit, verify_audit
 from domainflow.store.database import open_database
 from domainflow.store.promotions import (
     ABORTED,
@@ -161,6 +162,29 @@ def test_an_operators_change_ends_the_running_promotion_and_its_controller_canno
 
     # With no promotion running, a change is only a change.
     assert override_rollout(engine, "EWR", "m", _canary(0.2), "by hand", "ops")[1] is None
+    # Both changes are audited; the first, which ended the canary, also as its rollback, in the same transaction.
+    rows = [(e.action, e.subject, e.before, e.after, e.reason, e.actor) for e in read_audit(engine, "EWR")[2:]]
+    assert rows == [
+        ("weights", "m", [vars(a) for a in _canary(0.1)], [vars(a) for a in CHAMPION_ONLY], "pager", "ops"),
+        ("rollback", "v2", {"status": RUNNING, "step": 1}, {"status": ABORTED, "champion": "1"},
+         "ended by operator ops: pager", "ops"),
+        ("weights", "m", [vars(a) for a in CHAMPION_ONLY], [vars(a) for a in _canary(0.2)], "by hand", "ops"),
+    ]  # fmt: skip
+    assert verify_audit(engine).ok
+
+
+def test_a_saved_decision_is_audited_with_it_and_not_by_a_controller_that_lost_the_claim(engine):
+    state = claim_promotion(engine, "EWR", "2", "1", "run-a", LEASE, now=100.0)
+    entry = AuditEntry(domain="EWR", action="canary_step", subject="v2", before={"step": 1}, after={"step": 2},
+                       reason="advance to 10%: ok", actor="run-a", at=130.0)  # fmt: skip
+    save_state(engine, "EWR", "run-a", replace(state, step=1), RUNNING, now=130.0, audit=entry)
+    assert read_audit(engine, "EWR") == [replace(entry, id=1)]
+
+    end_promotion(engine, "EWR", ABORTED, "aborted by ops", "ops", now=140.0)
+    with pytest.raises(PromotionConflict):
+        save_state(engine, "EWR", "run-a", replace(state, step=2), RUNNING, now=150.0, audit=replace(entry, at=150.0))
+    assert [e.action for e in read_audit(engine, "EWR")] == ["canary_step", "rollback"]
+    assert verify_audit(engine).ok
 
 
 def test_the_controller_writes_only_over_its_own_last_write_even_after_a_takeover(engine):
