@@ -460,6 +460,32 @@ def test_health_says_when_the_writer_is_stalled_or_stopped(kit, tmp_path):
     assert writer.health().state == "stopped" and _logged(engine) == ["a"]
 
 
+def test_rows_in_a_hanging_write_count_as_backlog_and_the_writer_shows_stalled(kit, tmp_path):
+    """The rows of a write the database holds were in no count: /health said "writing" with a backlog of 0
+    for as long as the statement hung (found by the kill test, issue 18)."""
+    engine = _log_engine(tmp_path)
+    release = threading.Event()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _hang(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO predictions"):
+            release.wait(10)
+
+    writer = PredictionWriter(engine, interval=0.01, stall_seconds=0.3)
+    writer.start()
+    try:
+        writer.submit([_row("a"), _row("b")])
+        kit.wait_for(lambda: writer.health().state == "stalled", "the writer to show stalled", timeout=5)
+        assert writer.health().backlog == writer.backlog == 2
+        release.set()
+        assert writer.flush(timeout=10)
+        assert writer.health().state == "writing" and writer.backlog == 0
+    finally:
+        release.set()
+        writer.close()
+    assert _logged(engine) == ["a", "b"]
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(server, features):
     """FastAPI parsed the whole body (about 4x its size in memory) before the batch limit applied (issue 18)."""
     limit = server.config.serving.max_body_bytes
