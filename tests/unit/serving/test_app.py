@@ -436,6 +436,27 @@ def test_a_claim_whose_database_check_fails_gives_its_ids_back(tmp_path):
     assert writer.claim(["a"]) == []  # free again: the failed request reserved nothing
 
 
+def test_a_request_that_finds_the_database_unreachable_gets_a_503_to_retry_not_a_fault(server, features, monkeypatch):
+    """Answered as an unexpected fault, each such request logged a traceback and uvicorn closed its keep-alive
+    connection, so a client's next request could be reset (found by the kill test, issue 18)."""
+
+    def unreachable(ids):
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("connection to server failed: refused"))
+
+    before = _samples(server)
+    monkeypatch.setattr(server.app.state.serving.writer, "claim", unreachable)
+    response = server.client.post("/predict", json={"domain": "EWR", "request_id": "db-down-1",
+                                                    "features": features[0]})  # fmt: skip
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json() == {"detail": "the database is unreachable; retry later"}
+    after = _samples(server)
+    assert (
+        after[("domainflow_rejected_requests_total", (("status", "503"),))]
+        == before.get(("domainflow_rejected_requests_total", (("status", "503"),)), 0) + 1
+    )
+    assert after[("domainflow_server_errors_total", ())] == before[("domainflow_server_errors_total", ())]
+
+
 def test_the_backlog_is_capped_when_rows_are_queued_not_only_after_a_failed_write(tmp_path):
     dropped = []
     writer = PredictionWriter(_log_engine(tmp_path), max_backlog=3, on_dropped=dropped.append)
