@@ -11,7 +11,10 @@ import copy
 import importlib.resources
 import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -84,7 +87,8 @@ def test_the_compose_schema_rejects_a_misspelt_key():
 
 def test_compose_runs_the_production_stack():
     services = _compose()["services"]
-    assert {"postgres", "minio", "minio-init", "mlflow", "prefect", "worker", "serving"} <= set(services)
+    stack = {"postgres", "postgres-init", "minio", "minio-init", "mlflow", "prefect", "worker", "serving"}
+    assert stack <= set(services)
     mlflow = services["mlflow"]
     assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg://")
     assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
@@ -141,7 +145,8 @@ def test_settings_variable_names_match_what_domainflow_reads():
     read |= set(re.findall(r"\$(DOMAINFLOW_[A-Z_]+)", (ROOT / "prefect.yaml").read_text()))
     texts = [COMPOSE.read_text(), BASE_JOB_TEMPLATE.read_text(), *(path.read_text() for path in MANIFESTS)]
     written = {name for text in texts for name in re.findall(r"\b(DOMAINFLOW_[A-Z_]+)\b", text)}
-    written -= {"DOMAINFLOW_IMAGE"}  # the compose image tag, not a setting
+    # The compose image tag and the serving role's password (postgres-init.sh's <ROLE>_DB_PASSWORD): not settings.
+    written -= {"DOMAINFLOW_IMAGE", "DOMAINFLOW_DB_PASSWORD"}
     assert written - read == set()
 
 
@@ -306,6 +311,158 @@ def test_the_compose_prediction_server_gets_no_s3_keys_and_the_worker_does():
     services = _compose()["services"]
     assert not [key for key in services["serving"]["environment"] if key.startswith("AWS_")]
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(services["worker"]["environment"])
+
+
+# --- one role per database, one MinIO user per service (issue 18) -------------------------------------------
+
+# The servers themselves and the one-shot jobs that create the roles and users: nobody else holds the
+# PostgreSQL superuser or the MinIO root keys.
+ADMIN_HOLDERS = {"postgres", "postgres-init", "minio", "minio-init"}
+ADMIN_VARIABLES = re.compile(r"\bPOSTGRES_(?:USER|PASSWORD)\b|\bMINIO_ROOT_\w+")
+# Each service's database URL: (role, the variable holding its password, database).
+DATABASE_URL = re.compile(r"^postgresql\+\w+://(\w+):\$\{(\w+):\?[^}]*\}@postgres:5432/(\w+)$")
+DATABASE_URLS = {
+    "mlflow": "MLFLOW_BACKEND_STORE_URI",
+    "prefect": "PREFECT_API_DATABASE_CONNECTION_URL",
+    "worker": "DOMAINFLOW_DATABASE_URL",
+    "serving": "DOMAINFLOW_DATABASE_URL",
+}
+
+
+def _environment(service: str) -> dict[str, str]:
+    return {key: str(value) for key, value in (_compose()["services"][service].get("environment") or {}).items()}
+
+
+def test_only_the_servers_and_their_init_jobs_hold_the_postgres_superuser_or_the_minio_root_keys():
+    for name, service in _compose()["services"].items():
+        if name in ADMIN_HOLDERS:
+            continue
+        text = yaml.safe_dump(service.get("environment") or {})
+        assert not ADMIN_VARIABLES.search(text), f"{name} gets {ADMIN_VARIABLES.search(text).group(0)}"
+
+
+def test_each_service_connects_to_its_own_database_as_the_role_that_owns_it():
+    roles = {}
+    for service, variable in DATABASE_URLS.items():
+        match = DATABASE_URL.match(_environment(service)[variable])
+        assert match, f"{service}.{variable} is not postgresql://ROLE:${{PASSWORD}}@postgres:5432/DATABASE"
+        role, password, database = match.groups()
+        assert role == database and password == f"{role.upper()}_DB_PASSWORD", f"{service} connects as {role}"
+        roles[service] = role
+    assert roles == {"mlflow": "mlflow", "prefect": "prefect", "worker": "domainflow", "serving": "domainflow"}
+
+
+def test_postgres_init_creates_every_role_a_service_connects_as():
+    services = _compose()["services"]
+    job = services["postgres-init"]
+    assert job["entrypoint"] == ["/bin/sh", "/postgres-init.sh"]
+    assert "./postgres-init.sh:/postgres-init.sh:ro" in job["volumes"]
+    assert job["depends_on"]["postgres"]["condition"] == "service_healthy"
+    created = re.search(r'databases="\$\{\*:-([a-z ]+)\}"', (INFRA / "postgres-init.sh").read_text()).group(1).split()
+    used = {DATABASE_URL.match(_environment(s)[v]).group(1) for s, v in DATABASE_URLS.items()} | {"optuna"}
+    assert set(created) == used
+    assert {f"{role.upper()}_DB_PASSWORD" for role in created} <= set(_environment("postgres-init"))
+    assert _environment("postgres-init")["PGUSER"].startswith("${POSTGRES_USER:?")
+    # Every service with a database URL waits until its role exists.
+    for name in ("mlflow", "prefect", "worker", "serving"):
+        assert services[name]["depends_on"]["postgres-init"]["condition"] == "service_completed_successfully", name
+    # The superuser of an older .env.example was called `domainflow`: the script refuses to demote a superuser.
+    assert _env_example()["POSTGRES_USER"] not in created
+
+
+def test_each_service_with_s3_access_has_its_own_minio_user_and_the_server_none():
+    mlflow, worker, serving = _environment("mlflow"), _environment("worker"), _environment("serving")
+    assert (mlflow["AWS_ACCESS_KEY_ID"], mlflow["AWS_SECRET_ACCESS_KEY"]) == (
+        "${MINIO_MLFLOW_USER:?set it in infra/.env}", "${MINIO_MLFLOW_PASSWORD:?set it in infra/.env}")  # fmt: skip
+    assert (worker["AWS_ACCESS_KEY_ID"], worker["AWS_SECRET_ACCESS_KEY"]) == (
+        "${MINIO_WORKER_USER:?set it in infra/.env}", "${MINIO_WORKER_PASSWORD:?set it in infra/.env}")  # fmt: skip
+    assert not [key for key in serving if key.startswith("AWS_")]
+    job = _environment("minio-init")
+    assert {"MINIO_MLFLOW_USER", "MINIO_MLFLOW_PASSWORD", "MINIO_WORKER_USER", "MINIO_WORKER_PASSWORD"} <= set(job)
+    assert _compose()["services"]["minio-init"]["entrypoint"] == ["/bin/sh", "/minio-init.sh"]
+
+
+FAKE_MC = """#!/bin/sh
+# Records each call; `admin policy create` keeps the policy file; `entities` answers from the attached list.
+echo "$*" >> "$MC_LOG"
+case "$1 $2 $3" in
+    "admin policy create") cp "$6" "$MC_DIR/$5.json" ;;
+    "admin policy entities") cat "$MC_DIR/attached-$6" 2>/dev/null || true ;;
+    "admin policy attach") echo "$5" >> "$MC_DIR/attached-$7" ;;
+esac
+"""
+MINIO_ENV = {
+    "MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "root-secret-123", "S3_BUCKET": "art",
+    "MINIO_MLFLOW_USER": "mlf", "MINIO_MLFLOW_PASSWORD": "mlflow-secret-123",
+    "MINIO_WORKER_USER": "wrk", "MINIO_WORKER_PASSWORD": "worker-secret-123",
+}  # fmt: skip
+
+
+def _run_minio_init(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "mc").write_text(FAKE_MC)
+    (bin_dir / "mc").chmod(0o755)
+    (tmp_path / "mc").mkdir(exist_ok=True)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "MC_LOG": str(tmp_path / "calls"), "MC_DIR": str(tmp_path / "mc"),
+           "TMPDIR": str(tmp_path), **MINIO_ENV, **overrides}  # fmt: skip
+    return subprocess.run(["sh", str(INFRA / "minio-init.sh")], env=env, capture_output=True, text=True, timeout=30)
+
+
+def _granted(policy: dict) -> dict[str, set[str]]:
+    """Resource -> actions the policy allows on it."""
+    granted: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for resource in statement["Resource"]:
+            granted.setdefault(resource, set()).update(statement["Action"])
+    return granted
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_minio_init_gives_each_service_a_user_limited_to_its_prefix_of_the_bucket(tmp_path):
+    result = _run_minio_init(tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[:2] == ["alias set local http://minio:9000 root root-secret-123", "mb --ignore-existing local/art"]
+    assert "admin user add local mlf mlflow-secret-123" in calls
+    assert "admin user add local wrk worker-secret-123" in calls
+    assert "admin policy attach local domainflow-mlflow --user mlf" in calls
+    assert "admin policy attach local domainflow-worker --user wrk" in calls
+
+    mlflow = _granted(json.loads((tmp_path / "mc" / "domainflow-mlflow.json").read_text()))
+    assert set(mlflow) == {"arn:aws:s3:::art", "arn:aws:s3:::art/mlflow/*"}
+    assert {"s3:PutObject", "s3:DeleteObject"} <= mlflow["arn:aws:s3:::art/mlflow/*"]
+    worker = _granted(json.loads((tmp_path / "mc" / "domainflow-worker.json").read_text()))
+    assert set(worker) == {"arn:aws:s3:::art", "arn:aws:s3:::art/*", "arn:aws:s3:::art/outputs/*"}
+    assert worker["arn:aws:s3:::art/*"] == {"s3:GetObject"}  # reads every source, writes outputs/ only
+    assert "s3:PutObject" in worker["arn:aws:s3:::art/outputs/*"]
+    for policy in (mlflow, worker):
+        assert not [action for actions in policy.values() for action in actions if action.startswith("s3:*")
+                    or action.startswith("admin:") or "Bucket" in action and "List" not in action
+                    and action != "s3:GetBucketLocation"]  # fmt: skip
+
+    # Run again (every `up`): the policies and secrets are set again, nothing attached twice (which mc refuses).
+    again = _run_minio_init(tmp_path)
+    assert again.returncode == 0, again.stderr
+    attaches = [c for c in (tmp_path / "calls").read_text().splitlines() if c.startswith("admin policy attach")]
+    assert len(attaches) == 2
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_minio_init_refuses_a_placeholder_before_it_changes_anything(tmp_path):
+    placeholder = _env_example()["MINIO_WORKER_PASSWORD"]
+    result = _run_minio_init(tmp_path, MINIO_WORKER_PASSWORD=placeholder)
+    assert result.returncode != 0
+    assert "MINIO_WORKER_PASSWORD is still the placeholder" in result.stderr and placeholder not in result.stderr
+    assert not (tmp_path / "calls").exists()
+
+
+def test_no_pod_references_the_database_superuser_or_the_minio_root_keys():
+    """Kubernetes: MLflow, Prefect and the database are installed apart; each pod takes only its own keys."""
+    texts = [BASE_JOB_TEMPLATE.read_text(), *(path.read_text() for path in MANIFESTS)]
+    assert not [found for text in texts for found in ADMIN_VARIABLES.findall(text)]
+    assert not [found for text in texts for found in re.findall(r"key: (\w+)", text) if "ROOT" in found]
 
 
 def test_every_image_is_pinned_to_a_tag():

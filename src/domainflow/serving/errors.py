@@ -8,11 +8,17 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domainflow.redaction import without_passwords
 from domainflow.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
+
+# What a request that needed the database is told while the database is unreachable.
+DATABASE_RETRY_SECONDS = 5
 
 
 def describe(error: dict, features: list[str]) -> str:
@@ -42,6 +48,21 @@ def install_error_handlers(app: FastAPI, state: ServingState) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         state.metrics.rejected_requests.labels(str(error.status_code)).inc()
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    async def database_unreachable(request: Request, error: Exception) -> JSONResponse:
+        # A database that is down, hung or out of pooled connections is a 503 the client may retry, not a fault:
+        # answered here rather than by `server_fault` below, whose exceptions Starlette re-raises, so uvicorn
+        # closed the keep-alive connection after every such answer (the kill test saw clients' next requests
+        # reset) and logged a traceback per request.
+        state.metrics.rejected_requests.labels("503").inc()
+        first_line = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
+        logger.warning("%s %s: the database is unreachable (%s)", request.method, request.url.path,
+                       without_passwords(f"{type(error).__name__}: {first_line}")[:300])  # fmt: skip
+        return JSONResponse({"detail": "the database is unreachable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(DATABASE_RETRY_SECONDS)})  # fmt: skip
+
+    app.add_exception_handler(OperationalError, database_unreachable)
+    app.add_exception_handler(PoolTimeoutError, database_unreachable)
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, error: Exception) -> JSONResponse:

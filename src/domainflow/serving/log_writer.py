@@ -59,6 +59,9 @@ class PredictionWriter:
         self._last_error: str | None = None
         self._changed = threading.Condition()
         self._rows: list[PredictionRecord] = []
+        # Rows taken by the thread and not yet written or queued again: part of the backlog. Uncounted, a write
+        # hanging on the database (up to the statement timeout) showed a backlog of 0, so /health said "writing".
+        self._in_flight = 0
         self._claimed: set[str] = set()  # ids claimed by a request or queued, not yet in the log
         self._submitted = 0
         self._done = 0  # rows written or dropped
@@ -68,7 +71,7 @@ class PredictionWriter:
 
     @property
     def backlog(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + self._in_flight
 
     def claim(self, ids: Sequence[str]) -> list[str]:
         """Reserve `ids` for a request; returns the ids that are taken (and then reserves none)."""
@@ -106,7 +109,7 @@ class PredictionWriter:
 
     def health(self) -> WriterHealth:
         with self._changed:
-            backlog, since = len(self._rows), time.monotonic() - self._progress_at
+            backlog, since = len(self._rows) + self._in_flight, time.monotonic() - self._progress_at
             error = self._last_error
         if self._thread is None or not self._thread.is_alive():
             state = "stopped"
@@ -150,6 +153,7 @@ class PredictionWriter:
                     lambda: self._stopping or self._flush_wanted or len(self._rows) >= self.batch_rows, self.interval
                 )
                 batch, self._rows, self._flush_wanted = self._rows, [], False
+                self._in_flight = len(batch)
                 stopping = self._stopping
             if batch:
                 try:
@@ -186,6 +190,7 @@ class PredictionWriter:
         first_line = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
         with self._changed:
             self._last_error = without_passwords(f"{type(error).__name__}: {first_line}")[:300]
+            self._in_flight -= len(batch)
             self._rows[:0] = batch
             self._cap_backlog()
         time.sleep(min(1.0, self.interval * 10))
@@ -200,6 +205,7 @@ class PredictionWriter:
     def _finish(self, batch: list[PredictionRecord]) -> None:
         with self._changed:
             self._done += len(batch)
+            self._in_flight -= len(batch)
             self._claimed.difference_update(r.request_id for r in batch)
             self._progress_at, self._last_error = time.monotonic(), None
             self._changed.notify_all()

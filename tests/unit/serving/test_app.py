@@ -469,6 +469,27 @@ def test_a_claim_whose_database_check_fails_gives_its_ids_back(tmp_path):
     assert writer.claim(["a"]) == []  # free again: the failed request reserved nothing
 
 
+def test_a_request_that_finds_the_database_unreachable_gets_a_503_to_retry_not_a_fault(server, features, monkeypatch):
+    """Answered as an unexpected fault, each such request logged a traceback and uvicorn closed its keep-alive
+    connection, so a client's next request could be reset (found by the kill test, issue 18)."""
+
+    def unreachable(ids):
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("connection to server failed: refused"))
+
+    before = _samples(server)
+    monkeypatch.setattr(server.app.state.serving.writer, "claim", unreachable)
+    response = server.client.post("/predict", json={"domain": "EWR", "request_id": "db-down-1",
+                                                    "features": features[0]})  # fmt: skip
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json() == {"detail": "the database is unreachable; retry later"}
+    after = _samples(server)
+    assert (
+        after[("domainflow_rejected_requests_total", (("status", "503"),))]
+        == before.get(("domainflow_rejected_requests_total", (("status", "503"),)), 0) + 1
+    )
+    assert after[("domainflow_server_errors_total", ())] == before[("domainflow_server_errors_total", ())]
+
+
 def test_the_backlog_is_capped_when_rows_are_queued_not_only_after_a_failed_write(tmp_path):
     dropped = []
     writer = PredictionWriter(_log_engine(tmp_path), max_backlog=3, on_dropped=dropped.append)
@@ -491,6 +512,32 @@ def test_health_says_when_the_writer_is_stalled_or_stopped(kit, tmp_path):
     finally:
         writer.close()
     assert writer.health().state == "stopped" and _logged(engine) == ["a"]
+
+
+def test_rows_in_a_hanging_write_count_as_backlog_and_the_writer_shows_stalled(kit, tmp_path):
+    """The rows of a write the database holds were in no count: /health said "writing" with a backlog of 0
+    for as long as the statement hung (found by the kill test, issue 18)."""
+    engine = _log_engine(tmp_path)
+    release = threading.Event()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _hang(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO predictions"):
+            release.wait(10)
+
+    writer = PredictionWriter(engine, interval=0.01, stall_seconds=0.3)
+    writer.start()
+    try:
+        writer.submit([_row("a"), _row("b")])
+        kit.wait_for(lambda: writer.health().state == "stalled", "the writer to show stalled", timeout=5)
+        assert writer.health().backlog == writer.backlog == 2
+        release.set()
+        assert writer.flush(timeout=10)
+        assert writer.health().state == "writing" and writer.backlog == 0
+    finally:
+        release.set()
+        writer.close()
+    assert _logged(engine) == ["a", "b"]
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(server, features):
