@@ -23,13 +23,14 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import create_engine, make_url, select
 
+from domainflow.access.keys import PREDICTOR, create_key
 from domainflow.config import build_config
 from domainflow.registry.integrity import register_model_version
 from domainflow.registry.mlflow_registry import CHAMPION, LoggedRun, fluent_tracking_uri
 from domainflow.serving.app import create_app
 from domainflow.serving.server import serve_in_background
 from domainflow.settings import Settings
-from domainflow.store.database import _with_installed_driver
+from domainflow.store.database import _with_installed_driver, open_database
 from domainflow.store.schema import predictions
 
 pytestmark = pytest.mark.integration
@@ -57,9 +58,10 @@ mlflow.models.set_model(ConstantModel())
 """
 
 
-def client_headers() -> dict[str, str]:
-    """What every request to the server carries: the one place to add a credential for routes that need one."""
-    return {}
+def client_headers(database_url: str) -> dict[str, str]:
+    """A predictor's key for /predict, made in the server's database (before the outage)."""
+    token = create_key(open_database(database_url), PREDICTOR, ["EWR"], "outage load", "pytest").token
+    return {"Authorization": f"Bearer {token}"}
 
 
 class CuttableProxy:
@@ -147,10 +149,10 @@ class Traffic:
     health_failures: list[str] = field(default_factory=list)
 
 
-def send_predictions(url: str, traffic: Traffic, stop: threading.Event) -> None:
+def send_predictions(url: str, traffic: Traffic, stop: threading.Event, headers: dict[str, str]) -> None:
     """Batches of 5 records, half with the client's request ids (the server checks those against the log)
     and half without (the server makes them, no database call in the request)."""
-    with httpx.Client(base_url=url, headers=client_headers(), timeout=PREDICT_TIMEOUT) as client:
+    with httpx.Client(base_url=url, headers=headers, timeout=PREDICT_TIMEOUT) as client:
         batch = 0
         while not stop.is_set():
             batch += 1
@@ -171,7 +173,7 @@ def send_predictions(url: str, traffic: Traffic, stop: threading.Event) -> None:
 
 
 def poll_health(url: str, traffic: Traffic, stop: threading.Event) -> None:
-    with httpx.Client(base_url=url, headers=client_headers(), timeout=HEALTH_TIMEOUT) as client:
+    with httpx.Client(base_url=url, timeout=HEALTH_TIMEOUT) as client:
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -232,11 +234,12 @@ def test_a_30_s_database_outage_under_load_loses_no_answered_prediction_uncounte
     app = create_app(config, settings)
     traffic, stop = Traffic(), threading.Event()
 
-    with serve_in_background(app) as url, httpx.Client(base_url=url, headers=client_headers(), timeout=10) as client:
+    headers = client_headers(through_proxy)
+    with serve_in_background(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         wait_for(lambda: client.get("/ready").status_code == 200, "the champion to load", 60)
         app.state.serving.writer.max_backlog = MAX_BACKLOG
-        clients = [threading.Thread(target=target, args=(url, traffic, stop), daemon=True)
-                   for target in (send_predictions, poll_health)]  # fmt: skip
+        clients = [threading.Thread(target=send_predictions, args=(url, traffic, stop, headers), daemon=True),
+                   threading.Thread(target=poll_health, args=(url, traffic, stop), daemon=True)]  # fmt: skip
         for thread in clients:
             thread.start()
         time.sleep(3)
