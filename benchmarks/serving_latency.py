@@ -18,8 +18,8 @@ heap as `domainflow serve` does; --no-freeze shows what the full collections cos
 Access: two servers in this process share the registry and the log, one checking an API key and
 counting its rate limits on every request (`serving.authentication: keys`, the default), one open
 (`none`, no limits). Their limits are set too high to refuse anything, so what is measured is the
-cost of checking and counting, which does not depend on the limit. Rounds alternate between them;
-the goal is a p50 overhead of at most 5 % for single records.
+cost of checking and counting, which does not depend on the limit. The client sends to them in turn,
+request by request; the goal is a p50 overhead of at most 5 % for single records.
 """
 
 from __future__ import annotations
@@ -93,18 +93,25 @@ def register_versions(config: PipelineConfig, settings: Settings, split, pipelin
     set_rollout(open_database(settings.database_url), TWO, config.registered_model_name(TWO), arms, "50/50", "bench")
 
 
-def measure(client: httpx.Client, domain: str, rows: list[dict], batch: int, requests: int) -> tuple[list, float]:
-    """(per-request seconds, records per second) of `requests` sequential calls."""
-    latencies = []
-    started = time.perf_counter()
-    for _ in range(requests):
+def measure(clients: dict[str, httpx.Client], domain: str, rows: list[dict], batch: int, requests: int) -> dict:
+    """{access: (per-request seconds, records per second)} of `requests` sequential calls to each server.
+
+    The servers take turns request by request (who goes first alternates too), so both see the same load.
+    """
+    latencies: dict[str, list[float]] = {access: [] for access in clients}
+    busy = dict.fromkeys(clients, 0.0)
+    order = list(clients)
+    for turn in range(requests):
         picked = [rows[i] for i in np.random.default_rng().integers(0, len(rows), size=batch)]
-        records = [{"request_id": uuid.uuid4().hex, "features": features} for features in picked]
-        sent = time.perf_counter()
-        response = client.post("/predict", json={"domain": domain, "records": records})
-        latencies.append(time.perf_counter() - sent)
-        response.raise_for_status()
-    return latencies, requests * batch / (time.perf_counter() - started)
+        for access in order if turn % 2 == 0 else order[::-1]:
+            records = [{"request_id": uuid.uuid4().hex, "features": features} for features in picked]
+            sent = time.perf_counter()
+            response = clients[access].post("/predict", json={"domain": domain, "records": records})
+            took = time.perf_counter() - sent
+            response.raise_for_status()
+            latencies[access].append(took)
+            busy[access] += took
+    return {access: (latencies[access], requests * batch / busy[access]) for access in clients}
 
 
 def main() -> None:
@@ -163,15 +170,13 @@ def main() -> None:
             heap = "frozen" if not options.no_freeze else "left to the cyclic GC"
             stage(f"serving at {keys_url} (keys) and {open_url} (open), startup heap {heap}: "
                   f"{keyed.get('/ready').json()['domains']}", started)  # fmt: skip
-            for client in clients.values():  # warm-up
-                for domain in (ONE, TWO):
-                    measure(client, domain, traffic, options.batch_size, 3)
-                    measure(client, domain, traffic, 1, 30)
+            for domain in (ONE, TWO):  # warm-up
+                measure(clients, domain, traffic, options.batch_size, 3)
+                measure(clients, domain, traffic, 1, 30)
             for _ in range(options.rounds):
                 for batch, requests in ((1, options.single), (options.batch_size, options.batched)):
                     for domain in (ONE, TWO):
-                        for access, client in clients.items():
-                            latencies, rate = measure(client, domain, traffic, batch, requests)
+                        for access, (latencies, rate) in measure(clients, domain, traffic, batch, requests).items():
                             results.setdefault((access, domain, batch), []).extend(latencies)
                             throughput.setdefault((access, domain, batch), []).append(rate)
             stage(f"measured {options.rounds} alternated rounds", started)

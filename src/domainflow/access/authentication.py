@@ -34,6 +34,7 @@ ALLOWED = {
     CHANGE_WEIGHTS: (ADMIN,),
 }
 STALE_SECONDS = 600.0
+_ASK = object()  # the cache cannot tell: ask the database
 # Checked tokens kept per server; past it the cache starts again (a flood of random tokens cannot grow it).
 MAX_CACHED = 10_000
 
@@ -71,8 +72,12 @@ class KeyChecker:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}  # sha256(token) -> (checked at, key)
         self._lock = threading.Lock()
 
-    def caller(self, token: str | None) -> Caller:
-        """The caller `token` proves; Refused (401 or 503) naming what is wrong with it."""
+    def caller(self, token: str | None, lookup: bool = True) -> Caller | None:
+        """The caller `token` proves; Refused (401 or 503) naming what is wrong with it.
+
+        `lookup=False` answers from the cache alone, None when the database must be asked: a server on an
+        event loop checks a fresh key inline and sends only the look-ups to a thread.
+        """
         if not token:
             raise Refused(401, "this route needs an API key: send `Authorization: Bearer <key>` "
                                "(`domainflow keys create` makes one)")  # fmt: skip
@@ -80,7 +85,9 @@ class KeyChecker:
         if key_id is None:
             raise Refused(401, "malformed API key: a key looks like dfk_<16 hex digits>_<43 characters>, "
                                "as `domainflow keys create` printed it")  # fmt: skip
-        key = self._lookup(token, key_id)
+        key = self._lookup(token, key_id, lookup)
+        if key is _ASK:
+            return None
         if key is None:
             raise Refused(401, f"unknown API key {key_id} (or its secret is wrong)")
         now = time.time()
@@ -91,12 +98,14 @@ class KeyChecker:
             raise Refused(401, f"API key {key_id} expired at {_when(key.expires_at)}")
         return Caller(actor=f"key/{key_id}", role=key.role, key_id=key_id, domains=key.domains)
 
-    def _lookup(self, token: str, key_id: str) -> ApiKey | None:
+    def _lookup(self, token: str, key_id: str, lookup: bool = True):
         digest = secret_hash(token)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
+        if not lookup:
+            return _ASK
         try:
             key = find_key(self.engine, token)
         except SQLAlchemyError as error:

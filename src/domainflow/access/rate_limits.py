@@ -36,6 +36,11 @@ class RateLimiter:
         self.records = {role: RateLimitItemPerMinute(limit.records_per_minute, namespace="domainflow-records")
                         for role, limit in limits.items() if limit.records_per_minute}  # fmt: skip
 
+    @property
+    def in_memory(self) -> bool:
+        """Counting is a dictionary update (no network round trip): cheap enough for an event loop."""
+        return self.storage_url.startswith("memory://")
+
     def __repr__(self) -> str:
         return f"RateLimiter(storage={without_passwords(self.storage_url)!r})"
 

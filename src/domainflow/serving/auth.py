@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -42,13 +43,21 @@ ANONYMOUS = "anonymous"
 OPEN_WITHOUT_KEYS = {PREDICT: PREDICTOR, LABEL: LABELLER, READ_ROLLOUTS: OPERATOR}
 
 
-def _identify(token: str | None, action: str, state: ServingState) -> Caller:
+def _identify(token: str | None, action: str, state: ServingState, lookup: bool = True) -> Caller | None:
+    """The caller, allowed to do `action`; None when `lookup` is off and the key must be looked up."""
     admin_token = state.settings.admin_token
     if token and admin_token and secrets.compare_digest(token.encode(), admin_token.encode()):
         return Caller(actor=ADMIN_TOKEN_ACTOR, role=ADMIN)
     if not token and state.config.serving.authentication == "none" and action in OPEN_WITHOUT_KEYS:
         return Caller(actor=ANONYMOUS, role=OPEN_WITHOUT_KEYS[action])
-    return authorize(state.keys.caller(token), action)
+    who = state.keys.caller(token, lookup=lookup)
+    return None if who is None else authorize(who, action)
+
+
+def _charge(state: ServingState, who: Caller) -> None:
+    too_many = state.rate_limiter.charge_request(who.key_id or who.actor, who.role)
+    if too_many is not None:
+        raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})
 
 
 def _refusal(refused: Refused) -> HTTPException:
@@ -61,17 +70,24 @@ def require(action: str) -> Callable[..., Caller]:
     if action not in (PREDICT, LABEL, READ_ROLLOUTS, ROLL_BACK, CHANGE_WEIGHTS):
         raise ValueError(f"unknown action {action!r}")
 
-    def caller(
+    async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         state: Annotated[ServingState, Depends(serving_state)],
     ) -> Caller:
+        # On the event loop while it costs microseconds (a cached key, limits counted in memory); a look-up
+        # in the database or a count in Redis goes to a thread. A sync dependency would always take the
+        # thread hop: in benchmarks/serving_latency.py that was most of the keys' cost (+0.5-1 ms at p50).
+        token = credentials.credentials if credentials else None
         try:
-            who = _identify(credentials.credentials if credentials else None, action, state)
+            who = _identify(token, action, state, lookup=False)
+            if who is None:
+                who = await anyio.to_thread.run_sync(_identify, token, action, state)
         except Refused as refused:
             raise _refusal(refused) from None
-        too_many = state.rate_limiter.charge_request(who.key_id or who.actor, who.role)
-        if too_many is not None:
-            raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})
+        if state.rate_limiter.in_memory:
+            _charge(state, who)
+        else:
+            await anyio.to_thread.run_sync(_charge, state, who)
         return who
 
     return caller

@@ -8,7 +8,8 @@ from domainflow.serving.models import ServingTable
 from domainflow.serving.state import ServingState
 
 
-def serving_state(request: Request) -> ServingState:
+async def serving_state(request: Request) -> ServingState:
+    # async: FastAPI runs a sync dependency in its thread pool, a thread hop on every request for one lookup.
     return request.app.state.serving
 
 
