@@ -40,7 +40,7 @@ from domainflow.registry.mlflow_registry import (
     version_tags_of,
 )
 from domainflow.store.audit import AuditEntry, read_audit, record_audit
-from domainflow.store.prediction_log import ArmStats, arm_stats, stratified_arm_stats
+from domainflow.store.prediction_log import ArmStats, arm_stats, labels_by_key, stratified_arm_stats
 from domainflow.store.promotions import (
     ABORTED,
     PROMOTED,
@@ -218,7 +218,7 @@ def _drive(
             strata=strata,
         )
         entry = _step_entry(plan, state, decision, actor, now)
-        state = _record(state, decision, now)
+        state = _record(state, decision, now, labels_by_key(engine, domain, since=state.started_at))
         status = RUNNING
         if decision.action == "rollback":
             status = ROLLED_BACK
@@ -259,10 +259,14 @@ def _step_entry(
                       at=now)  # fmt: skip
 
 
-def _record(state: PromotionState, decision: Decision, now: float) -> PromotionState:
-    """Append the decision; a hold replaces the step's earlier hold, so a long bake keeps one record."""
+def _record(state: PromotionState, decision: Decision, now: float, labels: dict[str, int]) -> PromotionState:
+    """Append the decision; a hold replaces the step's earlier hold, so a long bake keeps one record.
+
+    `labels`: how many of the canary's labels (both arms, since it started) each API key sent, so a decision
+    steered by one client's labels shows it.
+    """
     record = {"step": state.step, "action": decision.action, "reason": decision.reason,
-              "figures": _finite(decision.figures), "at": now}  # fmt: skip
+              "figures": _finite(decision.figures), "labels_by_key": labels, "at": now}  # fmt: skip
     decisions = list(state.decisions)
     last = decisions[-1] if decisions else None
     if decision.action == "hold" and last and last["action"] == "hold" and last["step"] == state.step:

@@ -16,6 +16,8 @@ class PromotionStep(BaseModel):
     weight: float
     action: str
     reason: str
+    # The canary's labels so far by the API key that sent them ("-": none, sent before keys).
+    labels_by_key: dict[str, int] = {}
 
 
 class PromotionSummary(BaseModel):
@@ -47,10 +49,14 @@ class PromotionSummary(BaseModel):
         if self.approval is not None:
             who = "" if self.approval == "timed_out" else f" by {self.approver}"
             head += f"; approval {self.approval.replace('_', ' ')}{who}"
-        rows = [f"| {s.weight:.0%} | {s.action} | {s.reason} |" for s in self.steps]
-        table = ["| canary weight | decision | why |", "|---|---|---|", *rows] if rows else []
+        rows = [f"| {s.weight:.0%} | {s.action} | {s.reason} | {_by_key(s.labels_by_key)} |" for s in self.steps]
+        table = ["| canary weight | decision | why | labels by key |", "|---|---|---|---|", *rows] if rows else []
         traffic = [] if self.replayed is None else [f"replayed {self.replayed:,} requests, {self.labelled:,} labelled"]
         return "\n\n".join([head, self.reason, *traffic, "\n".join(table)])
+
+
+def _by_key(labels: dict[str, int]) -> str:
+    return ", ".join(f"{key} {count:,}" for key, count in sorted(labels.items(), key=lambda item: -item[1])) or "-"
 
 
 def summarize_promotion(
@@ -66,7 +72,7 @@ def summarize_promotion(
                                 reason="no challenger distinct from the champion")  # fmt: skip
     steps = [
         PromotionStep(weight=plan.steps[min(d["step"], len(plan.steps) - 1)].weight, action=d["action"],
-                      reason=d["reason"])
+                      reason=d["reason"], labels_by_key=d.get("labels_by_key", {}))
         for d in state.decisions
         if d["action"] != "hold"
     ]  # fmt: skip

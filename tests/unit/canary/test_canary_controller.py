@@ -16,6 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from domainflow.canary.controller import Clock, PromotionError, abort_promotion, roll_back_promotion, run_promotion
+from domainflow.canary.report import summarize_promotion
 from domainflow.config import CanaryConfig, RolloutStep, build_config
 from domainflow.optimization.torch_variants import build_fp32
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION, apply_gate_verdict
@@ -121,7 +122,7 @@ class World:
                 PredictionRecord(request_id, self.domain, arm.variant, arm.version, score, latency, at, error=error)
             )
         record_predictions(self.engine, records)
-        record_feedback(self.engine, self.domain, self.unlabelled, received_at=self.now)
+        record_feedback(self.engine, self.domain, self.unlabelled, received_at=self.now, key_id="labeller-a")
         self.unlabelled = [(r.request_id, int(label)) for r, label in zip(records, labels, strict=True) if r.score]
 
     @property
@@ -235,6 +236,12 @@ def test_a_good_canary_ramps_through_every_step_and_is_promoted(make_world):
     assert [d["reason"].split(":")[0] for d in advances] == ["advance to 10%", "advance to 50%", "advance to 100%",
                                                               "promote"]  # fmt: skip
     assert "within the 0.1 margin" in advances[1]["reason"]
+    # Each decision says whose labels it rests on, and how many (all from one labeller here, growing).
+    labelled = [d["labels_by_key"].get("labeller-a", 0) for d in advances]
+    assert set().union(*(d["labels_by_key"] for d in advances)) == {"labeller-a"}
+    assert labelled == sorted(labelled) and labelled[-1] > labelled[0] > 0
+    summary = summarize_promotion(DOMAIN, build_config({"canary": PLAN.model_dump(mode="json")}), state)
+    assert f"labeller-a {labelled[-1]:,}" in summary.to_markdown()
     assert all(sum(d["step"] == s and d["action"] == "hold" for d in state.decisions) <= 1 for s in range(4))
     assert seen[-1] == (3, "advance") and len(seen) > len(state.decisions)
 
