@@ -295,7 +295,7 @@ def test_the_internet_facing_server_gets_only_what_it_needs_and_can_change_nothi
     pod = _find("Deployment", "domainflow-serving")["spec"]["template"]["spec"]
     [container] = pod["containers"]
     secrets = {v["name"] for v in container.get("env", []) if "secretKeyRef" in v.get("valueFrom", {})}
-    assert secrets == {"DOMAINFLOW_DATABASE_URL", "DOMAINFLOW_ADMIN_TOKEN"}
+    assert secrets == {"DOMAINFLOW_DATABASE_URL", "DOMAINFLOW_ADMIN_TOKEN", "DOMAINFLOW_REDIS_URL"}
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}}  # fmt: skip
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
