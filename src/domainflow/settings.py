@@ -44,7 +44,7 @@ class Settings:
     def __repr__(self) -> str:
         # The URLs without their passwords; the admin token not at all.
         urls = ", ".join(
-            f"{name}={without_passwords(getattr(self, name))!r}"
+            f"{name}={without_passwords(getattr(self, name)) if getattr(self, name) else getattr(self, name)!r}"
             for name in ("tracking_uri", "artifact_root", "database_url", "redis_url")
         )
         return f"Settings(home={self.home!r}, {urls}, admin_token={'***' if self.admin_token else None})"

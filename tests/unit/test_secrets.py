@@ -137,10 +137,14 @@ def test_settings_repr_hides_passwords_and_the_admin_token(tmp_path):
     settings = resolve_settings({
         "DOMAINFLOW_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"http://admin:{PASSWORD}@mlflow:5000",
         "DOMAINFLOW_DATABASE_URL": SECRET_URL, "DOMAINFLOW_ADMIN_TOKEN": "token-" + PASSWORD * 6,
+        "DOMAINFLOW_REDIS_URL": f"redis://:{PASSWORD}@redis:6379/0",
     })  # fmt: skip
     shown = f"{settings!r} {settings}"
     assert PASSWORD not in shown
     assert "postgresql+psycopg://user:***@host/db" in shown and "admin:***@mlflow:5000" in shown
+    assert "redis://:***@redis:6379/0" in shown
+    # Without Redis (the default) it says so.
+    assert "redis_url=None" in repr(resolve_settings({"DOMAINFLOW_HOME": str(tmp_path)}))
 
 
 @pytest.fixture
