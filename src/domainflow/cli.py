@@ -593,8 +593,11 @@ def serve(
     err_console.print(
         f"serving {', '.join(cfg.domains.values or [])} on http://{cfg.serving.host}:{cfg.serving.port} "
         f"(registry {without_passwords(settings.tracking_uri)}, log {without_passwords(settings.database_url)}, "
-        "admin routes "
-        f"{'on' if settings.admin_token else 'off: set DOMAINFLOW_ADMIN_TOKEN'})"
+        + (
+            "callers need API keys: `domainflow keys create`)"
+            if cfg.serving.authentication == "keys"
+            else "OPEN to anyone who can reach it: serving.authentication is none)"
+        )  # fmt: skip
     )
     try:
         server_app = create_app(cfg, settings, freeze_heap=True)

@@ -51,6 +51,12 @@ def test_run_trains_registers_and_prints_the_summary(tiny_config_file, tmp_path)
 
     # The run served its models: each domain's first version is champion, so no canary ran.
     assert "no challenger" in result.stdout
+    # Its server needed keys: the run made its replay client's two, and revoked them when it ended.
+    keys = _run(["keys", "list"], tmp_path / "home", columns=200)
+    assert keys.returncode == 0, keys.stderr
+    replay = [line for line in keys.stdout.splitlines() if ": replay " in line]
+    assert len(replay) == 2 and all("revoked" in line for line in replay), keys.stdout
+    assert all(any(role in line for line in replay) for role in ("predictor", "labeller"))
 
     status = _run(["status", "--config", str(tiny_config_file)], tmp_path / "home")
     assert status.returncode == 0, status.stderr
