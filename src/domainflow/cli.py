@@ -369,7 +369,7 @@ def promote(
 VersionOption = Annotated[int, typer.Option("--version", min=1, help="The version whose canary awaits approval.")]
 ReasonOption = Annotated[str, typer.Option(help="Why: goes to the audit log and the version's MLflow tags.")]
 ApproverOption = Annotated[
-    str | None, typer.Option(help="Who answers, for the audit log and the version's tags; default: your OS user.")
+    str | None, typer.Option(help="Who answers, for the audit log and the version's tags; default: user/<OS user>.")
 ]
 
 
@@ -397,17 +397,12 @@ def reject(
 
 def _answer_promotion(domain: str, version: int, reason: str, approver: str | None, approve: bool) -> None:
     """Resume the domain's promotion run paused for `version` with the answer its Prefect UI form takes."""
-    import getpass
-
     from domainflow.canary.approval import ApprovalAnswer
     from domainflow.tasks.approval import NoPausedPromotion, answer_paused_promotion
 
     if not reason.strip():
         raise _fail("--reason must say why: it goes to the audit log and the version's tags")
-    try:
-        who = approver or getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (a container without one)
-        raise _fail("no OS user name here: pass --approver NAME") from None
+    who = approver or _actor()
     try:
         answer = ApprovalAnswer(approve=approve, approver=who, reason=reason)
         run = answer_paused_promotion(domain, str(version), answer)
