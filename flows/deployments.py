@@ -66,7 +66,9 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
             concurrency_limit=one_at_a_time(),
             triggers=[DeploymentEventTrigger(
                 match=DOMAIN_RESOURCES, expect=set(MONITORING_EVENTS),
-                parameters={"domain": EVENT_DOMAIN, "reason": "{{ event.event }}", "event_id": "{{ event.id }}"},
+                # `| string`: Prefect renders a lone expression as JSON, and its encoder has no UUIDs.
+                parameters={"domain": EVENT_DOMAIN, "reason": "{{ event.event }}",
+                            "event_id": "{{ event.id | string }}"},
             )],
             **common,
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,9 @@ def test_monitoring_events_start_a_retraining_run_for_each_domain(deployments):
         f"expected one retrain run per event within {RUN_WAIT_S} s"
     )
     assert {run.work_pool_name for run in runs} == {WORK_POOL}
+    # Each run knows the event that started it, for the audit (Prefect could not render `{{ event.id }}`
+    # alone: its JSON encoder has no UUIDs, and the automation failed without a run).
+    assert all(uuid.UUID(run.parameters["event_id"]) for run in runs)
 
 
 def test_challenger_set_event_starts_a_promotion_for_its_domain(deployments):
