@@ -451,6 +451,9 @@ def _print_rollouts(settings: Settings) -> None:
         arms = ", ".join(f"{a.variant}=v{a.version} {a.weight:.0%}" for a in rollout.arms)
         promotion = read_promotion(engine, rollout.domain)
         last = f"v{promotion.version} {promotion.status.replace('_', ' ')}" if promotion else "-"
+        if promotion is not None and promotion.awaiting_approval:
+            deadline = datetime.fromtimestamp(promotion.approval["deadline"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+            last = f"v{promotion.version} awaiting approval until {deadline} (domainflow approve|reject)"
         table.add_row(rollout.domain, arms, str(rollout.revision), last, escape(promotion.reason if promotion else ""))
     if table.rows:
         print_table(console, table)

@@ -18,6 +18,7 @@ from domainflow.config import CanaryConfig, RolloutStep, build_config
 from domainflow.registry.aliases import CANARY, PREVIOUS_CHAMPION
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import CHALLENGER, CHAMPION, TAG, current_alias_version
+from domainflow.settings import Settings
 from domainflow.store.audit import read_audit
 from domainflow.store.database import open_database
 from domainflow.store.promotions import ABORTED, PROMOTED, ROLLED_BACK, RUNNING, PromotionConflict, read_promotion
@@ -94,6 +95,16 @@ def test_a_canary_past_its_last_step_waits_serving_until_answered(waiting):
     assert again.awaiting_approval and again.decisions == state.decisions
     with pytest.raises(PromotionConflict, match=r"v2 awaits approval until .*domainflow approve\|reject EWR"):
         run_promotion(model, "3", PLAN, actor="other", holder="other")
+
+
+def test_status_shows_the_canary_awaiting_approval_until_its_deadline(waiting, tmp_path, monkeypatch, capsys):
+    from domainflow import cli
+
+    monkeypatch.setenv("COLUMNS", "200")
+    cli._print_rollouts(Settings(home=tmp_path, tracking_uri="unused", artifact_root="unused",
+                                 database_url=f"sqlite:///{tmp_path}/state.db"))  # fmt: skip
+    shown = capsys.readouterr().out
+    assert "v2 awaiting approval until 1970-01-01 02:23 UTC (domainflow approve|reject)" in shown
 
 
 def test_an_approval_makes_the_canary_champion_and_records_who_and_why(waiting):
