@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from domainflow.redaction import without_passwords
 
@@ -72,6 +73,8 @@ def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
     tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     artifact_root = env.get("DOMAINFLOW_ARTIFACT_ROOT") or (home / "mlartifacts").as_uri()
     database_url = env.get("DOMAINFLOW_DATABASE_URL") or f"sqlite:///{home / 'domainflow.db'}"
+    for variable in ("MLFLOW_TRACKING_URI", "DOMAINFLOW_DATABASE_URL", "DOMAINFLOW_REDIS_URL"):
+        _refuse_placeholder_password(variable, env.get(variable))
     return Settings(
         home=home,
         tracking_uri=tracking_uri,
@@ -108,6 +111,17 @@ PREDICTOR_KEY_VARIABLE, LABELLER_KEY_VARIABLE = "DOMAINFLOW_PREDICTOR_KEY", "DOM
 def resolve_client_keys(environ: dict[str, str] | None = None) -> ClientKeys:
     env = os.environ if environ is None else environ
     return ClientKeys(env.get(PREDICTOR_KEY_VARIABLE) or None, env.get(LABELLER_KEY_VARIABLE) or None)
+
+
+def _refuse_placeholder_password(variable: str, url: str | None) -> None:
+    """A URL whose password is still infra/.env.example's placeholder would connect with a published secret."""
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:  # not a URL this can read; the library that opens it says what is wrong
+        return
+    if password and PLACEHOLDER in unquote(password).lower():
+        raise SettingsError(f"{variable} has infra/.env.example's CHANGE-ME placeholder as its password: set the "
+                            "real one (or leave it out of the URL and use PGPASSWORD or ~/.pgpass)")  # fmt: skip
 
 
 def _admin_token(token: str | None) -> str | None:

@@ -219,6 +219,23 @@ def test_a_placeholder_or_short_admin_token_is_refused_without_echoing_it(token,
     assert resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), "DOMAINFLOW_ADMIN_TOKEN": "a" * 32}).admin_token
 
 
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("DOMAINFLOW_DATABASE_URL", "postgresql+psycopg://domainflow:CHANGE-ME-domainflow-db@postgres:5432/domainflow"),
+        ("MLFLOW_TRACKING_URI", "postgresql://mlflow:change-me%2Dmlflow@db/mlflow"),
+        ("DOMAINFLOW_REDIS_URL", "redis://:CHANGE-ME-redis@redis:6379/0"),
+    ],
+)
+def test_a_url_whose_password_is_the_placeholder_is_refused_naming_the_variable(variable, url, tmp_path):
+    """The init jobs refuse .env.example's placeholders; a URL holding one reached the app unrefused."""
+    with pytest.raises(SettingsError, match=f"{variable} has infra/.env.example's CHANGE-ME placeholder") as error:
+        resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), variable: url})
+    assert "CHANGE-ME-" not in str(error.value) and "change-me%2D" not in str(error.value)
+    real = url.replace("CHANGE-ME-", "s3cr3t-").replace("change-me%2D", "s3cr3t-")
+    assert resolve_settings({"DOMAINFLOW_HOME": str(tmp_path), variable: real})
+
+
 def test_the_cli_refuses_a_placeholder_admin_token_with_exit_status_2(cli, monkeypatch):
     monkeypatch.setenv("DOMAINFLOW_ADMIN_TOKEN", "CHANGE-ME-admin-token")
     result = cli("serve")
