@@ -22,6 +22,13 @@ def secret_query_keys(url: str) -> list[str]:
     return sorted({key for key, _ in parse_qsl(urlsplit(url).query) if key.lower() in SECRET_QUERY_KEYS})
 
 
+def error_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message` of a (database) error, its driver's own message if it wraps one,
+    without passwords: what a log line or /health may show of it."""
+    first_line = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
+    return without_passwords(f"{type(error).__name__}: {first_line}")[:limit]
+
+
 def without_passwords(text: str) -> str:
     """`text` (a URL, or a message quoting URLs) with each URL's password, inline or as a query parameter, as ***."""
     return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))

@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from domainflow.access.keys import ADMIN, LABELLER, OPERATOR, PREDICTOR, ApiKey, find_key, parse_token, secret_hash
+from domainflow.access.keys import (
+    ADMIN,
+    ALL_DOMAINS,
+    LABELLER,
+    OPERATOR,
+    PREDICTOR,
+    ApiKey,
+    find_key,
+    parse_token,
+    secret_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,17 +61,22 @@ class Caller:
     actor: str  # who the audit log and the prediction log name: "key/<id>", "admin-token", "anonymous"
     role: str
     key_id: str | None = None
-    domains: tuple[str, ...] = ("*",)
+    domains: tuple[str, ...] = (ALL_DOMAINS,)
+
+    @property
+    def provenance(self) -> str:
+        """What the prediction log, the labels and the rate limits know the caller by: its key, or its actor."""
+        return self.key_id or self.actor
 
     def check_domain(self, domain: str) -> None:
-        if "*" not in self.domains and domain not in self.domains:
+        if ALL_DOMAINS not in self.domains and domain not in self.domains:
             raise Refused(403, f"key {self.key_id} may act on {', '.join(self.domains)} only, not {domain}")
 
 
 def authorize(caller: Caller, action: str) -> Caller:
     roles = ALLOWED[action]
     if caller.role not in roles:
-        raise Refused(403, f"key {caller.key_id or caller.actor} has role {caller.role}; to {action} needs role "
+        raise Refused(403, f"key {caller.provenance} has role {caller.role}; to {action} needs role "
                            f"{' or '.join(roles)}")  # fmt: skip
     return caller
 

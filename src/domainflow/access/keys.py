@@ -51,9 +51,6 @@ class ApiKey:
     revoked_at: float | None = None
     revoked_by: str | None = None
 
-    def may_act_on(self, domain: str) -> bool:
-        return ALL_DOMAINS in self.domains or domain in self.domains
-
     def status(self, now: float | None = None) -> str:
         """active, expired or revoked."""
         if self.revoked_at is not None:

@@ -21,6 +21,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domainflow.access.authentication import (
+    ALLOWED,
     CHANGE_WEIGHTS,
     LABEL,
     PREDICT,
@@ -31,6 +32,7 @@ from domainflow.access.authentication import (
     authorize,
 )
 from domainflow.access.keys import ADMIN, LABELLER, OPERATOR, PREDICTOR
+from domainflow.access.rate_limits import Refusal as Limited
 from domainflow.serving.dependencies import serving_state
 from domainflow.serving.state import ServingState
 
@@ -55,7 +57,10 @@ def _identify(token: str | None, action: str, state: ServingState, lookup: bool 
 
 
 def _charge(state: ServingState, who: Caller) -> None:
-    too_many = state.rate_limiter.charge_request(who.key_id or who.actor, who.role)
+    _refuse_if_limited(state.rate_limiter.charge_request(who.provenance, who.role))
+
+
+def _refuse_if_limited(too_many: Limited | None) -> None:
     if too_many is not None:
         raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})
 
@@ -67,7 +72,7 @@ def _refusal(refused: Refused) -> HTTPException:
 
 def require(action: str) -> Callable[..., Caller]:
     """The dependency a route declares for `action`; 401/403/429 naming what is missing or exceeded."""
-    if action not in (PREDICT, LABEL, READ_ROLLOUTS, ROLL_BACK, CHANGE_WEIGHTS):
+    if action not in ALLOWED:
         raise ValueError(f"unknown action {action!r}")
 
     async def caller(
@@ -99,6 +104,4 @@ def admit(state: ServingState, caller: Caller, domain: str, records: int = 0) ->
         caller.check_domain(domain)
     except Refused as refused:
         raise _refusal(refused) from None
-    too_many = state.rate_limiter.charge_records(caller.key_id or caller.actor, caller.role, records)
-    if too_many is not None:
-        raise HTTPException(429, too_many.detail, headers={"Retry-After": str(too_many.retry_after)})
+    _refuse_if_limited(state.rate_limiter.charge_records(caller.provenance, caller.role, records))

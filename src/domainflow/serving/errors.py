@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domainflow.redaction import without_passwords
+from domainflow.redaction import error_line
 from domainflow.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,8 @@ def install_error_handlers(app: FastAPI, state: ServingState) -> None:
         # closed the keep-alive connection after every such answer (the kill test saw clients' next requests
         # reset) and logged a traceback per request.
         state.metrics.rejected_requests.labels("503").inc()
-        first_line = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
         logger.warning("%s %s: the database is unreachable (%s)", request.method, request.url.path,
-                       without_passwords(f"{type(error).__name__}: {first_line}")[:300])  # fmt: skip
+                       error_line(error))  # fmt: skip
         return JSONResponse({"detail": "the database is unreachable; retry later"}, status_code=503,
                             headers={"Retry-After": str(DATABASE_RETRY_SECONDS)})  # fmt: skip
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from domainflow.redaction import without_passwords
+from domainflow.redaction import error_line
 from domainflow.store.prediction_log import PredictionRecord, logged_request_ids, record_predictions
 
 logger = logging.getLogger(__name__)
@@ -184,12 +184,12 @@ class PredictionWriter:
         self._finish(batch)
 
     def _retry_later(self, batch: list[PredictionRecord], error: Exception) -> None:
-        logger.error("prediction log: writing %d rows failed (%s); retrying", len(batch),
-                     without_passwords(str(error).splitlines()[0] if str(error) else type(error).__name__))  # fmt: skip
-        # What /health shows: the driver's first line, without a URL's password; not the statement and its rows.
-        first_line = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
+        # What the log and /health show: the driver's first line, without a URL's password; not the statement
+        # and its rows.
+        shown = error_line(error)
+        logger.error("prediction log: writing %d rows failed (%s); retrying", len(batch), shown)
         with self._changed:
-            self._last_error = without_passwords(f"{type(error).__name__}: {first_line}")[:300]
+            self._last_error = shown
             self._in_flight -= len(batch)
             self._rows[:0] = batch
             self._cap_backlog()

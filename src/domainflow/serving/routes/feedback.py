@@ -46,7 +46,7 @@ def build_router(bodies: schemas.RequestModels) -> APIRouter:
         admit(state, caller, body.domain, len(body.labels))
         domain = known_domain(state, body.domain)
         labels = [(label.request_id, label.label) for label in body.labels]
-        key_id = caller.key_id or caller.actor
+        key_id = caller.provenance
         # Predictions are written behind the requests: without the flush, a label for one still
         # in this server's queue would be reported unknown.
         state.writer.flush()

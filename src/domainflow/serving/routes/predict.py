@@ -54,7 +54,7 @@ def build_router(bodies: schemas.RequestModels) -> APIRouter:
         try:
             outcome = predict_records(domain, ids, [features for _, features in items], picks, state.config,
                                       state.metrics, body.event_times(),
-                                      key_id=caller.key_id or caller.actor)  # fmt: skip
+                                      key_id=caller.provenance)  # fmt: skip
         except BaseException:
             state.writer.release(given)
             raise
