@@ -14,6 +14,9 @@ a canary. It prints, per scenario, the share of seeds each rule decided right:
   looking at 10 %, 50 % and 100 % of traffic with growing labels.
 - canary guard: the canary against the champion arm (now) against the canary alone against
   the champion's test-month AUC and log loss minus 0.05 (before), at 200, 400, 800 labels.
+- post-promotion watch: the promoted champion against the version it replaced on the same
+  rows, its latest 7 days looked at daily for 30 days (now), against keeping whatever was
+  promoted (before, the simplest alternative); the days until a revert are printed beside.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-from domainflow.canary.analysis import decide, judge_quality
+from domainflow.canary.analysis import decide, judge_quality, judge_watch
 from domainflow.config import CanaryConfig, GateConfig, RolloutStep
 from domainflow.evaluation.gates import GateReference, evaluate_gates
 from domainflow.evaluation.metrics import expected_calibration_error
@@ -146,6 +149,24 @@ def _guard_case(seed: int, labels_seen: int) -> tuple[bool, bool, bool]:
     return True, kept_now, kept_before
 
 
+WATCH_DAY_ROWS = 330  # one airport's flights a day
+
+
+def _watch_case(seed: int, effect: float) -> tuple[bool, bool, bool, int | None]:
+    """(truth: keep, kept now, kept before, the day it was reverted) for a champion `effect` nats worse."""
+    rng = np.random.default_rng(seed)
+    days = int(PLAN.watch_days)
+    # Per-row log loss of the replaced version, and the champion's on the same rows: paired, correlated.
+    replaced = rng.gamma(0.85, 0.5 / 0.85, (days, WATCH_DAY_ROWS))
+    champion = replaced + effect + rng.normal(0.0, 0.25, replaced.shape)
+    window = int(PLAN.watch_window_days)
+    for day in range(days):
+        recent = slice(max(day + 1 - window, 0), day + 1)
+        if judge_watch(PLAN, champion[recent].ravel(), replaced[recent].ravel()).worse:
+            return effect <= PLAN.quality_margin, False, True, day + 1
+    return effect <= PLAN.quality_margin, True, True, None
+
+
 def _table(title: str, rows: list[tuple[str, str, list[tuple[bool, bool, bool]]]]) -> None:
     print(f"\n{title}")
     print(f"{'scenario':<34} {'truth':<9} {'right now':>10} {'before':>8}")
@@ -174,6 +195,19 @@ def main() -> None:
          [_canary_case(s, effect) for s in few])
         for effect in (0.0, 0.01, 0.02, 0.06)
     ])  # fmt: skip
+    watched = {effect: [_watch_case(s, effect) for s in seeds] for effect in (0.0, 0.02, 0.10)}
+    _table(f"Post-promotion watch ({PLAN.watch_days:g} days, latest {PLAN.watch_window_days:g} days, "
+           f"{WATCH_DAY_ROWS} rows a day)", [
+        (f"champion {effect:+.2f} nats", "keep" if effect <= PLAN.quality_margin else "revert",
+         [case[:3] for case in cases]) for effect, cases in watched.items()
+    ])  # fmt: skip
+    for effect, cases in watched.items():
+        reverted = [case[3] for case in cases if case[3] is not None]
+        if reverted:
+            print(
+                f"  champion {effect:+.2f} nats: reverted in {len(reverted)} of {len(cases)} seeds, "
+                f"after {np.median(reverted):.0f} days (median), {max(reverted)} at most"
+            )
     _table("Canary guard (a canary equal to the champion)", [
         (f"{n} labels", "keep", [_guard_case(s, n) for s in seeds]) for n in (200, 400, 800)
     ])  # fmt: skip

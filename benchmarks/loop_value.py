@@ -23,10 +23,14 @@ bundled flights) are served in time order by three arms, on the same labelled ro
 Real library code: data preparation and split, the feature pipeline, the network's training
 (Lightning) and gradient boosting, the served variant's optimization, each family's calibration
 and scores, the gates (`candidates.gate.gate_families`), the retraining
-window, the monitoring check (drift, quality tests, Prophet forecasts, events), and the canary's
-`decide` (guardrails, `judge_quality`, step exits) with the config's plan.
+window, the monitoring check (drift, quality tests, Prophet forecasts, events), the canary's
+`decide` (guardrails, `judge_quality`, step exits) with the config's plan, monitoring's paired
+canary guard and the post-promotion watch (`judge_watch`: a promoted retrain against the version
+it replaced, on its latest `canary.watch_window_days`, reverted when worse beyond the margin).
 Simulated: no Prefect, no MLflow registry, no server or prediction log (the log is a frame); the
-loop looks once a month, at its end, and a month's labels are all in by then; tuning is off and
+loop looks once a month, at its end, and a month's labels are all in by then, while the canary,
+its guard look after every replay batch and the watch after about a day's flights, with the labels
+so far; tuning is off and
 the network trains at most --max-epochs epochs; a canary's clock is the flights' event time
 (as in production: a bake of seconds is nothing, its labelled samples bind), it looks after
 every `replay.batch_size` rows with the labels so far, routes each row at random by its step's
@@ -57,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from domainflow.canary.analysis import decide
+from domainflow.canary.analysis import decide, judge_watch
 from domainflow.candidates.gate import gate_families
 from domainflow.candidates.scores import TrainedCandidate, calibrate_families, score_candidates
 from domainflow.config import PipelineConfig, SplitConfig, build_config
@@ -78,11 +82,10 @@ from domainflow.monitoring.window import AT, LABEL, LOSS, SCORE, LogWindow, days
 from domainflow.optimization.optimize import optimize_for_serving
 from domainflow.registry.champion import ChampionScores
 from domainflow.retraining.plan import clear_of_champion, retraining_window
-from domainflow.store.prediction_log import ArmStats
+from domainflow.store.prediction_log import ArmStats, log_losses
 from domainflow.training.trainer import train_network
 from domainflow.tuning.study import TuningResult
 
-EPSILON = 1e-6
 ARMS = ("static", "loop", "oracle")
 started = time.perf_counter()
 
@@ -131,6 +134,7 @@ class Retrain:
     reason: str
     gate: str = ""
     canary: str = "not canaried"
+    watch: str = ""  # what the post-promotion watch did, once promoted
     model: ServedModel | None = None
     champion: ServedModel | None = None
     promoted: bool = False
@@ -145,6 +149,8 @@ class Canary:
     step_started: float | None = None  # the event time (seconds) of the step's first row
     # per step: (champion losses, canary losses) of the labelled rows so far
     strata: list[tuple[list[float], list[float]]] = field(default_factory=lambda: [([], [])])
+    # the canary's rows, each scored by both: (canary loss, champion loss), for monitoring's paired guard
+    paired: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
 
 
 class Domain:
@@ -238,8 +244,7 @@ def log_frame(rows: pd.DataFrame, scores: np.ndarray, config: PipelineConfig, va
 
 
 def row_losses(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    p = np.clip(scores, EPSILON, 1 - EPSILON)
-    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    return log_losses(scores, labels)
 
 
 def monitor(domain: Domain, model: ServedModel, log: pd.DataFrame, daily: bool = True) -> DomainCheck:
@@ -295,12 +300,60 @@ def serve_canary(canary: Canary, champion: np.ndarray, challenger: np.ndarray, r
                           float(at[end - 1]) - canary.step_started, strata)  # fmt: skip
         if decision.action == "rollback":
             return served, to_canary, end, decision.reason
+        # Monitoring's guard: the canary's own rows, scored by the champion too (`canary_guard`, paired).
+        canary.paired[0].extend(losses[routed])
+        canary.paired[1].extend(row_losses(labels[begin:end][routed], champion[begin:end][routed]))
+        guard = judge_watch(plan, np.asarray(canary.paired[0]), np.asarray(canary.paired[1]), ("canary", "champion"))
+        if guard.worse:
+            return served, to_canary, end, f"roll back (monitoring's live quality check): {guard.summary}"
         if decision.action == "advance":
             if canary.step + 1 == len(plan.steps):
                 return served, to_canary, end, decision.reason
             canary.step, canary.step_rows, canary.step_started = canary.step + 1, 0, None
             canary.strata.append(([], []))
     return served, to_canary, None, ""
+
+
+# Monitoring checks hourly; the watch here looks about once a day of one airport's flights.
+WATCH_LOOK_ROWS = 330
+
+
+@dataclass
+class Watch:
+    """A promoted retrain watched against the champion it replaced, on the rows it serves (`canary.watch_days`)."""
+
+    replaced: ServedModel
+    retrain: Retrain
+    since: float  # the event time (seconds) of the promotion
+    # (event time, champion loss, replaced loss) of each labelled row served since
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+def serve_watch(watch: Watch, champion: np.ndarray, replaced: np.ndarray, rows: pd.DataFrame, first: int,
+                config: PipelineConfig) -> tuple[int | None, bool, str]:  # fmt: skip
+    """The library's `judge_watch` after every replay batch from row `first`, on the latest watch window.
+
+    `champion` holds the champion's scores, NaN on rows a canary served. Returns the row where the
+    watch ended (None: still watching), whether it reverted, and why.
+    """
+    plan, batch = config.canary, WATCH_LOOK_ROWS
+    labels = rows[LABEL_COLUMN].to_numpy(dtype=float)
+    at = pd.to_datetime(rows[config.data.timestamp]).to_numpy(dtype="datetime64[s]").astype(np.int64).astype(float)
+    window = plan.watch_window_days * 86_400
+    for begin in range(first, labels.size, batch):
+        end = min(begin + batch, labels.size)
+        if at[begin] - watch.since > plan.watch_days * 86_400:
+            return begin, False, f"watched {plan.watch_days:g} days, kept"
+        mine = ~np.isnan(champion[begin:end])
+        watch.rows.append((at[begin:end][mine], row_losses(labels[begin:end][mine], champion[begin:end][mine]),
+                           row_losses(labels[begin:end][mine], replaced[begin:end][mine])))  # fmt: skip
+        times = np.concatenate([r[0] for r in watch.rows])
+        recent = times > at[end - 1] - window
+        quality = judge_watch(plan, np.concatenate([r[1] for r in watch.rows])[recent],
+                              np.concatenate([r[2] for r in watch.rows])[recent])  # fmt: skip
+        if quality.worse:
+            return end, True, quality.summary
+    return None, False, ""
 
 
 @dataclass
@@ -318,7 +371,7 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
     gated = gate_candidate(first, config, None)
     static = first.served(gated.family, "v1")
     progress(f"{domain.name} {domain.scenario}: v1 is {gated.family} ({gated.selection})")
-    champion, version, canary, log = static, 1, None, []
+    champion, version, canary, watch, logs = static, 1, None, None, {static.name: []}
     rng, tried = np.random.default_rng(seed), {config.split}
     for month in months:
         label = f"{month:%Y-%m}"
@@ -343,15 +396,29 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
                 canary.retrain.promoted = reason.startswith("promote")
                 canary.retrain.canary = f"{label}: {reason}"
                 if canary.retrain.promoted:
-                    champion, log, start = canary.challenger, [], end
+                    at = pd.Timestamp(rows[config.data.timestamp].iloc[end - 1]).timestamp()
+                    watch = Watch(champion, canary.retrain, at) if config.canary.watch_days > 0 else None
+                    log_rows(logs[champion.name], rows, served, to_canary, 0, end, config)
+                    champion, start = canary.challenger, end
+                    logs.setdefault(champion.name, [])
                     served[end:] = champion.predict(rows.iloc[end:])
                 canary = None
+        stop = len(rows)
+        if watch is not None:
+            own = np.where(to_canary, np.nan, served)
+            end, reverted, reason = serve_watch(watch, own, watch.replaced.predict(rows), rows, start, config)
+            if end is not None:
+                watch.retrain.watch = f"{label}: {'reverted' if reverted else 'kept'}: {reason}"
+                if reverted:  # the replaced champion serves from the next row on
+                    log_rows(logs[champion.name], rows, served, to_canary, start, end, config)
+                    champion, start = watch.replaced, end
+                    served[end:] = champion.predict(rows.iloc[end:])
+                watch = None
+        log_rows(logs[champion.name], rows, served, to_canary, start, stop, config)
         outcome.scores["loop"][label] = served
-        kept = ~to_canary[start:]
-        log.append(log_frame(rows.iloc[start:].loc[kept], served[start:][kept], config, "champion"))
         if canary is not None:
             continue  # a running canary answers any event first
-        checked = monitor(domain, champion, pd.concat(log, ignore_index=True))
+        checked = monitor(domain, champion, pd.concat(logs[champion.name], ignore_index=True))
         events = [e.name for e in checked.events if e.name in RETRAINING_EVENTS]
         progress(f"{domain.name} {domain.scenario} {label}: {champion.name} {checked.status} events={events}")
         if not events:
@@ -374,6 +441,13 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
     if canary is not None:
         canary.retrain.canary = "aborted: undecided when the traffic ended"
     return outcome
+
+
+def log_rows(log: list[pd.DataFrame], rows: pd.DataFrame, served: np.ndarray, to_canary: np.ndarray, start: int,
+             stop: int, config: PipelineConfig) -> None:  # fmt: skip
+    """The champion's predictions of rows [start, stop) (the canary's are not the champion's) into its log."""
+    kept = ~to_canary[start:stop]
+    log.append(log_frame(rows.iloc[start:stop].loc[kept], served[start:stop][kept], config, "champion"))
 
 
 def inject_shift(frame: pd.DataFrame, config: PipelineConfig, domains: list[str], start: pd.Timestamp, share: float,
@@ -493,7 +567,10 @@ def print_retrains(judged: list[tuple]) -> None:
         shown = interval(difference, 4) if difference is not None else "-"
         print(f"{retrain.domain:<13} {retrain.after:<7} {retrain.model.name:<20} {shown:<26} {verdict:<6} "
               f"{'yes' if retrain.promoted else 'no'}")  # fmt: skip
-        for what, detail in (("started on", retrain.reason), ("gate", retrain.gate), ("canary", retrain.canary)):
+        details = [("started on", retrain.reason), ("gate", retrain.gate), ("canary", retrain.canary)]
+        if retrain.promoted:
+            details.append(("watch", retrain.watch or "still watching when the traffic ended"))
+        for what, detail in details:
             # Wrapped, never cut: the detail is what a reader needs to check the decision.
             print(textwrap.fill(f"{what} {detail}", width=80, initial_indent="    ", subsequent_indent="      "))
     better = [r for r, _, v in judged if v == "better"]

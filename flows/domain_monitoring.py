@@ -1,6 +1,7 @@
 """monitor_domain: one served domain's champion watched against its recent labelled months.
 
-Rebuild the champion's reference, read its predictions from the log, calibrate the drift
+Watch a newly promoted champion against the version it replaced (and revert it when it is worse
+on the same rows), then rebuild the champion's reference, read its predictions from the log, calibrate the drift
 thresholds on the reference, check drift, live quality, forecasts and health, publish the
 Evidently report, guard a running canary, and emit the events that start retraining (the
 `retrain` deployment's trigger).
@@ -24,12 +25,15 @@ from domainflow.tasks.monitoring import (
     guard_running_canary,
     publish_check,
     read_prediction_window,
+    watch_promoted_champion,
 )
 
 
 @flow(name="monitor-domain", flow_run_name="monitor-{domain}", log_prints=True)
 def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> MonitoringOutcome:
     settings = resolve_settings()
+    # First: a reverted champion is not the one to check.
+    reverted = watch_promoted_champion(settings, domain, config)
     record = find_served_version(settings, domain, config)
     if record is None:
         return MonitoringOutcome(domain=domain, status="not_served", note="the domain has no champion")
@@ -46,4 +50,6 @@ def monitor_domain(domain: str, config: PipelineConfig = PipelineConfig()) -> Mo
     report_uri = publish_check(settings, config, check)
     rolled_back = guard_running_canary(settings, domain, config)
     event_ids = emit_domain_events(check.events)
-    return MonitoringOutcome.from_check(check, report_uri, canary_rolled_back=rolled_back, event_ids=event_ids)
+    return MonitoringOutcome.from_check(
+        check, report_uri, canary_rolled_back=rolled_back, event_ids=event_ids, champion_reverted=reverted
+    )

@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 
 from domainflow.config import PipelineConfig
 from domainflow.data.prepared import DomainData
-from domainflow.monitoring import canary_guard, check, publish, reference, thresholds, window
+from domainflow.monitoring import canary_guard, check, promotion_watch, publish, reference, thresholds, window
 from domainflow.monitoring.check import DomainCheck
 from domainflow.monitoring.events import DomainEvent
 from domainflow.monitoring.reference import Reference, VersionRecord
@@ -116,6 +116,18 @@ def guard_running_canary(settings: Settings, domain: str, config: PipelineConfig
     log = get_run_logger().warning if guard.verdict == "rolled back" else get_run_logger().info
     log("canary domain=%s v%s live quality: %s %s", domain, guard.version, guard.verdict, guard.reason)
     return guard.version if guard.verdict == "rolled back" else None
+
+
+@task(**RETRY_IO)
+def watch_promoted_champion(settings: Settings, domain: str, config: PipelineConfig) -> str | None:
+    """The post-promotion watch of a newly promoted champion; returns the version it reverted, if any."""
+    model = DomainModel.open(settings, domain, config.registered_model_name(domain))
+    watch = promotion_watch.watch_promoted_champion(model, config, flow_run_actor())
+    if watch.version is not None:
+        log = get_run_logger().warning if watch.verdict == "reverted" else get_run_logger().info
+        log("promotion watch domain=%s v%s against v%s: %s %s", domain, watch.version, watch.replaced,
+            watch.verdict, watch.reason)  # fmt: skip
+    return watch.version if watch.verdict == "reverted" else None
 
 
 @task

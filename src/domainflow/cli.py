@@ -241,7 +241,7 @@ def _canary_cell(promotion) -> str:
     if promotion.status == "nothing_to_promote":
         return "no challenger"
     ramp = "→".join(f"{step.weight:.0%}" for step in promotion.steps if step.action == "advance")
-    colour = {"promoted": "green", "rolled_back": "yellow"}.get(promotion.status, "red")
+    colour = {"promoted": "green", "rolled_back": "yellow", "reverted": "yellow"}.get(promotion.status, "red")
     return f"v{promotion.version} [{colour}]{promotion.status.replace('_', ' ')}[/]\n{ramp or '-'}"
 
 

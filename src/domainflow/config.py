@@ -460,6 +460,12 @@ class CanaryConfig(_Strict):
     # Scale of the mixture prior over the log-loss difference (tau^2 is the mSPRT's prior variance).
     tau: float = Field(default=0.02, gt=0)
     min_labelled: int = Field(default=200, ge=2)
+    # After a promotion, the new champion is watched against the version it replaced for `watch_days`
+    # (0: not watched): the replaced version scores the champion's own labelled predictions of the last
+    # `watch_window_days`, and a champion whose log loss is worse on those same rows by more than
+    # `quality_margin` (the always-valid interval of the paired differences wholly above it) is reverted.
+    watch_days: float = Field(default=30.0, ge=0)
+    watch_window_days: float = Field(default=3.0, gt=0)
     # A controller that stops heartbeating for this long loses its claim; another may resume the promotion.
     lease_seconds: float = Field(default=60.0, gt=0)
 

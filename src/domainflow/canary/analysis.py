@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from domainflow.config import CanaryConfig
 from domainflow.evaluation.experiments import always_valid_interval
 from domainflow.store.prediction_log import ArmStats
@@ -174,6 +176,44 @@ def judge_quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, Ar
     if high < plan.quality_margin:
         return Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
     return Quality(summary=f"log loss {interval}, upper bound not yet below {margin}", **found)
+
+
+def judge_watch(
+    plan: CanaryConfig,
+    champion_losses: np.ndarray,
+    replaced_losses: np.ndarray,
+    names: tuple[str, str] = ("champion", "replaced version"),
+) -> Quality:
+    """Is the promoted champion worse than the version it replaced, on the same labelled predictions?
+
+    Both versions scored the same rows (the champion served them; the replaced version scores their
+    logged features), so the comparison is paired: the always-valid interval of the mean per-row
+    log-loss difference (champion minus replaced), at the canary's alpha and tau, against the
+    canary's one margin. `worse` (wholly above `quality_margin`) reverts the promotion: the same
+    bound that would have rolled the canary back. `names` name the two in the summary (monitoring's
+    canary guard judges a canary's rows against the champion's scores of them the same way).
+    """
+    champion_losses = np.asarray(champion_losses, dtype=float)
+    replaced_losses = np.asarray(replaced_losses, dtype=float)
+    if champion_losses.shape != replaced_losses.shape:
+        raise ValueError(f"paired losses need one shape, got {champion_losses.shape} and {replaced_losses.shape}")
+    rows = champion_losses.size
+    if rows < plan.min_labelled:
+        return Quality(summary=f"labels {rows:,}/{plan.min_labelled:,} since the promotion")
+    differences = champion_losses - replaced_losses
+    effect, variance = float(differences.mean()), float(differences.var(ddof=1)) / rows
+    if variance == 0:
+        return Quality(summary="log loss has no spread yet")
+    low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
+    interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {rows:,} labelled predictions scored by both"
+    found = {"effect": effect, "ci_low": low, "ci_high": high}
+    margin = f"the {plan.quality_margin:g} margin"
+    if low > plan.quality_margin:
+        return Quality(worse=True, summary=f"the {names[0]}'s log loss is worse than the {names[1]}'s by more than "
+                                           f"{margin}, {interval}", **found)  # fmt: skip
+    if high < plan.quality_margin:
+        return Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
+    return Quality(summary=f"log loss {interval}, not surely beyond {margin}", **found)
 
 
 def _figures(

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from domainflow.canary.analysis import Decision, decide
 from domainflow.canary.approval import ApprovalAnswer, judge_approval
 from domainflow.config import CanaryConfig
-from domainflow.registry.aliases import CANARY, move_alias, promote, record_approval, roll_back
+from domainflow.registry.aliases import CANARY, move_alias, promote, record_approval, restore_champion, roll_back
 from domainflow.registry.domain_model import DomainModel
 from domainflow.registry.mlflow_registry import (
     CHALLENGER,
@@ -44,6 +44,7 @@ from domainflow.store.prediction_log import ArmStats, arm_stats, labels_by_key, 
 from domainflow.store.promotions import (
     ABORTED,
     PROMOTED,
+    REVERTED,
     ROLLED_BACK,
     RUNNING,
     PromotionConflict,
@@ -54,6 +55,7 @@ from domainflow.store.promotions import (
     heartbeat,
     mark_settled,
     read_promotion,
+    revert_promotion,
     save_state,
     write_canary_rollout,
 )
@@ -308,6 +310,10 @@ def _settle(model: DomainModel, state: PromotionState, actor: str, now: float) -
     elif state.status == PROMOTED:
         promote(model, version, state.reason, actor)
         _final_rollout(model, state, Arm(CHAMPION_ARM, version, 1.0), actor)
+    elif state.status == REVERTED:
+        if state.champion_version is not None:
+            restore_champion(model, state.champion_version, version, state.reason, actor)
+            _final_rollout(model, state, Arm(CHAMPION_ARM, state.champion_version, 1.0), actor)
     elif state.status in (ROLLED_BACK, ABORTED):
         if state.champion_version is not None:
             _final_rollout(model, state, Arm(CHAMPION_ARM, state.champion_version, 1.0), actor)
@@ -381,6 +387,20 @@ def settle_approval(
         return latest if latest.settled else _settle(model, latest, actor, clock.now())
     record_approval(model, version, outcome.as_record())
     return _settle(model, ended, actor, clock.now())
+
+
+def revert_promoted(
+    model: DomainModel, version: str, actor: str, reason: str, clock: Clock = SYSTEM_CLOCK
+) -> PromotionState:
+    """Revert the domain's promotion of `version`: the version it replaced is champion again and takes all traffic.
+
+    Re-running it on a reverted promotion whose moves are missing completes them.
+    """
+    current = read_promotion(model.engine, model.domain)
+    if current is not None and current.version == version and current.status == REVERTED and not current.settled:
+        return _settle(model, current, actor, clock.now())
+    reverted = revert_promotion(model.engine, model.domain, version, reason, actor, clock.now())
+    return _settle(model, reverted, actor, clock.now())
 
 
 def roll_back_promotion(model: DomainModel, actor: str, reason: str, clock: Clock = SYSTEM_CLOCK) -> PromotionState:

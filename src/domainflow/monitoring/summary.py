@@ -30,6 +30,7 @@ class MonitoringOutcome(BaseModel):
     event_ids: dict[str, str] = {}  # each emitted event's Prefect id, by name
     report_uri: str | None = None
     canary_rolled_back: str | None = None  # the canary version the live quality gate rolled back
+    champion_reverted: str | None = None  # the promoted version the post-promotion watch reverted
     note: str = ""
     # The daily series the forecasts were fitted to: [{"day": "2013-09-01", "log_loss": .., "auc": .., ...}].
     daily: list[dict] = []
@@ -51,6 +52,8 @@ class MonitoringOutcome(BaseModel):
                  None if self.quality_passed is not False else f"quality degraded (AUC {self.auc:.3f} vs "
                  f"{self.reference_auc:.3f})", *self.early_warnings]  # fmt: skip
         health = f", health {self.health:.0f}" if self.health is not None else ""
+        if self.champion_reverted:
+            health += f" (reverted v{self.champion_reverted}: worse than the version it replaced)"
         return f"monitored v{self.version}: {'; '.join(f for f in found if f) or 'no drift, quality holds'}{health}"
 
     @classmethod
@@ -67,6 +70,7 @@ class MonitoringOutcome(BaseModel):
         report_uri: str | None,
         canary_rolled_back: str | None = None,
         event_ids: dict[str, str] | None = None,
+        champion_reverted: str | None = None,
     ) -> MonitoringOutcome:
         quality, health, weighted = check.quality, check.health, check.weighted_drift
         return cls(
@@ -82,7 +86,7 @@ class MonitoringOutcome(BaseModel):
             early_warnings=[f"{f.metric} crosses {f.threshold:.3g} on {f.breach_date}" for f in check.forecasts
                             if f.early_warning],
             events=[e.name for e in check.events], event_ids=dict(event_ids or {}), report_uri=report_uri,
-            canary_rolled_back=canary_rolled_back,
+            canary_rolled_back=canary_rolled_back, champion_reverted=champion_reverted,
             note=check.note,
             daily=_records(check.daily),
         )  # fmt: skip

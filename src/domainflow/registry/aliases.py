@@ -153,6 +153,22 @@ def roll_back(model: DomainModel, version: str, reason: str, actor: str) -> None
     client.set_model_version_tag(model.name, version, f"{TAG}rollout_reason", reason[:4_000])
 
 
+def restore_champion(model: DomainModel, version: str, reverted: str, reason: str, actor: str) -> None:
+    """`champion` back to `version`, the one `reverted` replaced; `reverted` keeps the reason on its tags.
+
+    `previous-champion` named `version`: it is dropped, as no version was replaced. A champion that is no
+    longer `reverted` (an operator moved it) is left as it is.
+    """
+    client = model.client
+    with domain_lock(model.engine, model.domain, actor) as lease:
+        if current_alias_version(client, model.name, CHAMPION) == reverted:
+            move_alias(model, CHAMPION, version, reason, actor, lease=lease)
+        if current_alias_version(client, model.name, PREVIOUS_CHAMPION) == version:
+            move_alias(model, PREVIOUS_CHAMPION, None, reason, actor, lease=lease)
+    client.set_model_version_tag(model.name, reverted, f"{TAG}rollout", "reverted")
+    client.set_model_version_tag(model.name, reverted, f"{TAG}rollout_reason", reason[:4_000])
+
+
 def pending_challenger(tracking_uri: str, name: str) -> tuple[str, str] | None:
     """(challenger, champion) versions when the domain has a challenger that is not already its champion."""
     client = MlflowClient(tracking_uri)

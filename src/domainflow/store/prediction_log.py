@@ -109,6 +109,12 @@ def log_loss(score: float, label: int) -> float:
     return -math.log(p) if label else -math.log(1 - p)
 
 
+def log_losses(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`log_loss` of each (score, label) pair: the per-prediction loss the log stores, for scores computed later."""
+    p = np.clip(np.asarray(scores, dtype=float), _EPS, 1 - _EPS)
+    return np.where(np.asarray(labels, dtype=float) > 0, -np.log(p), -np.log(1 - p))
+
+
 def record_feedback(
     engine: Engine,
     domain: str,

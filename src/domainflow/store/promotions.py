@@ -29,7 +29,9 @@ RUNNING = "running"
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 ABORTED = "aborted"
-FINAL = frozenset({PROMOTED, ROLLED_BACK, ABORTED})
+# Promoted, then reverted by the post-promotion watch: the version it replaced serves again.
+REVERTED = "reverted"
+FINAL = frozenset({PROMOTED, ROLLED_BACK, ABORTED, REVERTED})
 # The decision that records an operator's change of the rollout ending the promotion.
 OPERATOR = "operator"
 
@@ -46,7 +48,7 @@ class PromotionState:
     domain: str
     version: str
     champion_version: str | None
-    status: str  # running | promoted | rolled_back | aborted
+    status: str  # running | promoted | rolled_back | aborted | reverted
     step: int  # index into CanaryConfig.steps
     step_started_at: float
     started_at: float
@@ -364,6 +366,34 @@ def end_promotion(
         if _compare_and_set(engine, current, ended, now, _end_entry(current, ended, actor, now)):
             return ended
     raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to end it; try again")
+
+
+def promoted_at(state: PromotionState) -> float | None:
+    """When a promotion ended promoted: the time of its last decision (None on a promotion not promoted)."""
+    if state.status != PROMOTED or not state.decisions:
+        return None
+    return float(state.decisions[-1]["at"])
+
+
+def revert_promotion(engine: Engine, domain: str, version: str, reason: str, actor: str, now: float) -> PromotionState:
+    """Mark the domain's promotion of `version` reverted (the post-promotion watch found it worse than the version
+    it replaced), audited (`rollback`) in the same transaction; its moves are then settled like a rollback's.
+
+    PromotionConflict when the domain's latest promotion is not `version` promoted (another one began since).
+    """
+    for _ in range(_CLAIM_ATTEMPTS):
+        current = read_promotion(engine, domain)
+        if current is None or current.version != version or current.status != PROMOTED:
+            found = "none" if current is None else f"v{current.version} is {current.status}"
+            raise PromotionConflict(f"{domain} has no promotion of v{version} to revert ({found})")
+        ended = replace(_ended(current, REVERTED, reason, actor, now, "revert"), settled=False)
+        entry = AuditEntry(domain=domain, action="rollback", subject=f"v{version}",
+                           before={"status": PROMOTED, "champion": version},
+                           after={"status": REVERTED, "champion": current.champion_version},
+                           reason=reason, actor=actor, at=now)  # fmt: skip
+        if _compare_and_set(engine, current, ended, now, entry):
+            return ended
+    raise PromotionConflict(f"the promotion of {domain} kept changing while {actor} tried to revert it; try again")
 
 
 def end_awaiting_approval(

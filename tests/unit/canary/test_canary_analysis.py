@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from domainflow.canary.analysis import decide
+from domainflow.canary.analysis import decide, judge_watch
 from domainflow.config import CanaryConfig, RolloutStep
 from domainflow.store.prediction_log import ArmStats
 
@@ -133,3 +134,26 @@ def test_rollback_and_advance_judge_one_margin():
     # Worse by more than the margin still rolls back, on the same evidence.
     clearly_worse = decide(2, plan, champion, arm("canary", 200_000, labelled=200_000, loss=0.55, var=0.3), 5_000, 90)
     assert clearly_worse.action == "rollback" and "more than the 0.03 margin" in clearly_worse.reason
+
+
+def _watched(seed: int, effect: float, rows: int = 2_300) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log losses of a replaced version and of its successor on the same rows, `effect` nats apart."""
+    rng = np.random.default_rng(seed)
+    replaced = rng.gamma(0.85, 0.5 / 0.85, rows)
+    return replaced + effect + rng.normal(0.0, 0.25, rows), replaced
+
+
+def test_the_watch_keeps_a_champion_within_the_margin_and_reverts_one_beyond_it_over_many_seeds():
+    """The watch's paired test on the canary's one margin: no revert at +0.00 or +0.02, a revert at +0.10."""
+    effects = (0.0, 0.02, 0.1)
+    decided = {effect: [judge_watch(PLAN, *_watched(seed, effect)) for seed in range(50)] for effect in effects}
+    assert not any(q.worse for q in decided[0.0] + decided[0.02])
+    assert all(q.worse and q.ci_low > PLAN.quality_margin for q in decided[0.1])
+    assert all(q.non_inferior for q in decided[0.0])
+
+
+def test_the_watch_needs_min_labelled_paired_rows():
+    few = judge_watch(PLAN, *_watched(0, 0.5, rows=PLAN.min_labelled - 1))
+    assert (few.worse, few.effect) == (False, None) and "labels 199/200" in few.summary
+    with pytest.raises(ValueError, match="one shape"):
+        judge_watch(PLAN, np.zeros(300), np.zeros(299))

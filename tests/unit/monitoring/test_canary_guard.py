@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +19,7 @@ from domainflow.store.promotions import ROLLED_BACK, claim_promotion, read_promo
 from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 from .test_check import CONFIG, _rows
+from .test_promotion_watch import _good_scores
 
 MODEL = CONFIG.registered_model_name("EWR")
 
@@ -36,11 +38,15 @@ def model(tmp_path) -> DomainModel:
     return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
 
 
-def _traffic(engine, variant: str, version: str, rows: int, seed: int, shuffled: bool = False) -> None:
-    """`rows` labelled predictions of one arm; shuffled scores no longer follow the labels."""
+def _traffic(engine, variant: str, version: str, rows: int, seed: int, shuffled: bool = False,
+             noise: float = 0.0) -> None:  # fmt: skip
+    """`rows` labelled predictions of one arm; shuffled scores no longer follow the labels, noisy ones less so."""
     frame = _rows(rows, seed)
     if shuffled:
         frame["score"] = frame["score"].sample(frac=1.0, random_state=0).to_numpy()
+    if noise:
+        logits = np.log(frame["score"] / (1 - frame["score"])) + np.random.default_rng(seed).normal(0, noise, rows)
+        frame["score"] = 1 / (1 + np.exp(-logits))
     features = frame[["a", "b", "c", "d", "k"]].to_dict("records")
     ids = [f"{variant}-{seed}-{i}" for i in range(rows)]
     record_predictions(engine, [
@@ -49,6 +55,13 @@ def _traffic(engine, variant: str, version: str, rows: int, seed: int, shuffled:
         for request_id, score, f, at in zip(ids, frame["score"], features, frame["at"], strict=True)
     ])  # fmt: skip
     record_feedback(engine, "EWR", [(request_id, int(y)) for request_id, y in zip(ids, frame["label"], strict=True)])
+
+
+@contextmanager
+def _champion(tracking_uri: str, name: str, version: str):
+    """v1's model: the scores `_rows` draws its labels from (what loaded_version would load from its files)."""
+    assert (name, version) == (MODEL, "1"), "the guard scores the canary's rows with the champion"
+    yield _good_scores
 
 
 def _start_canary(engine) -> None:
@@ -61,7 +74,7 @@ def test_a_canary_worse_than_the_champion_arm_is_rolled_back(model):
     _traffic(model.engine, "champion", "1", 2_000, seed=1)
     _traffic(model.engine, "canary", "2", 2_000, seed=2, shuffled=True)
 
-    guard = guard_running_canary(model, CONFIG, actor="monitor")
+    guard = guard_running_canary(model, CONFIG, actor="monitor", load=_champion)
 
     assert (guard.version, guard.verdict) == ("2", "rolled back"), guard.reason
     assert "live quality check" in guard.reason and "more than the 0.03 margin" in guard.reason
@@ -72,12 +85,12 @@ def test_a_canary_worse_than_the_champion_arm_is_rolled_back(model):
 
 
 def test_a_canary_without_enough_labels_keeps_rolling_out(model):
-    assert guard_running_canary(model, CONFIG, "monitor").verdict == "none running"
+    assert guard_running_canary(model, CONFIG, "monitor", load=_champion).verdict == "none running"
     _start_canary(model.engine)
     _traffic(model.engine, "champion", "1", 1_000, seed=1)
     _traffic(model.engine, "canary", "2", 100, seed=2, shuffled=True)  # under canary.min_labelled (200)
 
-    guard = guard_running_canary(model, CONFIG, "monitor")
+    guard = guard_running_canary(model, CONFIG, "monitor", load=_champion)
 
     assert guard.verdict == "too few labels" and "labels 100/200 canary" in guard.reason
     assert read_promotion(model.engine, "EWR").status == "running"
@@ -96,6 +109,28 @@ def test_a_canary_equal_to_the_champion_is_not_rolled_back_over_many_seeds(model
         for batch, rows in enumerate((200, 200, 400)):
             _traffic(world.engine, "champion", "1", rows, seed=1_000 * seed + batch)
             _traffic(world.engine, "canary", "2", rows, seed=1_000 * seed + batch + 500)
-            verdicts.append(guard_running_canary(world, CONFIG, "monitor").verdict)
+            verdicts.append(guard_running_canary(world, CONFIG, "monitor", load=_champion).verdict)
     assert verdicts.count("rolled back") == 0, np.unique(verdicts, return_counts=True)
     assert verdicts.count("passed") == len(verdicts)
+
+
+def test_a_worse_canary_is_found_on_its_own_rows_scored_by_the_champion_before_the_arms_show_it(model):
+    """The arms' comparison cannot yet tell; the canary's rows scored by the champion too can: it is rolled back."""
+    _start_canary(model.engine)
+    _traffic(model.engine, "champion", "1", 1_500, seed=1)
+    _traffic(model.engine, "canary", "2", 1_500, seed=2, noise=1.0)
+    unpaired = guard_running_canary(model, CONFIG, "monitor", load=_no_model)
+    assert unpaired.verdict == "passed", unpaired.reason
+
+    guard = guard_running_canary(model, CONFIG, "monitor", load=_champion)
+
+    assert guard.verdict == "rolled back", guard.reason
+    assert "scored by both" in guard.reason and "canary's log loss is worse than the champion's" in guard.reason
+    assert read_promotion(model.engine, "EWR").status == ROLLED_BACK
+
+
+@contextmanager
+def _no_model(tracking_uri: str, name: str, version: str):
+    """A champion whose model needs a feature the log does not hold: the arms' comparison alone decides."""
+    raise ValueError(f"{name} v{version} needs columns the rows lack: ['weather']")
+    yield
