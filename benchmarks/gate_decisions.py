@@ -195,7 +195,7 @@ def main() -> None:
          [_canary_case(s, effect) for s in few])
         for effect in (0.0, 0.01, 0.02, 0.06)
     ])  # fmt: skip
-    watched = {effect: [_watch_case(s, effect) for s in seeds] for effect in (0.0, 0.02, 0.10)}
+    watched = {effect: [_watch_case(s, effect) for s in seeds] for effect in (0.0, 0.02, 0.03, 0.06, 0.10)}
     _table(f"Post-promotion watch ({PLAN.watch_days:g} days, latest {PLAN.watch_window_days:g} days, "
            f"{WATCH_DAY_ROWS} rows a day)", [
         (f"champion {effect:+.2f} nats", "keep" if effect <= PLAN.quality_margin else "revert",
