@@ -588,6 +588,11 @@ class MonitoringConfig(_Strict):
     reference_months: int = Field(default=4, ge=1)
     # At most this many of those rows (a seeded sample of whole days) are kept as the reference.
     reference_rows: int = Field(default=50_000, ge=100)
+    # Scheduled retraining on monitoring's clock: once the labels run this many days past the end of what the
+    # champion trained, validated and was tested on, the check emits `domainflow.model.stale` and the domain is
+    # retrained (gated, canaried and watched like any retrain), whatever its drift and quality. A concept shift
+    # that the champion's own reference already holds raises no other event. None: retrain on evidence alone.
+    retrain_after_days: float | None = Field(default=30.0, gt=0)
     # Thresholds are calibrated on the reference (monitoring/thresholds.py): a column drifts, and a window's
     # importance-weighted drift alarms, beyond this quantile of null windows drawn from its held-back half.
     # 0.99 is a 1 % false-alarm rate per window: about one alarm in four months of unchanged daily windows,

@@ -26,13 +26,21 @@ from domainflow.pii import mask_columns
 from domainflow.store.checks import CheckRecord
 
 from .drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift
-from .events import DRIFT_DETECTED, FORECAST_BREACH, HEALTH_DEGRADED, QUALITY_DEGRADED, SLA_BREACHED, DomainEvent
+from .events import (
+    DRIFT_DETECTED,
+    FORECAST_BREACH,
+    HEALTH_DEGRADED,
+    MODEL_STALE,
+    QUALITY_DEGRADED,
+    SLA_BREACHED,
+    DomainEvent,
+)
 from .forecast import Forecast, forecast_breach
 from .health import Health, health_score
 from .reference import Reference
 from .reports import MonitoringReport, QualityCheck, build_report
 from .thresholds import MIN_DAY_ROWS, DriftCalibration, Thresholds, calibrate_drift
-from .window import LogWindow, day_quality, stream_log_days
+from .window import AT, LogWindow, day_quality, stream_log_days
 
 __all__ = ["MIN_DAY_ROWS", "DomainCheck", "WeightedDrift", "check_domain", "daily_series", "feature_drift"]
 # A feature null in at least this share of the reference rows is not "drifted" for a window without values.
@@ -186,6 +194,10 @@ def check_domain(
                                   {**figures, **_quality_figures(quality), "failed_tests": failed}))  # fmt: skip
     for forecast in warnings:
         events.append(DomainEvent(FORECAST_BREACH, config.name, reference.domain, {**figures, **forecast.to_dict()}))
+    stale, after = unseen_labels(reference, window), monitoring.retrain_after_days
+    if stale is not None and after is not None and stale["days"] >= after:
+        events.append(DomainEvent(MODEL_STALE, config.name, reference.domain,
+                                  {**figures, **stale, "retrain_after_days": after}))  # fmt: skip
     status = "degraded" if quality_failed else "drift" if weighted.alarm else "ok"
     note = "" if not weighted.alarm or events else "drift of the features the model uses, no sign yet of worse quality"
     events += alert_events(health, figures, config.name, reference.domain)
@@ -195,6 +207,22 @@ def check_domain(
         prediction_drift=report.prediction_drift, quality=quality, daily=daily, forecasts=forecasts, health=health,
         report_html=report.html, events=events, note=note, **base,
     )  # fmt: skip
+
+
+def unseen_labels(reference: Reference, window: LogWindow) -> dict | None:
+    """How far the window's labels run past the champion's test month: {"days", "labelled_until", "tested_until"}.
+
+    None when either end is unknown (no labels yet, or a reference without event times).
+    """
+    labelled = window.labelled
+    if labelled.empty or reference.timestamp is None or reference.timestamp not in reference.test.columns:
+        return None
+    tested = pd.Timestamp(reference.test[reference.timestamp].max())
+    latest = pd.Timestamp(labelled[AT].max())
+    if pd.isna(tested) or pd.isna(latest):
+        return None
+    return {"days": (latest - tested) / pd.Timedelta(days=1), "labelled_until": f"{latest:%Y-%m-%d}",
+            "tested_until": f"{tested:%Y-%m-%d}"}  # fmt: skip
 
 
 def alert_events(health: Health, figures: dict, pipeline: str, domain: str) -> list[DomainEvent]:

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 DRIFT_DETECTED = "domainflow.drift.detected"
 QUALITY_DEGRADED = "domainflow.quality.degraded"
 FORECAST_BREACH = "domainflow.forecast.breach"
+# Labels have run monitoring.retrain_after_days past what the champion was trained and tested on.
+MODEL_STALE = "domainflow.model.stale"
 CHALLENGER_SET = "domainflow.registry.challenger_set"
 # Alerts for people (a webhook notification, see flows/alerts.py); they retrain nothing.
 SLA_BREACHED = "domainflow.sla.breached"
 HEALTH_DEGRADED = "domainflow.health.degraded"
 # The events that start a retraining run.
-RETRAINING_EVENTS = (DRIFT_DETECTED, QUALITY_DEGRADED, FORECAST_BREACH)
+RETRAINING_EVENTS = (DRIFT_DETECTED, QUALITY_DEGRADED, FORECAST_BREACH, MODEL_STALE)
 ALERT_EVENTS = (SLA_BREACHED, HEALTH_DEGRADED)
 EVENTS = (*RETRAINING_EVENTS, CHALLENGER_SET, *ALERT_EVENTS)
 

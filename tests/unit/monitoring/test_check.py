@@ -12,7 +12,13 @@ from sklearn.metrics import roc_auc_score
 
 from domainflow.config import build_config
 from domainflow.monitoring.check import MIN_DAY_ROWS, check_domain, daily_series, feature_drift
-from domainflow.monitoring.events import DRIFT_DETECTED, HEALTH_DEGRADED, QUALITY_DEGRADED, SLA_BREACHED
+from domainflow.monitoring.events import (
+    DRIFT_DETECTED,
+    HEALTH_DEGRADED,
+    MODEL_STALE,
+    QUALITY_DEGRADED,
+    SLA_BREACHED,
+)
 from domainflow.monitoring.reference import Reference
 from domainflow.monitoring.thresholds import feature_weights, weighted_score
 from domainflow.monitoring.window import LABEL, LOSS, SCORE, LogWindow, days_in, read_log, stream_log_days
@@ -235,3 +241,24 @@ def test_a_feature_allowed_to_hold_personal_data_is_masked_in_the_evidently_repo
     html = check.report_html or ""
     assert "&lt;email&gt;" in html or "<email>" in html or "\\u003cemail\\u003e" in html
     assert not any(address in html for address in emails.values())
+
+
+def test_labels_running_a_month_past_the_champions_test_month_retrain_it_on_schedule():
+    """A concept shift already in the champion's own test month raises no drift or quality event: the schedule does.
+
+    The reference's test rows end on 10 February; unchanged data labelled to 24 February is 14 days past it
+    (no event), to 22 March 40 days (`domainflow.model.stale`, which the `retrain` deployment listens for).
+    """
+    reference = Reference("EWR", "1", _rows(5_000, 0).drop(columns=["at"]), _rows(2_000, 1), data_matches=True,
+                          timestamp="at")  # fmt: skip
+    soon = check_domain(reference, LogWindow("EWR", "1", _rows(2_000, 2, start="2013-01-15")), pd.DataFrame(), CONFIG)
+    late = check_domain(reference, LogWindow("EWR", "1", _rows(2_000, 3, start="2013-02-10")), pd.DataFrame(), CONFIG)
+
+    assert MODEL_STALE not in [e.name for e in soon.events]
+    stale = next(e for e in late.events if e.name == MODEL_STALE)
+    assert stale.payload["tested_until"] == "2013-02-09" and stale.payload["labelled_until"] == "2013-03-21"
+    assert stale.payload["days"] >= CONFIG.monitoring.retrain_after_days == 30
+    assert not {DRIFT_DETECTED, QUALITY_DEGRADED} & {e.name for e in late.events}, "unchanged data: only the schedule"
+    off = CONFIG.model_copy(update={"monitoring": CONFIG.monitoring.model_copy(update={"retrain_after_days": None})})
+    late_off = check_domain(reference, LogWindow("EWR", "1", _rows(2_000, 3, start="2013-02-10")), pd.DataFrame(), off)
+    assert MODEL_STALE not in [e.name for e in late_off.events]
