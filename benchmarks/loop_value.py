@@ -397,6 +397,8 @@ def replay_domain(domain: Domain, months: list[pd.Timestamp], shift_from: pd.Tim
                 canary.retrain.canary = f"{label}: {reason}"
                 if canary.retrain.promoted:
                     at = pd.Timestamp(rows[config.data.timestamp].iloc[end - 1]).timestamp()
+                    if watch is not None:
+                        watch.retrain.watch = f"{label}: ended, superseded by {canary.challenger.name}"
                     watch = Watch(champion, canary.retrain, at) if config.canary.watch_days > 0 else None
                     log_rows(logs[champion.name], rows, served, to_canary, 0, end, config)
                     champion, start = canary.challenger, end
