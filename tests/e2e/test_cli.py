@@ -149,6 +149,8 @@ def test_a_domain_without_a_champion_sits_out_and_the_summary_says_why_at_80_col
     flights.to_csv(data, index=False)
     overrides = tiny_overrides(data)
     overrides["gate"]["max_test_log_loss"] = 0.65
+    # What sits out is the question here, not retraining (tests/flows/test_loop.py): no scheduled retrain of EWR.
+    overrides.setdefault("monitoring", {})["retrain_after_days"] = None
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(overrides))
 
