@@ -165,17 +165,8 @@ def judge_quality(plan: CanaryConfig, strata: Sequence[tuple[ArmStats | None, Ar
                                 f"{labelled[1]:,}/{plan.min_labelled:,} champion")  # fmt: skip
     if weights == 0:
         return Quality(summary="log loss has no spread yet")
-    effect, variance = weighted / weights, 1 / weights
-    low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
-    interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {labelled[0]:,} canary/{labelled[1]:,} champion labels"
-    found = {"effect": effect, "ci_low": low, "ci_high": high}
-    margin = f"the {plan.quality_margin:g} margin"
-    if low > plan.quality_margin:
-        return Quality(worse=True, summary=f"canary's log loss is worse than the champion's by more than {margin}, "
-                                           f"{interval}", **found)  # fmt: skip
-    if high < plan.quality_margin:
-        return Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
-    return Quality(summary=f"log loss {interval}, upper bound not yet below {margin}", **found)
+    counted = f"{labelled[0]:,} canary/{labelled[1]:,} champion labels"
+    return _against_margin(plan, weighted / weights, 1 / weights, counted, ("canary", "the champion"))
 
 
 def judge_watch(
@@ -204,16 +195,24 @@ def judge_watch(
     effect, variance = float(differences.mean()), float(differences.var(ddof=1)) / rows
     if variance == 0:
         return Quality(summary="log loss has no spread yet")
+    counted = f"{rows:,} labelled predictions scored by both"
+    return _against_margin(plan, effect, variance, counted, (f"the {names[0]}", f"the {names[1]}"))
+
+
+def _against_margin(
+    plan: CanaryConfig, effect: float, variance: float, counted: str, names: tuple[str, str]
+) -> Quality:
+    """The always-valid interval of `effect` (first named minus second named log loss) read against the one margin."""
     low, high = always_valid_interval(effect, variance, plan.tau**2, plan.alpha)
-    interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {rows:,} labelled predictions scored by both"
+    interval = f"{effect:+.3f} [{low:+.3f}, {high:+.3f}] over {counted}"
     found = {"effect": effect, "ci_low": low, "ci_high": high}
     margin = f"the {plan.quality_margin:g} margin"
     if low > plan.quality_margin:
-        return Quality(worse=True, summary=f"the {names[0]}'s log loss is worse than the {names[1]}'s by more than "
-                                           f"{margin}, {interval}", **found)  # fmt: skip
+        return Quality(worse=True, summary=f"{names[0]}'s log loss is worse than {names[1]}'s by more than {margin}, "
+                                           f"{interval}", **found)  # fmt: skip
     if high < plan.quality_margin:
         return Quality(non_inferior=True, summary=f"log loss {interval}, within {margin}", **found)
-    return Quality(summary=f"log loss {interval}, not surely beyond {margin}", **found)
+    return Quality(summary=f"log loss {interval}, upper bound not yet below {margin}", **found)
 
 
 def _figures(

@@ -19,7 +19,7 @@ from domainflow.store.promotions import ROLLED_BACK, claim_promotion, read_promo
 from domainflow.store.rollouts import Arm, read_rollout, set_rollout
 
 from .test_check import CONFIG, _rows
-from .test_promotion_watch import _good_scores
+from .test_promotion_watch import _good_scores, two_versions
 
 MODEL = CONFIG.registered_model_name("EWR")
 
@@ -27,15 +27,7 @@ MODEL = CONFIG.registered_model_name("EWR")
 @pytest.fixture
 def model(tmp_path) -> DomainModel:
     """v1 champion, v2 challenger, and an empty serving database."""
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri)
-    client.create_registered_model(MODEL)
-    for _ in range(2):
-        client.create_model_version(MODEL, source=(tmp_path / "model").as_uri())
-    client.set_registered_model_alias(MODEL, CHAMPION, "1")
-    client.set_registered_model_alias(MODEL, CHALLENGER, "2")
-    engine = open_database(f"sqlite:///{tmp_path}/serving.db")
-    return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
+    return two_versions(tmp_path, {CHAMPION: "1", CHALLENGER: "2"})
 
 
 def _traffic(engine, variant: str, version: str, rows: int, seed: int, shuffled: bool = False,

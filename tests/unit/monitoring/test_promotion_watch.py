@@ -30,23 +30,30 @@ MODEL = CONFIG.registered_model_name("EWR")
 WATCHED = CONFIG.model_copy(update={"canary": CONFIG.canary.model_copy(update={"watch_window_days": 40})})
 
 
-@pytest.fixture
-def model(tmp_path) -> DomainModel:
-    """v1 replaced by v2, promoted an hour ago: the aliases, the rollout and the promotion as a canary leaves them."""
+def two_versions(tmp_path, aliases: dict[str, str]) -> DomainModel:
+    """v1 and v2 of the model in a real SQLite registry with `aliases`, and an empty serving database."""
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri)
     client.create_registered_model(MODEL)
     for _ in range(2):
         client.create_model_version(MODEL, source=(tmp_path / "model").as_uri())
-    client.set_registered_model_alias(MODEL, CHAMPION, "2")
-    client.set_registered_model_alias(MODEL, PREVIOUS_CHAMPION, "1")
+    for alias, version in aliases.items():
+        client.set_registered_model_alias(MODEL, alias, version)
     engine = open_database(f"sqlite:///{tmp_path}/serving.db")
+    return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
+
+
+@pytest.fixture
+def model(tmp_path) -> DomainModel:
+    """v1 replaced by v2, promoted an hour ago: the aliases, the rollout and the promotion as a canary leaves them."""
+    model = two_versions(tmp_path, {CHAMPION: "2", PREVIOUS_CHAMPION: "1"})
+    engine = model.engine
     promoted = time.time() - 3600
     claim_promotion(engine, "EWR", "2", "1", "controller", lease_seconds=60, now=promoted - 60)
     end_promotion(engine, "EWR", PROMOTED, "promote: passed every step", "controller", promoted)
     mark_settled(engine, "EWR", "2", promoted)
     set_rollout(engine, "EWR", MODEL, [Arm("champion", "2", 1.0)], "v2: promoted", "controller")
-    return DomainModel(domain="EWR", name=MODEL, tracking_uri=tracking_uri, engine=engine)
+    return model
 
 
 def _good_scores(rows: pd.DataFrame) -> np.ndarray:
